@@ -1,0 +1,226 @@
+"""Self-checks for the notebooks' exercises.
+
+Each ``check_*`` function calls the learner's function on a few named cases and
+compares with a reference computed independently (PyTorch built-ins or a direct
+formula). On success it prints one line; on failure it raises
+:class:`ExerciseCheckError` naming the case, what was expected and what came back,
+so the learner knows where to look instead of seeing a bare ``AssertionError``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "ExerciseCheckError",
+    "Case",
+    "run_cases",
+    "check_gaussian_kernel_weights",
+    "check_topk_attention",
+    "check_softmax_with_temperature",
+    "check_scaled_dot_product_attention",
+    "check_causal_mask",
+    "check_masked_softmax",
+]
+
+
+class ExerciseCheckError(AssertionError):
+    """An exercise's answer did not match; the message says which case and how."""
+
+
+@dataclass
+class Case:
+    """One input to try: a name a learner understands, arguments, expected result."""
+
+    name: str
+    args: tuple
+    expected: Any
+    kwargs: dict = field(default_factory=dict)
+    atol: float = 1e-5
+
+
+def _preview(t: torch.Tensor) -> str:
+    flat = t.detach().flatten()[:6].tolist()
+    text = ", ".join(f"{x:.4g}" if isinstance(x, float) else str(x) for x in flat)
+    return f"[{text}{', ...' if t.numel() > 6 else ''}]"
+
+
+def _compare(case: Case, got: Any) -> str | None:
+    """Return a description of the mismatch, or None when ``got`` is right."""
+    expected = case.expected
+    if not isinstance(got, torch.Tensor):
+        return f"expected a torch.Tensor, got {type(got).__name__}"
+    if got.shape != expected.shape:
+        return f"expected shape {tuple(expected.shape)}, got shape {tuple(got.shape)}"
+    if expected.dtype == torch.bool:
+        if got.dtype != torch.bool:
+            return f"expected a boolean tensor, got dtype {got.dtype}"
+        if not torch.equal(got, expected):
+            wrong = (got != expected).nonzero()[0].tolist()
+            return f"expected {_preview(expected)}, got {_preview(got)} (first wrong entry at {wrong})"
+        return None
+    if not got.is_floating_point():
+        return f"expected a floating-point tensor, got dtype {got.dtype}"
+    got = got.detach().to(expected.dtype)
+    if not torch.isfinite(got).all():
+        return f"the result contains NaN or inf: {_preview(got)}"
+    diff = (got - expected).abs()
+    if diff.max() > case.atol:
+        index = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape))
+        return (
+            f"values differ (max abs diff {diff.max().item():.3g} at index {index}): "
+            f"expected {_preview(expected)}, got {_preview(got)}"
+        )
+    return None
+
+
+def run_cases(exercise: str, fn: Callable, cases: list[Case]) -> None:
+    """Run ``fn`` on every case; print a tick or raise :class:`ExerciseCheckError`."""
+    if not callable(fn):
+        raise ExerciseCheckError(f"{exercise}: expected a function, got {type(fn).__name__}")
+    for case in cases:
+        try:
+            got = fn(*case.args, **case.kwargs)
+        except NotImplementedError:
+            raise ExerciseCheckError(
+                f"{exercise}: not implemented yet - replace the `raise NotImplementedError` with your code"
+            ) from None
+        except Exception as error:  # show the learner's own error in context
+            raise ExerciseCheckError(
+                f"{exercise}, case '{case.name}': your function raised "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        problem = _compare(case, got)
+        if problem:
+            raise ExerciseCheckError(f"{exercise}, case '{case.name}': {problem}")
+    print(f"✓ {exercise}: all {len(cases)} cases passed")
+
+
+def _generator(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# --- notebook 01 ------------------------------------------------------------------
+
+
+def _gaussian_reference(queries: torch.Tensor, keys: torch.Tensor, bandwidth: float) -> torch.Tensor:
+    distances = queries[:, None] - keys[None, :]
+    return torch.softmax(-(distances**2) / (2 * bandwidth**2), dim=1)
+
+
+def check_gaussian_kernel_weights(fn: Callable) -> None:
+    """Exercise: ``fn(queries (n_q,), keys (n_k,), bandwidth) -> weights (n_q, n_k)``,
+    the Nadaraya–Watson weights :math:`\\mathrm{softmax}_j(-(q_i-k_j)^2 / 2h^2)`."""
+    g = _generator(1)
+    q, k = torch.rand(5, generator=g) * 5, torch.rand(7, generator=g) * 5
+    cases = [
+        Case("5 queries, 7 keys, h=1", (q, k, 1.0), _gaussian_reference(q, k, 1.0)),
+        Case("narrow bandwidth h=0.1", (q, k, 0.1), _gaussian_reference(q, k, 0.1)),
+        Case("wide bandwidth h=10", (q, k, 10.0), _gaussian_reference(q, k, 10.0)),
+        Case("one query", (q[:1], k, 0.5), _gaussian_reference(q[:1], k, 0.5)),
+    ]
+    run_cases("gaussian_kernel_weights", fn, cases)
+
+
+def _topk_reference(scores: torch.Tensor, k: int) -> torch.Tensor:
+    top = scores.topk(k, dim=-1)
+    kept = torch.full_like(scores, -math.inf).scatter(-1, top.indices, top.values)
+    return torch.softmax(kept, dim=-1)
+
+
+def check_topk_attention(fn: Callable) -> None:
+    """Exercise: ``fn(scores (..., n_k), k) -> weights``: softmax over the k largest
+    scores of each row, exactly 0 for the others."""
+    g = _generator(2)
+    scores = torch.randn(3, 6, generator=g)
+    cases = [
+        Case("k=2", (scores, 2), _topk_reference(scores, 2)),
+        Case("k=1 is hard attention (one-hot)", (scores, 1), _topk_reference(scores, 1)),
+        Case("k = all keys is plain softmax", (scores, 6), torch.softmax(scores, -1)),
+        Case("batched 3-D scores", (scores.view(1, 3, 6), 3), _topk_reference(scores.view(1, 3, 6), 3)),
+    ]
+    run_cases("topk_attention", fn, cases)
+
+
+def check_softmax_with_temperature(fn: Callable) -> None:
+    """Exercise: ``fn(scores, temperature) -> softmax(scores / temperature)`` over the last dim."""
+    g = _generator(3)
+    scores = torch.randn(4, 5, generator=g) * 3
+    cases = [
+        Case("T=1 is plain softmax", (scores, 1.0), torch.softmax(scores, -1)),
+        Case("T=0.1 sharpens", (scores, 0.1), torch.softmax(scores / 0.1, -1)),
+        Case("T=10 flattens", (scores, 10.0), torch.softmax(scores / 10.0, -1)),
+        Case("large scores stay finite", (scores * 100, 0.5), torch.softmax(scores * 200, -1)),
+    ]
+    run_cases("softmax_with_temperature", fn, cases)
+
+
+# --- notebook 02 ------------------------------------------------------------------
+
+
+def check_scaled_dot_product_attention(fn: Callable) -> None:
+    """Exercise: ``fn(q (..., L_q, d), k (..., L_k, d), v (..., L_k, d_v)) -> output``,
+    compared with :func:`torch.nn.functional.scaled_dot_product_attention`."""
+    g = _generator(4)
+    q, k, v = (torch.randn(2, 4, 8, generator=g) for _ in range(3))
+    q_big = torch.randn(2, 3, 64, generator=g) * 4
+    k_big = torch.randn(2, 5, 64, generator=g) * 4
+    v_small = torch.randn(2, 5, 3, generator=g)
+    cases = [
+        Case("square: 4 queries, 4 keys, d=8", (q, k, v), F.scaled_dot_product_attention(q, k, v)),
+        Case(
+            "3 queries, 5 keys, d=64, d_v=3 (is the scale 1/sqrt(d)?)",
+            (q_big, k_big, v_small),
+            F.scaled_dot_product_attention(q_big, k_big, v_small),
+        ),
+        Case(
+            "4-D input (batch, heads, length, d)",
+            (q.view(1, 2, 4, 8), k.view(1, 2, 4, 8), v.view(1, 2, 4, 8)),
+            F.scaled_dot_product_attention(q.view(1, 2, 4, 8), k.view(1, 2, 4, 8), v.view(1, 2, 4, 8)),
+        ),
+    ]
+    run_cases("scaled_dot_product_attention", fn, cases)
+
+
+def check_causal_mask(fn: Callable) -> None:
+    """Exercise: ``fn(n) -> (n, n)`` boolean mask, True where query i may see key j (j <= i)."""
+    cases = [
+        Case(f"n={n}", (n,), torch.ones(n, n, dtype=torch.bool).tril()) for n in (1, 2, 5)
+    ]
+    run_cases("causal_mask", fn, cases)
+
+
+def _masked_softmax_reference(scores: torch.Tensor, valid_lens: torch.Tensor) -> torch.Tensor:
+    out = torch.zeros_like(scores)
+    for b in range(scores.shape[0]):
+        n = int(valid_lens[b])
+        if n > 0:
+            out[b, :, :n] = torch.softmax(scores[b, :, :n], dim=-1)
+    return out
+
+
+def check_masked_softmax(fn: Callable) -> None:
+    """Exercise: ``fn(scores (B, L_q, L_k), valid_lens (B,)) -> weights``: softmax over
+    the first ``valid_lens[b]`` keys, exactly 0 beyond, all-zero rows if ``valid_lens[b]==0``."""
+    g = _generator(5)
+    scores = torch.randn(3, 2, 4, generator=g)
+    cases = [
+        Case("no padding", (scores, torch.tensor([4, 4, 4])), torch.softmax(scores, -1)),
+        Case(
+            "padding: lengths 2, 3, 1",
+            (scores, torch.tensor([2, 3, 1])),
+            _masked_softmax_reference(scores, torch.tensor([2, 3, 1])),
+        ),
+        Case(
+            "an empty sequence (length 0) must give zeros, not NaN",
+            (scores, torch.tensor([0, 4, 2])),
+            _masked_softmax_reference(scores, torch.tensor([0, 4, 2])),
+        ),
+    ]
+    run_cases("masked_softmax", fn, cases)

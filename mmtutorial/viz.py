@@ -1,0 +1,117 @@
+"""Plots the notebooks share: attention heatmaps and a readable default style."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+__all__ = ["use_course_style", "plot_attention", "show_heatmaps"]
+
+
+def use_course_style() -> None:
+    """Readable defaults for every figure in the course (size, fonts, grid)."""
+    plt.rcParams.update(
+        {
+            "figure.figsize": (6.4, 4.0),
+            "figure.dpi": 100,
+            "axes.titlesize": 12,
+            "axes.labelsize": 11,
+            "axes.grid": False,
+            "legend.frameon": False,
+            "savefig.bbox": "tight",
+        }
+    )
+
+
+def _as_matrix(weights) -> np.ndarray:
+    if isinstance(weights, torch.Tensor):
+        weights = weights.detach().float().cpu().numpy()
+    matrix = np.asarray(weights, dtype=float)
+    if matrix.ndim != 2:
+        raise ValueError(f"expected a 2-D (queries x keys) weight matrix, got shape {matrix.shape}")
+    return matrix
+
+
+def plot_attention(
+    weights,
+    query_labels: Sequence[str] | None = None,
+    key_labels: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    title: str = "Attention weights",
+    xlabel: str = "key",
+    ylabel: str = "query",
+    cmap: str = "viridis",
+    annotate: bool | None = None,
+    vmin: float | None = 0.0,
+    vmax: float | None = None,
+) -> Axes:
+    """Heatmap of one attention matrix: a row per query, a column per key.
+
+    Args:
+        weights: ``(L_q, L_k)`` tensor or array.
+        query_labels, key_labels: tick labels (default: positions).
+        annotate: write each weight in its cell (default: only for small matrices).
+    """
+    matrix = _as_matrix(weights)
+    n_q, n_k = matrix.shape
+    for name, labels, n in (("query_labels", query_labels, n_q), ("key_labels", key_labels, n_k)):
+        if labels is not None and len(labels) != n:
+            raise ValueError(f"{name} has {len(labels)} labels but the matrix has {n} of that axis")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(3.0, 0.5 * n_k + 2), max(2.5, 0.4 * n_q + 1.5)))
+    image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="weight")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if key_labels is not None or n_k <= 20:
+        ax.set_xticks(range(n_k), key_labels if key_labels is not None else range(n_k))
+    if query_labels is not None or n_q <= 20:
+        ax.set_yticks(range(n_q), query_labels if query_labels is not None else range(n_q))
+    if annotate or (annotate is None and n_q * n_k <= 64):
+        top = matrix.max() if matrix.size else 1.0
+        for i in range(n_q):
+            for j in range(n_k):
+                color = "black" if matrix[i, j] > 0.6 * top else "white"
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=8, color=color)
+    return ax
+
+
+def show_heatmaps(
+    matrices: Sequence,
+    titles: Sequence[str] | None = None,
+    xlabel: str = "key",
+    ylabel: str = "query",
+    suptitle: str | None = None,
+    ncols: int | None = None,
+    cmap: str = "viridis",
+    share_scale: bool = True,
+) -> Figure:
+    """A grid of attention heatmaps (e.g. one per head) with a shared colour scale."""
+    mats = [_as_matrix(m) for m in matrices]
+    if not mats:
+        raise ValueError("show_heatmaps needs at least one matrix")
+    if titles is not None and len(titles) != len(mats):
+        raise ValueError(f"got {len(titles)} titles for {len(mats)} matrices")
+    ncols = ncols or min(len(mats), 4)
+    nrows = -(-len(mats) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.9 * nrows), squeeze=False)
+    vmax = max(float(m.max()) for m in mats) if share_scale else None
+    image = None
+    for index, ax in enumerate(axes.flat):
+        if index >= len(mats):
+            ax.axis("off")
+            continue
+        image = ax.imshow(mats[index], cmap=cmap, vmin=0.0, vmax=vmax, aspect="auto")
+        ax.set_title(titles[index] if titles else f"#{index}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="weight")
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
