@@ -1,0 +1,90 @@
+"""Self-checks must pass right answers and fail wrong ones with a helpful message."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmtutorial import checks
+from mmtutorial.attention import causal_mask, masked_softmax
+from mmtutorial.viz import plot_attention, show_heatmaps
+
+
+def gaussian(q, k, h):
+    return torch.softmax(-((q[:, None] - k[None, :]) ** 2) / (2 * h**2), dim=1)
+
+
+def topk(scores, k):
+    top = scores.topk(k, dim=-1)
+    return torch.zeros_like(scores).scatter(-1, top.indices, torch.softmax(top.values, -1))
+
+
+RIGHT = {
+    checks.check_gaussian_kernel_weights: gaussian,
+    checks.check_topk_attention: topk,
+    checks.check_softmax_with_temperature: lambda s, t: torch.softmax(s / t, -1),
+    checks.check_scaled_dot_product_attention: lambda q, k, v: F.scaled_dot_product_attention(q, k, v),
+    checks.check_causal_mask: lambda n: causal_mask(n),
+    checks.check_masked_softmax: lambda s, lens: masked_softmax(s, valid_lens=lens),
+}
+
+WRONG = {
+    # forgot the factor 2 in the Gaussian
+    checks.check_gaussian_kernel_weights: (lambda q, k, h: torch.softmax(-((q[:, None] - k) ** 2) / h**2, 1), "values differ"),
+    # keeps the top-k but forgets to renormalise
+    checks.check_topk_attention: (lambda s, k: torch.softmax(s, -1) * (s >= s.topk(k, -1).values[..., -1:]), "values differ"),
+    # multiplies by the temperature instead of dividing
+    checks.check_softmax_with_temperature: (lambda s, t: torch.softmax(s * t, -1), "case 'T=0.1 sharpens'"),
+    # forgets the 1/sqrt(d) scale
+    checks.check_scaled_dot_product_attention: (lambda q, k, v: torch.softmax(q @ k.transpose(-2, -1), -1) @ v, "values differ"),
+    # upper instead of lower triangle
+    checks.check_causal_mask: (lambda n: torch.ones(n, n, dtype=torch.bool).triu(), "case 'n=2'"),
+    # -inf fill gives NaN for an empty sequence
+    checks.check_masked_softmax: (
+        lambda s, lens: torch.softmax(s.masked_fill(torch.arange(s.shape[-1]) >= lens[:, None, None], -torch.inf), -1),
+        "NaN",
+    ),
+}
+
+
+@pytest.mark.parametrize("check", list(RIGHT), ids=lambda c: c.__name__)
+def test_right_answer_passes(check, capsys):
+    check(RIGHT[check])
+    assert "✓" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("check", list(WRONG), ids=lambda c: c.__name__)
+def test_wrong_answer_fails_with_message(check):
+    wrong, match = WRONG[check]
+    with pytest.raises(checks.ExerciseCheckError, match=match):
+        check(wrong)
+
+
+def test_not_implemented_and_crashing_answers():
+    def stub(*args):
+        raise NotImplementedError
+
+    with pytest.raises(checks.ExerciseCheckError, match="not implemented yet"):
+        checks.check_causal_mask(stub)
+    with pytest.raises(checks.ExerciseCheckError, match="raised ZeroDivisionError"):
+        checks.check_causal_mask(lambda n: 1 / 0)
+    with pytest.raises(checks.ExerciseCheckError, match=r"expected shape \(1, 1\), got shape \(2, 2\)"):
+        checks.check_causal_mask(lambda n: causal_mask(n + 1))
+    with pytest.raises(checks.ExerciseCheckError, match="boolean"):
+        checks.check_causal_mask(lambda n: causal_mask(n).float())
+
+
+def test_plot_attention_labels_and_errors():
+    ax = plot_attention(torch.rand(3, 4), ["a", "b", "c"], list("wxyz"), title="t")
+    assert ax.get_title() == "t" and [t.get_text() for t in ax.get_xticklabels()] == list("wxyz")
+    with pytest.raises(ValueError, match="2 labels but the matrix has 3"):
+        plot_attention(torch.rand(3, 4), ["a", "b"])
+    with pytest.raises(ValueError, match="2-D"):
+        plot_attention(torch.rand(3))
+    fig = show_heatmaps([torch.rand(2, 2)] * 3, titles=["h1", "h2", "h3"], ncols=2)
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["h1", "h2", "h3"]
+    plt.close("all")
