@@ -215,7 +215,9 @@ def scaled_dot_product_score(query: Tensor, key: Tensor, scale: float | None = N
     """
     _check_qkv(query, key, key, same_qk_dim=True)
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    return (query @ key.transpose(-2, -1)) * scale
+    # Scaling the (L_q, d) queries instead of the (L_q, L_k) scores saves a pass over
+    # the largest tensor in attention; the result is the same up to rounding.
+    return (query * scale) @ key.transpose(-2, -1)
 
 
 def bilinear_score(query: Tensor, key: Tensor, weight: Tensor) -> Tensor:

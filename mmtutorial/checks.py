@@ -21,6 +21,7 @@ __all__ = [
     "ExerciseCheckError",
     "Case",
     "run_cases",
+    "check_softmax",
     "check_gaussian_kernel_weights",
     "check_topk_attention",
     "check_softmax_with_temperature",
@@ -104,6 +105,26 @@ def run_cases(exercise: str, fn: Callable, cases: list[Case]) -> None:
 
 def _generator(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+# --- notebook 00 ------------------------------------------------------------------
+
+
+def check_softmax(fn: Callable) -> None:
+    """Exercise: ``fn(x) -> softmax(x)`` over the last dim, stable for large inputs."""
+    g = _generator(0)
+    x = torch.randn(3, 5, generator=g)
+    cases = [
+        Case("a vector", (x[0],), torch.softmax(x[0], -1)),
+        Case("a batch of rows", (x,), torch.softmax(x, -1)),
+        Case("equal scores give equal weights", (torch.zeros(4),), torch.full((4,), 0.25)),
+        Case(
+            "large scores (subtract the max first)",
+            (torch.tensor([1000.0, 1001.0, 1002.0]),),
+            torch.softmax(torch.tensor([0.0, 1.0, 2.0]), -1),
+        ),
+    ]
+    run_cases("softmax", fn, cases)
 
 
 # --- notebook 01 ------------------------------------------------------------------

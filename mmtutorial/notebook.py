@@ -177,13 +177,14 @@ def _to_json_value(key: str, value: Any) -> Any:
     raise ValueError(f"metric {key!r}: expected a number, string, bool, list or dict, got {type(value).__name__}")
 
 
-def record_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+def record_metrics(metrics: Mapping[str, Any]) -> None:
     """Record a notebook's key metrics (call once, in the last cell).
 
     The metrics are displayed as a small table and stored in the cell's output under
     the mimetype :data:`METRICS_MIMETYPE`, so :func:`read_metrics` finds them in an
     executed notebook. If ``MMTUTORIAL_METRICS_PATH`` is set they are also written
-    there as JSON (used by papermill sweeps).
+    there as JSON (used by papermill sweeps). Returns nothing, so the cell shows
+    only the table.
     """
     if not isinstance(metrics, Mapping) or not metrics:
         raise ValueError(f"metrics must be a non-empty dict, got {metrics!r}")
@@ -200,7 +201,6 @@ def record_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(clean, indent=2))
-    return clean
 
 
 def _fmt(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -10,7 +11,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["use_course_style", "plot_attention", "show_heatmaps"]
+__all__ = ["use_course_style", "plot_attention", "show_heatmaps", "plot_learning_path"]
 
 
 def use_course_style() -> None:
@@ -63,7 +64,8 @@ def plot_attention(
         if labels is not None and len(labels) != n:
             raise ValueError(f"{name} has {len(labels)} labels but the matrix has {n} of that axis")
     if ax is None:
-        _, ax = plt.subplots(figsize=(max(3.0, 0.5 * n_k + 2), max(2.5, 0.4 * n_q + 1.5)))
+        size = (min(max(3.0, 0.5 * n_k + 2), 7.0), min(max(2.5, 0.4 * n_q + 1.5), 5.5))
+        _, ax = plt.subplots(figsize=size, layout="constrained")
     image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="weight")
     ax.set_title(title)
@@ -100,7 +102,9 @@ def show_heatmaps(
         raise ValueError(f"got {len(titles)} titles for {len(mats)} matrices")
     ncols = ncols or min(len(mats), 4)
     nrows = -(-len(mats) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.9 * nrows), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.6 * ncols + 1, 3.2 * nrows + 0.4), squeeze=False, layout="constrained"
+    )
     vmax = max(float(m.max()) for m in mats) if share_scale else None
     image = None
     for index, ax in enumerate(axes.flat):
@@ -108,10 +112,56 @@ def show_heatmaps(
             ax.axis("off")
             continue
         image = ax.imshow(mats[index], cmap=cmap, vmin=0.0, vmax=vmax, aspect="auto")
+        n_q, n_k = mats[index].shape
+        if n_k <= 20:
+            ax.set_xticks(range(n_k))
+        if n_q <= 20:
+            ax.set_yticks(range(n_q))
         ax.set_title(titles[index] if titles else f"#{index}")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="weight")
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.9, label="weight")
     if suptitle:
         fig.suptitle(suptitle)
+    return fig
+
+
+def plot_learning_path(lessons, available: set[int] | None = None, per_row: int = 4) -> Figure:
+    """Draw the course as a snake of boxes, one per lesson, coloured by part.
+
+    Args:
+        lessons: sequence of :class:`mmtutorial.course.Lesson`.
+        available: numbers of the lessons whose notebook exists (others drawn hollow).
+    """
+    parts = list(dict.fromkeys(lesson.part for lesson in lessons))
+    colors = dict(zip(parts, plt.cm.tab10.colors, strict=False))
+    n_rows = -(-len(lessons) // per_row)
+    fig, ax = plt.subplots(figsize=(3.2 * per_row, 1.5 * n_rows + 0.8))
+    centers = []
+    for index, lesson in enumerate(lessons):
+        row, col = divmod(index, per_row)
+        col = col if row % 2 == 0 else per_row - 1 - col  # snake: read it like a path
+        x, y = col * 3.2, -row * 1.5
+        centers.append((x, y))
+        ready = available is None or lesson.number in available
+        ax.add_patch(
+            plt.Rectangle(
+                (x - 1.4, y - 0.5), 2.8, 1.0, facecolor=colors[lesson.part] if ready else "white",
+                edgecolor=colors[lesson.part], linewidth=2, alpha=0.85 if ready else 1.0,
+            )
+        )
+        label = f"{lesson.number:02d} · " + textwrap.fill(lesson.title, 22)
+        ax.text(x, y, label if ready else label + "\n(coming)", ha="center", va="center", fontsize=9)
+    for (x0, y0), (x1, y1) in zip(centers, centers[1:], strict=False):
+        if y0 == y1:
+            start, end = (x0 + 1.4 * np.sign(x1 - x0), y0), (x1 - 1.4 * np.sign(x1 - x0), y1)
+        else:
+            start, end = (x0, y0 - 0.5), (x1, y1 + 0.5)
+        ax.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "lw": 1.5})
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[p]) for p in parts]
+    ax.legend(handles, parts, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(parts))
+    ax.set_xlim(-1.6, 3.2 * (per_row - 1) + 1.6)
+    ax.set_ylim(-1.5 * (n_rows - 1) - 0.7, 0.7)
+    ax.set_title("The learning path (filled: notebook available, hollow: coming)")
+    ax.axis("off")
     return fig
