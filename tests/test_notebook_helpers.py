@@ -64,7 +64,7 @@ def test_setup_rejects_bad_core_parameters():
 def test_run_unknown_attribute_lists_parameters():
     run = setup(quiet=True, n=Param(3, int))
     with pytest.raises(AttributeError, match=r"no parameter 'm'.*\['n'\]"):
-        run.m
+        run.m  # noqa: B018
 
 
 def test_pick_device():
@@ -77,9 +77,9 @@ def test_pick_device():
 
 def test_seed_everything_is_repeatable():
     seed_everything(7)
-    a = (torch.rand(3), np.random.rand(3))
+    a = (torch.rand(3), np.random.rand(3))  # noqa: NPY002
     g = seed_everything(7)
-    b = (torch.rand(3), np.random.rand(3))
+    b = (torch.rand(3), np.random.rand(3))  # noqa: NPY002
     assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert torch.equal(torch.randperm(10, generator=g), torch.randperm(10, generator=seed_everything(7)))
 

@@ -1,0 +1,219 @@
+"""Run notebooks headless with papermill and collect what they recorded.
+
+Command line::
+
+    python -m mmtutorial.experiments run notebooks/*.ipynb --out build/executed [-p smoke True]
+    python -m mmtutorial.experiments run notebooks/*.ipynb --in-place   # refresh committed outputs
+
+Each notebook runs in its own folder as working directory (as in JupyterLab), with
+its parameters checked against the notebook's ``parameters`` cell first: papermill
+itself only warns about an unknown name, which would silently run the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .notebook import read_metrics
+
+__all__ = ["NotebookResult", "notebook_parameters", "execute_notebook", "clean_notebook", "main"]
+
+#: Seconds one cell may run before papermill gives up (a dead kernel must not hang CI).
+CELL_TIMEOUT_S = 1200
+
+
+@dataclass
+class NotebookResult:
+    """Outcome of one notebook execution."""
+
+    name: str
+    status: str  # "ok" or "failed"
+    seconds: float
+    output: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def summary_line(self) -> str:
+        if self.status != "ok":
+            return f"FAILED {self.name:<45} {self.seconds:6.1f}s  {self.error}"
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in self.metrics.items())
+        return f"ok     {self.name:<45} {self.seconds:6.1f}s  {shown}"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def notebook_parameters(path: str | os.PathLike) -> dict[str, Any]:
+    """The names and default values of a notebook's ``parameters`` cell."""
+    import papermill
+
+    found = papermill.inspect_notebook(str(path))
+    if not found:
+        raise ValueError(f"{Path(path).name} has no cell tagged 'parameters'")
+    defaults = {}
+    for name, info in found.items():
+        try:
+            defaults[name] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError):
+            defaults[name] = info["default"]
+    return defaults
+
+
+def _check_parameter_names(path: Path, parameters: Mapping[str, Any]) -> None:
+    known = notebook_parameters(path)
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise ValueError(
+            f"{path.name}: unknown parameter(s) {unknown}; valid parameters are {sorted(known)}"
+        )
+
+
+def clean_notebook(path: str | os.PathLike) -> None:
+    """Drop papermill's run metadata (machine paths, timings) from a notebook file,
+    so committed notebooks hold no absolute paths and diff cleanly."""
+    path = Path(path)
+    notebook = json.loads(path.read_text())
+    notebook.get("metadata", {}).pop("papermill", None)
+    for cell in notebook.get("cells", []):
+        metadata = cell.get("metadata", {})
+        metadata.pop("papermill", None)
+        metadata.pop("execution", None)
+        tags = metadata.get("tags")
+        if tags is not None and "injected-parameters" in tags:
+            raise ValueError(f"{path.name}: refusing to clean a notebook with injected parameters")
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+
+
+def execute_notebook(
+    notebook: str | os.PathLike,
+    output: str | os.PathLike,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    cell_timeout: int = CELL_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+) -> NotebookResult:
+    """Execute ``notebook`` with papermill into ``output`` and read its recorded metrics.
+
+    Args:
+        parameters: values for names of the notebook's ``parameters`` cell; unknown
+            names raise ``ValueError`` before anything runs.
+        env: extra environment variables for the kernel (e.g. ``MMTUTORIAL_SMOKE``).
+
+    A failing notebook does not raise: the result has ``status="failed"`` and the
+    error, and the partially executed notebook is still written to ``output``.
+    """
+    import papermill
+
+    notebook, output = Path(notebook).resolve(), Path(output).resolve()
+    parameters = dict(parameters or {})
+    _check_parameter_names(notebook, parameters)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    saved_env = {key: os.environ.get(key) for key in (env or {})}
+    os.environ.update(env or {})  # the kernel inherits this process's environment
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(notebook.parent),
+            progress_bar=False,
+            execution_timeout=cell_timeout,
+        )
+        metrics, status, error = read_metrics(output), "ok", None
+    except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
+        metrics, status = {}, "failed"
+        error = f"{type(exc).__name__}: {getattr(exc, 'evalue', None) or str(exc).strip().splitlines()[-1]}"
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return NotebookResult(
+        name=notebook.name,
+        status=status,
+        seconds=time.perf_counter() - start,
+        output=output,
+        metrics=metrics,
+        error=error,
+    )
+
+
+def _parse_value(text: str) -> Any:
+    """``-p name value``: Python literals (``True``, ``3``, ``[1, 2]``) or a plain string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def run_notebooks(
+    notebooks: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike | None,
+    parameters: Mapping[str, Any],
+    in_place: bool = False,
+) -> list[NotebookResult]:
+    """Execute notebooks one after another, printing a summary line per notebook."""
+    results = []
+    for path in notebooks:
+        path = Path(path)
+        if in_place:
+            with tempfile.TemporaryDirectory() as tmp:
+                result = execute_notebook(path, Path(tmp) / path.name, parameters)
+                if result.status == "ok":
+                    shutil.copyfile(result.output, path)
+                    clean_notebook(path)
+                result.output = path
+        else:
+            result = execute_notebook(path, Path(out_dir) / path.name, parameters)
+        print(result.summary_line(), flush=True)
+        results.append(result)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mmtutorial.experiments", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="execute notebooks headless and print their metrics")
+    run.add_argument("notebooks", nargs="+", help="notebook files, in the order to run them")
+    where = run.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help="folder for the executed copies")
+    where.add_argument("--in-place", action="store_true", help="replace each notebook by its executed version")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="set a notebook parameter (Python literal), e.g. -p smoke True")
+    args = parser.parse_args(argv)
+
+    parameters = {name: _parse_value(value) for name, value in args.parameter}
+    notebooks = sorted(p for p in args.notebooks if ".ipynb_checkpoints" not in p)
+    try:
+        results = run_notebooks(notebooks, args.out, parameters, in_place=args.in_place)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    failed = [r.name for r in results if r.status != "ok"]
+    total = sum(r.seconds for r in results)
+    print(f"{len(results) - len(failed)} of {len(results)} notebooks ok in {total:.0f}s"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Every notebook: executed by papermill in smoke mode, its recorded metrics asserted;
+the committed (default-run) copy checked for outputs, metrics and hygiene."""
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from mmtutorial.course import COURSE
+from mmtutorial.experiments import execute_notebook, notebook_parameters
+from mmtutorial.notebook import read_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SMOKE_BUDGET_S = 120  # "well under a minute" on a 2-core CPU, with margin for a loaded machine
+
+
+def check_00(m, smoke):
+    assert m["weights_sum"] == pytest.approx(1.0, abs=1e-6)
+    assert m["lessons_in_course"] == len(COURSE)
+    assert m["lessons_available"] >= 1
+    assert 1 < m["attention_output"] < 26
+
+
+def check_01(m, smoke):
+    # the learned bandwidth beats the hand-picked one, which beats ignoring the query
+    assert m["mse_learned_kernel"] < m["mse_fixed_kernel"] < m["mse_average_pooling"]
+    assert m["loo_loss_last"] < m["loo_loss_first"], "fitting the bandwidth must reduce the loss"
+    assert m["learned_bandwidth"] < m["fixed_bandwidth"]
+    assert m["gaussian_equals_sdpa_max_abs_error"] < 1e-4
+    assert m["entropy_T0.1"] < m["entropy_T10"] <= m["max_entropy"] + 1e-6
+    assert m["hard_attention_has_grad"] is False
+
+
+def check_02(m, smoke):
+    assert m["sdpa_max_abs_error"] < 1e-5
+    assert m["mha_scratch_max_abs_error"] < 1e-5
+    assert m["mha_package_max_abs_error"] < 1e-5
+    assert 0.7 < m["unscaled_variance_over_d_at_max_d"] < 1.3
+    assert 0.7 < m["scaled_score_variance_at_max_d"] < 1.3
+    assert m["unscaled_max_weight_at_max_d"] > 0.8 > m["scaled_max_weight_at_max_d"]
+    assert m["scaled_over_unscaled_grad_at_max_d"] > 3
+    assert len(m["scratch_over_sdpa_ratios"]) == len(m["timing_lengths"])
+    assert all(r > 0 for r in m["scratch_over_sdpa_ratios"])
+
+
+CHECKS = {"00": check_00, "01": check_01, "02": check_02}
+
+
+def test_every_notebook_has_metric_checks_and_a_course_entry():
+    numbers = {p.name[:2] for p in NOTEBOOKS}
+    assert numbers, "no notebooks found"
+    assert numbers <= set(CHECKS), f"notebooks without metric checks: {sorted(numbers - set(CHECKS))}"
+    assert {p.name for p in NOTEBOOKS} <= {lesson.filename for lesson in COURSE}
+
+
+def test_readme_learning_path_lists_every_notebook():
+    readme = (ROOT / "README.md").read_text()
+    table_rows = re.findall(r"^\|\s*\[?(\d\d)", readme, flags=re.M)
+    assert sorted(table_rows) == sorted(p.name[:2] for p in NOTEBOOKS)
+    for path in NOTEBOOKS:
+        assert path.name in readme, f"README does not link {path.name}"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_smoke_mode(path, tmp_path):
+    result = execute_notebook(path, tmp_path / path.name, {"smoke": True, "seed": 1})
+    assert result.status == "ok", result.error
+    assert result.seconds < SMOKE_BUDGET_S, f"smoke run took {result.seconds:.0f}s"
+    CHECKS[path.name[:2]](result.metrics, smoke=True)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_is_executed_and_clean(path):
+    notebook = json.loads(path.read_text())
+    assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    assert "papermill" not in notebook["metadata"], "run `make refresh` (it strips run metadata)"
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    tagged = [i for i, c in enumerate(code) if "parameters" in c["metadata"].get("tags", [])]
+    assert tagged == [0], "the first code cell, and only it, is tagged 'parameters'"
+    assert not any("injected-parameters" in c["metadata"].get("tags", []) for c in code)
+    for cell in code:
+        for output in cell.get("outputs", []):
+            assert output["output_type"] != "error", f"committed error: {output.get('ename')}"
+            text = json.dumps(output)
+            assert not re.search(r"/(home|root|tmp|work|Users)/\w", text), "machine path in output"
+    defaults = notebook_parameters(path)
+    assert defaults["smoke"] is False, "committed notebooks come from a default (non-smoke) run"
+    # the committed outputs come from a default run and must pass the same checks
+    CHECKS[path.name[:2]](read_metrics(path), smoke=False)
+    solutions = [c for c in code if "solution" in c["metadata"].get("tags", [])]
+    assert solutions, "every notebook has exercises with hidden solutions"
+    assert all(c["metadata"].get("jupyter", {}).get("source_hidden") for c in solutions)
+
+
+def test_unknown_parameter_is_rejected_before_running(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['epoch'\]; valid parameters are"):
+        execute_notebook(NOTEBOOKS[0], tmp_path / "x.ipynb", {"epoch": 3})
+    assert not (tmp_path / "x.ipynb").exists()
+
+
+def test_bad_parameter_value_fails_with_clear_error(tmp_path):
+    result = execute_notebook(NOTEBOOKS[0], tmp_path / "x.ipynb", {"smoke": True, "seed": -1})
+    assert result.status == "failed"
+    assert "seed must be a non-negative int, got -1" in result.error
+
+
+def test_metrics_are_finite_numbers_where_numeric():
+    for path in NOTEBOOKS:
+        for key, value in read_metrics(path).items():
+            if isinstance(value, float):
+                assert math.isfinite(value), f"{path.name}: {key} = {value}"
