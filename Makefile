@@ -28,8 +28,11 @@ $(STAMP): pyproject.toml
 kernel: setup
 	$(BIN)/python -m ipykernel install --user --name mmtutorial --display-name "Python (mmtutorial)"
 
+# Jupyter refuses to run as root unless told (containers, cloud VMs).
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: kernel
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG)
 
 run: setup
 	$(BIN)/python -m mmtutorial.experiments run $(NOTEBOOKS) --out build/executed

@@ -113,3 +113,25 @@ def test_metrics_are_finite_numbers_where_numeric():
         for key, value in read_metrics(path).items():
             if isinstance(value, float):
                 assert math.isfinite(value), f"{path.name}: {key} = {value}"
+
+
+def test_cli_rejects_unknown_parameter(tmp_path, capsys):
+    from mmtutorial.experiments import main
+
+    code = main(["run", str(NOTEBOOKS[0]), "--out", str(tmp_path), "-p", "sed", "3"])
+    assert code == 2
+    assert "unknown parameter(s) ['sed']" in capsys.readouterr().err
+
+
+def test_clean_notebook_drops_run_metadata(tmp_path):
+    from mmtutorial.experiments import clean_notebook
+
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps({
+        "metadata": {"papermill": {"input_path": "/somewhere/nb.ipynb"}},
+        "cells": [{"cell_type": "code", "metadata": {"papermill": {"duration": 1.0}, "tags": ["x"]}, "outputs": []}],
+    }))
+    clean_notebook(path)
+    cleaned = json.loads(path.read_text())
+    assert "papermill" not in cleaned["metadata"]
+    assert cleaned["cells"][0]["metadata"] == {"tags": ["x"]}
