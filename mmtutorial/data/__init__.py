@@ -1,0 +1,10 @@
+"""Data sets made or shipped by the course (nothing is downloaded).
+
+* :class:`SortOfClevr`: the Relation Networks paper's visual QA set, regenerated, with
+  natural-language questions.
+* :class:`AVDigits`: handwritten digit images paired with spoken digits.
+"""
+
+from .sort_of_clevr import SortOfClevr, SortOfClevrConfig
+
+__all__ = ["SortOfClevr", "SortOfClevrConfig"]
