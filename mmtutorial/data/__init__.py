@@ -5,6 +5,7 @@
 * :class:`AVDigits`: handwritten digit images paired with spoken digits.
 """
 
+from .av_digits import AVDigits, AVDigitsConfig
 from .sort_of_clevr import SortOfClevr, SortOfClevrConfig
 
-__all__ = ["SortOfClevr", "SortOfClevrConfig"]
+__all__ = ["SortOfClevr", "SortOfClevrConfig", "AVDigits", "AVDigitsConfig"]
