@@ -28,6 +28,9 @@ __all__ = [
     "check_scaled_dot_product_attention",
     "check_causal_mask",
     "check_masked_softmax",
+    "check_count_same_shape",
+    "check_closest_object",
+    "check_snr_db",
 ]
 
 
@@ -245,3 +248,46 @@ def check_masked_softmax(fn: Callable) -> None:
         ),
     ]
     run_cases("masked_softmax", fn, cases)
+
+
+# --- notebook 03 ------------------------------------------------------------------
+
+
+def _scene_cases(question_type: int, subtype: int, count: int = 6) -> list[tuple]:
+    """(objects, colour, answer text) for a few freshly generated Sort-of-CLEVR questions."""
+    from .data.sort_of_clevr import SortOfClevr
+
+    data = SortOfClevr("val", tokenizer=None, use_cache=False, n_train=0, n_val=30, n_test=0, seed=11)
+    rows = [i for i in range(len(data)) if data.qtype[i] == question_type and data.subtype[i] == subtype][:count]
+    return [(data[i]["objects"], data[i]["target"], data.answers[data[i]["answer"]], data.text(i)) for i in rows]
+
+
+def check_count_same_shape(fn: Callable) -> None:
+    """Exercise: ``fn(objects (k, 4), color) -> int``: how many objects share the shape of
+    the object of that colour (counting it), from the scene graph rows (colour, shape, x, y)."""
+    cases = [Case(text, (objects, color), torch.tensor(float(answer))) for objects, color, answer, text in _scene_cases(1, 2)]
+    run_cases("count_same_shape", lambda o, c: torch.tensor(float(fn(o, c))), cases)
+
+
+def check_closest_object(fn: Callable) -> None:
+    """Exercise: ``fn(objects (k, 4), color) -> int``: the colour index of the object whose
+    centre is closest to the centre of the object of colour ``color``."""
+    cases = []
+    for objects, color, _, text in _scene_cases(1, 0):
+        distances = torch.cdist(objects[:, 2:].double(), objects[color : color + 1, 2:].double())[:, 0]
+        distances[color] = float("inf")
+        cases.append(Case(text, (objects, color), distances.argmin().double()))
+    run_cases("closest_object", lambda o, c: torch.tensor(float(fn(o, c)), dtype=torch.float64), cases)
+
+
+def check_snr_db(fn: Callable) -> None:
+    """Exercise: ``fn(clean, noisy) -> float``: the signal-to-noise ratio in decibels,
+    :math:`10 \\log_{10}(P_{clean} / P_{noise})` with :math:`P` the mean squared amplitude."""
+    g = _generator(6)
+    clean = torch.sin(torch.linspace(0, 200, 16000))
+    cases = []
+    for snr in (20.0, 0.0, -10.0):
+        noise = torch.randn(16000, generator=g)
+        noise = noise * torch.sqrt(clean.pow(2).mean() / noise.pow(2).mean() / 10 ** (snr / 10))
+        cases.append(Case(f"SNR {snr:g} dB", (clean, clean + noise), torch.tensor(snr), atol=1e-3))
+    run_cases("snr_db", lambda c, n: torch.as_tensor(fn(c, n), dtype=torch.float32), cases)

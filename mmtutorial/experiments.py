@@ -123,8 +123,10 @@ def execute_notebook(
     parameters = dict(parameters or {})
     _check_parameter_names(notebook, parameters)
     output.parent.mkdir(parents=True, exist_ok=True)
-    saved_env = {key: os.environ.get(key) for key in (env or {})}
-    os.environ.update(env or {})  # the kernel inherits this process's environment
+    # Text progress bars: a saved notebook then shows their final state, not a dead widget.
+    env = {"MMTUTORIAL_TEXT_PROGRESS": "1", **(env or {})}
+    saved_env = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)  # the kernel inherits this process's environment
     start = time.perf_counter()
     try:
         papermill.execute_notebook(

@@ -27,6 +27,7 @@ __all__ = [
     "record_metrics",
     "read_metrics",
     "METRICS_MIMETYPE",
+    "progress",
 ]
 
 #: Output mimetype under which :func:`record_metrics` stores a notebook's metrics.
@@ -35,6 +36,8 @@ METRICS_MIMETYPE = "application/vnd.mmtutorial.metrics+json"
 METRICS_PATH_ENV = "MMTUTORIAL_METRICS_PATH"
 #: Environment variable: ``1`` forces smoke mode (nbval cannot inject parameters).
 SMOKE_ENV = "MMTUTORIAL_SMOKE"
+#: Environment variable: ``1`` makes :func:`progress` print text bars (headless runs).
+TEXT_PROGRESS_ENV = "MMTUTORIAL_TEXT_PROGRESS"
 
 _UNSET = object()
 
@@ -96,6 +99,19 @@ class Run:
         if name in params:
             return params[name]
         raise AttributeError(f"this run has no parameter {name!r}; it has {sorted(params)}")
+
+
+def progress(iterable=None, **kwargs):
+    """A progress bar: ``tqdm.auto`` (a widget in JupyterLab), or a plain text bar when
+    ``MMTUTORIAL_TEXT_PROGRESS=1``. Headless runs (``make run``, the tests, sweeps) set
+    it, so a saved notebook shows the bar's final state instead of an empty widget."""
+    if os.environ.get(TEXT_PROGRESS_ENV) == "1":
+        from tqdm.std import tqdm
+
+        kwargs.setdefault("mininterval", 30.0)  # a saved notebook needs the end state, not every tick
+    else:
+        from tqdm.auto import tqdm
+    return tqdm(iterable, **kwargs)
 
 
 def smoke_from_env() -> bool:

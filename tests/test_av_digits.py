@@ -1,6 +1,5 @@
 """AV-Digits: pairing, leakage-free splits, corruption levels, determinism, bad input."""
 
-import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits

@@ -23,7 +23,24 @@ def topk(scores, k):
     return torch.zeros_like(scores).scatter(-1, top.indices, torch.softmax(top.values, -1))
 
 
+def count_same_shape(objects, color):
+    return int((objects[:, 1] == objects[color, 1]).sum())
+
+
+def closest_object(objects, color):
+    d = ((objects[:, 2:] - objects[color, 2:]).float() ** 2).sum(1)
+    d[color] = float("inf")
+    return int(d.argmin())
+
+
+def snr_db(clean, noisy):
+    return 10 * torch.log10(clean.pow(2).mean() / (noisy - clean).pow(2).mean()).item()
+
+
 RIGHT = {
+    checks.check_count_same_shape: count_same_shape,
+    checks.check_closest_object: closest_object,
+    checks.check_snr_db: snr_db,
     checks.check_softmax: lambda x: torch.softmax(x, -1),
     checks.check_gaussian_kernel_weights: gaussian,
     checks.check_topk_attention: topk,
@@ -34,6 +51,12 @@ RIGHT = {
 }
 
 WRONG = {
+    # forgets to count the object itself
+    checks.check_count_same_shape: (lambda o, c: count_same_shape(o, c) - 1, "values differ"),
+    # forgets to exclude the object itself: always answers its own index
+    checks.check_closest_object: (lambda o, c: c, "values differ"),
+    # amplitude ratio instead of power ratio
+    checks.check_snr_db: (lambda c, n: 10 * torch.log10(c.abs().mean() / (n - c).abs().mean()).item(), "case 'SNR 20 dB'"),
     # the naive formula overflows for large scores
     checks.check_softmax: (lambda x: x.exp() / x.exp().sum(-1, keepdim=True), "NaN"),
     # forgot the factor 2 in the Gaussian

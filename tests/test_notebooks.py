@@ -46,7 +46,20 @@ def check_02(m, smoke):
     assert all(r > 0 for r in m["scratch_over_sdpa_ratios"])
 
 
-CHECKS = {"00": check_00, "01": check_01, "02": check_02}
+def check_03(m, smoke):
+    assert m["soc_images_per_second"] > 500, "generation should take seconds, not minutes"
+    assert m["soc_train_questions"] == 20 * (300 if smoke else 9800)
+    assert m["soc_heldout_questions"] == 20 * (50 if smoke else 200)
+    assert m["soc_majority_by_question"]["count same shape"] < 0.4
+    assert all(0.4 < v < 0.6 for k, v in m["soc_majority_by_question"].items() if k != "count same shape")
+    if smoke:  # a few hundred samples and epochs: learning happens, above chance (0.1)
+        assert m["av_fused_acc"] > 0.3
+    else:  # each modality alone is clearly ambiguous, together they are not
+        assert max(m["av_image_acc"], m["av_audio_acc"]) < 0.75
+        assert m["av_fused_acc"] > max(m["av_image_acc"], m["av_audio_acc"]) + 0.1
+
+
+CHECKS = {"00": check_00, "01": check_01, "02": check_02, "03": check_03}
 
 
 def test_every_notebook_has_metric_checks_and_a_course_entry():

@@ -180,7 +180,7 @@ class AVDigits(Dataset):
         self.images = self._corrupt_images(self._upscale(reduced[self.image_ids]), rng)
         self.waveforms, offsets = self._place_words(waveforms, rng)
         self.noisy_waveforms = self._add_noise(self.waveforms, offsets, [len(waveforms[i]) for i in self.audio_ids], rng)
-        self.audio = self._log_mel(self.noisy_waveforms)
+        self.audio = self.log_mel(self.noisy_waveforms)
 
     # -- features ---------------------------------------------------------------------
 
@@ -221,7 +221,8 @@ class AVDigits(Dataset):
             noisy[i] += noise[i] * torch.sqrt(power / 10 ** (self.snr_db[i] / 10))
         return noisy
 
-    def _log_mel(self, waveforms: torch.Tensor) -> torch.Tensor:
+    def log_mel(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Log-mel spectrograms ``(N, 1, n_mels, 101)`` of 1-second 16 kHz waveforms ``(N, 16000)``."""
         mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=SAMPLE_RATE, n_fft=400, hop_length=160, n_mels=self.config.n_mels
         )  # 25 ms windows, 10 ms hop -> 101 frames per second
