@@ -41,7 +41,7 @@ refresh: setup
 	$(BIN)/python -m mmtutorial.experiments run $(NOTEBOOKS) --in-place
 
 lint: setup
-	$(BIN)/ruff check mmtutorial tests data notebooks
+	$(BIN)/ruff check mmtutorial tests data benchmarks notebooks
 
 test: setup lint
 	$(BIN)/python -m pytest
