@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -38,8 +39,8 @@ from mmtutorial.attention import (  # noqa: E402
     scaled_dot_product_attention,
 )
 from mmtutorial.benchmarking import (  # noqa: E402
-    device_label,
     best_time,
+    device_label,
     loglog_slope,
     peak_memory,
     write_results,
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
             try:
                 with torch.inference_mode():
                     fn(q, k, v, mask)  # warm-up; compiles FlexAttention for this shape
-                    seconds = best_time(lambda fn=fn: fn(q, k, v, mask), repeats=args.repeats, warmup=1, device=device)
+                    seconds = best_time(partial(fn, q, k, v, mask), repeats=args.repeats, warmup=1, device=device)
             except (RuntimeError, MemoryError) as error:  # out of memory, unsupported backend ...
                 skipped[name] = f"from L={length}: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
                 continue
@@ -140,7 +141,6 @@ def main(argv=None) -> int:
             print(f"  L={length:>6} {name:<20} {1e3 * seconds:10.2f} ms  {flops / seconds / 1e12:.3f} TFLOP/s", flush=True)
             if seconds > args.max_call_seconds:
                 skipped[name] = f"after L={length}: one call took {seconds:.1f} s"
-        del q, k, v, mask
 
     # Phase 2: peak memory of one call each.
     for length in args.lengths:
@@ -151,9 +151,8 @@ def main(argv=None) -> int:
         with torch.inference_mode():
             for row in rows:
                 fn = table[row["method"]][0]
-                row["peak_bytes"] = peak_memory(lambda fn=fn: fn(q, k, v, mask), device=device)
+                row["peak_bytes"] = peak_memory(partial(fn, q, k, v, mask), device=device)
                 print(f"  L={length:>6} {row['method']:<20} {row['peak_bytes'] / 2**20:10.1f} MiB peak", flush=True)
-        del q, k, v, mask
 
     def seconds(method, length):
         return next((r["seconds"] for r in results if r["method"] == method and r["length"] == length), None)
