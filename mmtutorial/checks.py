@@ -31,6 +31,12 @@ __all__ = [
     "check_count_same_shape",
     "check_closest_object",
     "check_snr_db",
+    "check_sinusoidal_table",
+    "check_post_norm_block",
+    "check_sequence_accuracy",
+    "check_sliding_window_mask",
+    "check_window_score_count",
+    "check_global_local_mask_mod",
 ]
 
 
@@ -291,3 +297,86 @@ def check_snr_db(fn: Callable) -> None:
         noise = noise * torch.sqrt(clean.pow(2).mean() / noise.pow(2).mean() / 10 ** (snr / 10))
         cases.append(Case(f"SNR {snr:g} dB", (clean, clean + noise), torch.tensor(snr), atol=1e-3))
     run_cases("snr_db", lambda c, n: torch.as_tensor(fn(c, n), dtype=torch.float32), cases)
+
+
+# --- notebook 04 ------------------------------------------------------------------
+
+
+def check_sinusoidal_table(fn: Callable) -> None:
+    """Exercise: ``fn(length, dim) -> (length, dim)`` sinusoidal positional encodings:
+    sin at even dims, cos at odd dims, of ``position * 10000^(-2i/dim)``."""
+    from .attention import sinusoidal_table
+
+    cases = [Case(f"length={n}, dim={d}", (n, d), sinusoidal_table(n, d), atol=1e-4) for n, d in ((4, 4), (50, 16), (10, 64))]
+    run_cases("sinusoidal_table", lambda n, d: torch.as_tensor(fn(n, d)).float(), cases)
+
+
+def check_post_norm_block(fn: Callable) -> None:
+    """Exercise: ``fn(x, block) -> Tensor``: the post-norm encoder block written out with
+    ``block.self_attn``, ``block.linear1``, ``block.linear2``, ``block.norm1``, ``block.norm2``
+    (eval mode, no dropout), compared with ``block(x)``."""
+    from .attention import TransformerEncoderBlock
+
+    torch.manual_seed(0)
+    block = TransformerEncoderBlock(16, 4, ff_dim=32, dropout=0.0).eval()
+    g = _generator(7)
+    cases = [Case(f"batch of {b} sequences of {n} tokens", (torch.randn(b, n, 16, generator=g), block), None) for b, n in ((1, 3), (2, 5))]
+    for case in cases:
+        with torch.no_grad():
+            case.expected = block(case.args[0])
+    with torch.no_grad():
+        run_cases("post_norm_block", fn, cases)
+
+
+def check_sequence_accuracy(fn: Callable) -> None:
+    """Exercise: ``fn(logits (B, L, C), targets (B, L)) -> float``: the fraction of
+    sequences whose every position is predicted correctly."""
+    targets = torch.tensor([[1, 2, 3], [0, 0, 1], [2, 2, 2], [1, 0, 2]])
+    right = torch.nn.functional.one_hot(targets, 4).float()
+    one_wrong = right.clone()
+    one_wrong[1, 2] = torch.tensor([0.0, 0.0, 0.0, 5.0])
+    cases = [
+        Case("all correct", (right, targets), torch.tensor(1.0)),
+        Case("one position wrong in one sequence", (one_wrong, targets), torch.tensor(0.75)),
+        Case("everything wrong", (right.roll(1, dims=-1), targets), torch.tensor(0.0)),
+    ]
+    run_cases("sequence_accuracy", lambda logits, t: torch.as_tensor(float(fn(logits, t))), cases)
+
+
+# --- notebook 05 ------------------------------------------------------------------
+
+
+def check_sliding_window_mask(fn: Callable) -> None:
+    """Exercise: ``fn(n, window) -> (n, n)`` boolean, True where ``|i - j| <= window``."""
+    from .attention import SlidingWindow
+
+    cases = [Case(f"n={n}, window={w}", (n, w), SlidingWindow(w).dense_mask(n)) for n, w in ((5, 0), (8, 2), (6, 10))]
+    run_cases("sliding_window_mask", fn, cases)
+
+
+def check_window_score_count(fn: Callable) -> None:
+    """Exercise: ``fn(n, window) -> int``: how many (query, key) scores a sliding window keeps."""
+    from .attention import SlidingWindow
+
+    cases = [
+        Case(f"n={n}, window={w}", (n, w), SlidingWindow(w).dense_mask(n).sum().double())
+        for n, w in ((10, 0), (100, 3), (4096, 128), (5, 10))
+    ]
+    run_cases("window_score_count", lambda n, w: torch.tensor(float(fn(n, w)), dtype=torch.float64), cases)
+
+
+def check_global_local_mask_mod(fn: Callable) -> None:
+    """Exercise: ``fn(window, num_global)`` returns a FlexAttention ``mask_mod(b, h, q_idx, kv_idx)``
+    for a sliding window plus ``num_global`` global tokens at the start."""
+    from torch.nn.attention.flex_attention import create_mask
+
+    from .attention import GlobalLocal
+
+    def dense(window, num_global, n):
+        return create_mask(fn(window, num_global), None, None, n, n, device="cpu")[0, 0]
+
+    cases = [
+        Case(f"window={w}, num_global={g}, n={n}", (w, g, n), GlobalLocal(w, g).dense_mask(n))
+        for w, g, n in ((1, 1, 8), (3, 2, 20), (0, 0, 6))
+    ]
+    run_cases("global_local_mask_mod", dense, cases)

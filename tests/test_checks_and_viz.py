@@ -37,7 +37,25 @@ def snr_db(clean, noisy):
     return 10 * torch.log10(clean.pow(2).mean() / (noisy - clean).pow(2).mean()).item()
 
 
+def post_norm_block(x, block):
+    x = block.norm1(x + block.self_attn(x, x, x)[0])
+    return block.norm2(x + block.linear2(torch.relu(block.linear1(x))))
+
+
+def global_local_mod(window, num_global):
+    def mod(b, h, q, kv):
+        return ((q - kv).abs() <= window) | (q < num_global) | (kv < num_global)
+
+    return mod
+
+
 RIGHT = {
+    checks.check_sinusoidal_table: lambda n, d: __import__("mmtutorial.attention", fromlist=["x"]).sinusoidal_table(n, d),
+    checks.check_post_norm_block: post_norm_block,
+    checks.check_sequence_accuracy: lambda logits, t: (logits.argmax(-1) == t).all(-1).float().mean().item(),
+    checks.check_sliding_window_mask: lambda n, w: (torch.arange(n)[:, None] - torch.arange(n)).abs() <= w,
+    checks.check_window_score_count: lambda n, w: int(((torch.arange(n)[:, None] - torch.arange(n)).abs() <= w).sum()),
+    checks.check_global_local_mask_mod: global_local_mod,
     checks.check_count_same_shape: count_same_shape,
     checks.check_closest_object: closest_object,
     checks.check_snr_db: snr_db,
@@ -51,6 +69,24 @@ RIGHT = {
 }
 
 WRONG = {
+    # sin and cos swapped
+    checks.check_sinusoidal_table: (lambda n, d: __import__("mmtutorial.attention", fromlist=["x"]).sinusoidal_table(n, d).roll(1, -1), "values differ"),
+    # pre-norm instead of post-norm
+    checks.check_post_norm_block: (
+        lambda x, b: (lambda y: y + b.linear2(torch.relu(b.linear1(b.norm2(y)))))(x + b.self_attn(b.norm1(x), b.norm1(x), b.norm1(x))[0]),
+        "values differ",
+    ),
+    # per-token accuracy instead of per-sequence
+    checks.check_sequence_accuracy: (lambda logits, t: (logits.argmax(-1) == t).float().mean().item(), "one position wrong"),
+    # strict inequality: forgets the keys at exactly `window`
+    checks.check_sliding_window_mask: (lambda n, w: (torch.arange(n)[:, None] - torch.arange(n)).abs() < w, "n=5, window=0"),
+    # forgets that windows are cut at the sequence ends
+    checks.check_window_score_count: (lambda n, w: n * (2 * w + 1), "n=100, window=3"),
+    # global queries only, forgetting global keys
+    checks.check_global_local_mask_mod: (
+        lambda w, g: (lambda b, h, q, kv: ((q - kv).abs() <= w) | (q < g)),
+        r"first wrong entry at \[2, 0\]",
+    ),
     # forgets to count the object itself
     checks.check_count_same_shape: (lambda o, c: count_same_shape(o, c) - 1, "values differ"),
     # forgets to exclude the object itself: always answers its own index
