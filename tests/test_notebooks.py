@@ -59,7 +59,20 @@ def check_03(m, smoke):
         assert m["av_fused_acc"] > max(m["av_image_acc"], m["av_audio_acc"]) + 0.1
 
 
-CHECKS = {"00": check_00, "01": check_01, "02": check_02, "03": check_03}
+def check_04(m, smoke):
+    assert m["permutation_equivariance_error"] < 1e-5
+    assert m["pe_distance_invariance_error"] < 1e-3
+    assert m["encoder_block_postnorm_max_abs_error"] < 1e-5
+    assert m["encoder_block_prenorm_max_abs_error"] < 1e-5
+    correct = m["sort_token_acc_sinusoidal"]
+    assert correct > (0.8 if smoke else 0.95), "the correct encoding learns to sort"
+    for broken in ("none", "bug_returns_the_table", "bug_no_position"):
+        assert m[f"sort_token_acc_{broken}"] < correct - 0.3, broken
+    if not smoke:
+        assert m["sort_seq_acc_sinusoidal"] > 0.9
+
+
+CHECKS = {"00": check_00, "01": check_01, "02": check_02, "03": check_03, "04": check_04}
 
 
 def test_every_notebook_has_metric_checks_and_a_course_entry():
