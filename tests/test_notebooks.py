@@ -72,7 +72,21 @@ def check_04(m, smoke):
         assert m["sort_seq_acc_sinusoidal"] > 0.9
 
 
-CHECKS = {"00": check_00, "01": check_01, "02": check_02, "03": check_03, "04": check_04}
+def check_05(m, smoke):
+    assert m["flex_max_abs_error"] < 1e-5 and m["blocked_max_abs_error"] < 1e-5
+    assert 1.6 < m["scratch_memory_loglog_slope"] < 2.4, "full attention's memory grows quadratically"
+    if not smoke:
+        assert m["scratch_time_loglog_slope"] > 1.5
+        assert m["flex_window_speedup_vs_dense_masked"] > 3
+        assert m["flex_peak_mib"] < m["dense_masked_peak_mib"] / 4
+    for pattern in ("full_attention", "sliding_window", "global_local"):
+        assert m[f"task_local_acc_{pattern}"] > 0.9, pattern
+    assert m["task_long_range_acc_full_attention"] > 0.9
+    assert m["task_long_range_acc_global_local"] > 0.9
+    assert m["task_long_range_acc_sliding_window"] < 0.65, "a window cannot see that far"
+
+
+CHECKS = {"00": check_00, "01": check_01, "02": check_02, "03": check_03, "04": check_04, "05": check_05}
 
 
 def test_every_notebook_has_metric_checks_and_a_course_entry():

@@ -21,6 +21,7 @@ FlexAttention is forward-only on CPU in this PyTorch, so CPU training uses this 
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -155,6 +156,9 @@ def _compiled_flex_attention():
     if _flex_state["compiled"] is None:
         from torch.nn.attention.flex_attention import flex_attention
 
+        # On a CPU-only machine the C++ toolchain lookup logs "No CUDA runtime is found,
+        # using CUDA_HOME=..." while compiling: true and irrelevant for a CPU kernel.
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         _flex_state["compiled"] = torch.compile(flex_attention)
     return _flex_state["compiled"]
 
