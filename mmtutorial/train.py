@@ -1,18 +1,41 @@
-"""Training utilities: seeding and device selection.
+"""Training: seeding, devices, and the ``fit`` / ``evaluate`` loops every notebook uses.
 
-Everything a notebook needs to make a run repeatable and to put it on the right
-hardware lives here, so every notebook does it the same way.
+Batches are dicts of tensors (as the course's data sets produce); a model takes the batch
+dict and returns logits. ``fit`` keeps a per-epoch history (loss, accuracy, accuracy per
+group such as question type), shows progress bars, supports bf16 autocast, gradient
+clipping, early stopping and checkpoints that resume to the same result, and stops with a
+clear message on a NaN or infinite loss.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import os
 import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["seed_everything", "pick_device", "seeded_generator", "seed_worker"]
+__all__ = [
+    "seed_everything",
+    "pick_device",
+    "seeded_generator",
+    "seed_worker",
+    "to_device",
+    "evaluate",
+    "fit",
+    "History",
+    "save_checkpoint",
+    "load_checkpoint",
+]
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -77,3 +100,277 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     if kind == "mps" and not mps_ok:
         raise ValueError("device='mps' was requested but Apple MPS is not available; use 'auto' or 'cpu'")
     return torch.device(device)
+
+
+def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """Move every tensor of a batch dict to ``device`` (other values pass through)."""
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+# ---------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[Mapping[str, Any]],
+    *,
+    target_key: str = "label",
+    group_key: str | None = None,
+    group_names: Sequence[str] | None = None,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+    loss_fn: Callable = F.cross_entropy,
+) -> dict[str, Any]:
+    """Mean loss, accuracy and (with ``group_key``) accuracy per group over ``batches``.
+
+    Returns ``{"loss", "acc", "n", "acc_by_group": {name: acc}}``.
+    """
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    group_correct: dict[int, int] = {}
+    group_count: dict[int, int] = {}
+    for batch in batches:
+        batch = to_device(batch, device)
+        with _autocast(device, precision):
+            logits = model(batch)
+        target = batch[target_key]
+        total_loss += loss_fn(logits.float(), target, reduction="sum").item()
+        hits = logits.argmax(-1) == target
+        correct += int(hits.sum())
+        count += len(target)
+        if group_key is not None:
+            for g in batch[group_key].unique().tolist():
+                in_group = batch[group_key] == g
+                group_correct[g] = group_correct.get(g, 0) + int(hits[in_group].sum())
+                group_count[g] = group_count.get(g, 0) + int(in_group.sum())
+    model.train(was_training)
+    if count == 0:
+        raise ValueError("evaluate got no batches")
+
+    def name(g: int) -> str:
+        return group_names[g] if group_names is not None else str(g)
+
+    return {
+        "loss": total_loss / count,
+        "acc": correct / count,
+        "n": count,
+        "acc_by_group": {name(g): group_correct[g] / group_count[g] for g in sorted(group_count)},
+    }
+
+
+# ---------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------
+
+
+def _rng_state(generator: torch.Generator | None) -> dict[str, Any]:
+    numpy_state = np.random.get_state()  # noqa: NPY002
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        # weights_only loading accepts tensors and plain containers, not numpy arrays
+        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
+        "generator": generator.get_state() if generator is not None else None,
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any], generator: torch.Generator | None) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuple(state["python"]))
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))  # noqa: NPY002
+    if generator is not None and state.get("generator") is not None:
+        generator.set_state(state["generator"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(value):
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def save_checkpoint(path: str | os.PathLike, **contents: Any) -> None:
+    """``torch.save`` to a temporary file, then rename: never a half-written checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(contents, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``: tensors and plain data only)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+# ---------------------------------------------------------------------------------
+# fit
+# ---------------------------------------------------------------------------------
+
+
+@dataclass
+class History:
+    """Per-epoch records of :func:`fit` (a list of dicts) plus the best epoch."""
+
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    stopped_early: bool = False
+
+    def column(self, key: str) -> list[Any]:
+        return [row.get(key) for row in self.epochs]
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.epochs[-1] if self.epochs else {}
+
+
+def fit(
+    model: nn.Module,
+    train_batches: Iterable[Mapping[str, Any]],
+    *,
+    epochs: int,
+    optimizer: torch.optim.Optimizer,
+    val_batches: Iterable[Mapping[str, Any]] | None = None,
+    target_key: str = "label",
+    group_key: str | None = None,
+    group_names: Sequence[str] | None = None,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+    clip_grad_norm: float | None = None,
+    early_stopping_patience: int | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    resume: bool = False,
+    generator: torch.Generator | None = None,
+    loss_fn: Callable = F.cross_entropy,
+    scheduler: Any = None,
+    progress: bool = True,
+    description: str = "training",
+) -> History:
+    """Train ``model`` for ``epochs`` epochs and return its :class:`History`.
+
+    Args:
+        train_batches: re-iterable batches of dicts (a DataLoader, or a list); the model
+            is called as ``model(batch)`` and must return logits.
+        val_batches: evaluated after every epoch (loss, accuracy, per-group accuracy).
+        precision: ``"fp32"`` or ``"bf16"`` (autocast where the device supports it).
+        clip_grad_norm: clip the global gradient norm to this value.
+        early_stopping_patience: stop after this many epochs without a better validation
+            loss; the best weights are restored at the end.
+        checkpoint_path: save model, optimizer, history and random states after every
+            epoch; with ``resume=True`` training continues from it and ends where an
+            uninterrupted run with the same seed would (pass the DataLoader's
+            ``generator`` so its shuffling resumes too).
+
+    Raises:
+        FloatingPointError: the loss became NaN or infinite (names the epoch and step).
+    """
+    from .notebook import progress as progress_bar
+
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision={precision!r}: expected 'fp32' or 'bf16'")
+    if early_stopping_patience is not None and val_batches is None:
+        raise ValueError("early stopping needs val_batches to watch")
+    device = torch.device(device)
+    model.to(device)
+    history = History()
+    best_loss, best_state, stale = math.inf, None, 0
+    start_epoch = 0
+    if resume:
+        if checkpoint_path is None:
+            raise ValueError("resume=True needs checkpoint_path")
+        if Path(checkpoint_path).exists():
+            state = load_checkpoint(checkpoint_path, map_location=device)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None and state.get("scheduler") is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            history = History(epochs=list(state["history"]), best_epoch=state["best_epoch"])
+            best_loss, stale = state["best_loss"], state["stale"]
+            best_state = state.get("best_model")
+            start_epoch = len(history.epochs)
+            _set_rng_state(state["rng"], generator)
+
+    epoch_bar = progress_bar(range(start_epoch, epochs), desc=description, disable=not progress)
+    for epoch in epoch_bar:
+        model.train()
+        started = time.perf_counter()
+        total_loss, correct, count = 0.0, 0, 0
+        for step, batch in enumerate(train_batches):
+            batch = to_device(batch, device)
+            with _autocast(device, precision):
+                logits = model(batch)
+            target = batch[target_key]
+            loss = loss_fn(logits.float(), target)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"the training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: "
+                    "lower the learning rate, clip gradients (clip_grad_norm=1.0) or check the inputs"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip_grad_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+            optimizer.step()
+            total_loss += loss.item() * len(target)
+            correct += int((logits.argmax(-1) == target).sum())
+            count += len(target)
+        if scheduler is not None:
+            scheduler.step()
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "train_loss": total_loss / count,
+            "train_acc": correct / count,
+            "lr": optimizer.param_groups[0]["lr"],
+        }
+        if val_batches is not None:
+            result = evaluate(model, val_batches, target_key=target_key, group_key=group_key,
+                              group_names=group_names, device=device, precision=precision, loss_fn=loss_fn)
+            row.update(val_loss=result["loss"], val_acc=result["acc"], val_acc_by_group=result["acc_by_group"])
+            if result["loss"] < best_loss:
+                best_loss, stale, history.best_epoch = result["loss"], 0, epoch + 1
+                if early_stopping_patience is not None:
+                    best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+        row["seconds"] = time.perf_counter() - started
+        history.epochs.append(row)
+        if hasattr(epoch_bar, "set_postfix"):
+            epoch_bar.set_postfix({k: round(v, 4) for k, v in row.items() if k in ("train_loss", "val_loss", "val_acc")})
+        if checkpoint_path is not None:
+            save_checkpoint(
+                checkpoint_path,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict() if scheduler is not None else None,
+                history=history.epochs,
+                best_epoch=history.best_epoch,
+                best_loss=best_loss,
+                stale=stale,
+                best_model=best_state,
+                rng=_rng_state(generator),
+            )
+        if early_stopping_patience is not None and stale >= early_stopping_patience:
+            history.stopped_early = True
+            break
+    if early_stopping_patience is not None and best_state is not None:
+        model.load_state_dict(best_state)
+    return history

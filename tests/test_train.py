@@ -1,0 +1,105 @@
+"""fit / evaluate: learning, per-group accuracy, NaN detection, early stopping, resume."""
+
+import pytest
+import torch
+from torch import nn
+
+from mmtutorial.train import evaluate, fit, load_checkpoint, seed_everything, seeded_generator
+
+
+class Linear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(4, 3)
+
+    def forward(self, batch):
+        return self.layer(batch["x"])
+
+
+def toy_data(n=240, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    label = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
+    group = (x[:, 2] > 0).long()
+    return {"x": x, "label": label, "group": group}
+
+
+def loader(data, batch_size=32, generator=None):
+    dataset = torch.utils.data.StackDataset(**data)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=generator is not None, generator=generator)
+
+
+def test_fit_learns_and_reports_groups():
+    seed_everything(0)
+    model = Linear()
+    history = fit(model, loader(toy_data(), generator=seeded_generator(0)), epochs=15,
+                  optimizer=torch.optim.Adam(model.parameters(), lr=0.05), val_batches=loader(toy_data(seed=1)),
+                  group_key="group", group_names=["neg", "pos"], progress=False)
+    assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"]
+    assert history.last["val_acc"] > 0.7  # the majority class is 0.5
+    assert set(history.last["val_acc_by_group"]) == {"neg", "pos"}
+    result = evaluate(model, loader(toy_data(seed=1)), group_key="group")
+    assert result["acc"] == pytest.approx(history.last["val_acc"]) and result["n"] == 240
+
+
+def test_nan_loss_stops_with_a_clear_message():
+    model = Linear()
+    data = toy_data()
+    data["x"][5, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"loss became nan at epoch 1, step 1"):
+        fit(model, loader(data), epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), progress=False)
+
+
+def test_early_stopping_restores_the_best_weights():
+    seed_everything(0)
+    model = Linear()
+    history = fit(model, loader(toy_data(), generator=seeded_generator(0)), epochs=40,
+                  optimizer=torch.optim.SGD(model.parameters(), lr=2.0),  # far too high: validation gets worse
+                  val_batches=loader(toy_data(seed=1)), early_stopping_patience=2, progress=False)
+    best = min(history.column("val_loss"))
+    assert history.stopped_early and len(history.epochs) < 40
+    assert evaluate(model, loader(toy_data(seed=1)))["loss"] == pytest.approx(best, rel=1e-5)
+    with pytest.raises(ValueError, match="early stopping needs val_batches"):
+        fit(model, loader(toy_data()), epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+            early_stopping_patience=2, progress=False)
+
+
+def run_training(tmp_path, epochs, resume, name="ckpt.pt"):
+    seed_everything(0)
+    model = Linear()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    generator = seeded_generator(0)
+    history = fit(model, loader(toy_data(), generator=generator), epochs=epochs, optimizer=optimizer,
+                  val_batches=loader(toy_data(seed=1)), checkpoint_path=tmp_path / name, resume=resume,
+                  generator=generator, progress=False)
+    return model, history
+
+
+def test_resume_reaches_the_same_result_as_an_uninterrupted_run(tmp_path):
+    full_model, full_history = run_training(tmp_path, epochs=6, resume=False, name="full.pt")
+    run_training(tmp_path, epochs=3, resume=False)  # interrupted after 3 epochs
+    resumed_model, resumed_history = run_training(tmp_path, epochs=6, resume=True)
+    assert len(resumed_history.epochs) == 6
+    for a, b in zip(full_model.parameters(), resumed_model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert resumed_history.column("val_loss") == full_history.column("val_loss")
+    state = load_checkpoint(tmp_path / "ckpt.pt")  # weights_only=True
+    assert set(state) >= {"model", "optimizer", "history", "rng"}
+
+
+def test_bad_arguments():
+    model = Linear()
+    with pytest.raises(ValueError, match="epochs must be a positive int, got 0"):
+        fit(model, [], epochs=0, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match="precision='fp16'"):
+        fit(model, [], epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), precision="fp16")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint("/nonexistent/ckpt.pt")
+
+
+def test_bf16_autocast_runs_on_cpu():
+    seed_everything(0)
+    model = Linear()
+    history = fit(model, loader(toy_data()), epochs=2, optimizer=torch.optim.Adam(model.parameters(), lr=0.05),
+                  precision="bf16", progress=False)
+    assert torch.isfinite(torch.tensor(history.column("train_loss"))).all()
