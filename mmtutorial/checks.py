@@ -37,6 +37,9 @@ __all__ = [
     "check_sliding_window_mask",
     "check_window_score_count",
     "check_global_local_mask_mod",
+    "check_gate_weights",
+    "check_pearson",
+    "check_tensor_fusion_size",
 ]
 
 
@@ -380,3 +383,48 @@ def check_global_local_mask_mod(fn: Callable) -> None:
         for w, g, n in ((1, 1, 8), (3, 2, 20), (0, 0, 6))
     ]
     run_cases("global_local_mask_mod", dense, cases)
+
+
+# --- notebook 07 ------------------------------------------------------------------
+
+
+def check_gate_weights(fn: Callable) -> None:
+    """Exercise: ``fn(scores (B, M), present (B, M) bool) -> weights (B, M)``: a softmax over
+    the modalities present only; missing modalities get exactly 0."""
+    g = _generator(8)
+    scores = torch.randn(4, 3, generator=g)
+    every = torch.ones(4, 3, dtype=torch.bool)
+    some = torch.tensor([[True, False, True], [False, True, False], [True, True, True], [False, False, True]])
+    expected = torch.softmax(scores.masked_fill(~some, float("-inf")), dim=-1)
+    cases = [
+        Case("all modalities present", (scores, every), torch.softmax(scores, -1)),
+        Case("some modalities missing", (scores, some), expected),
+    ]
+    run_cases("gate_weights", fn, cases)
+
+
+def check_pearson(fn: Callable) -> None:
+    """Exercise: ``fn(x, y) -> float``: the Pearson correlation coefficient of two 1-D tensors."""
+    g = _generator(9)
+    x = torch.randn(500, generator=g, dtype=torch.float64)
+    noise = torch.randn(500, generator=g, dtype=torch.float64)
+
+    def pearson(a, b):
+        return torch.corrcoef(torch.stack([a, b]))[0, 1]
+
+    cases = [
+        Case("perfectly correlated (y = 3x + 1)", (x, 3 * x + 1), torch.tensor(1.0, dtype=torch.float64)),
+        Case("anti-correlated", (x, -x), torch.tensor(-1.0, dtype=torch.float64)),
+        Case("partly correlated", (x, x + 2 * noise), pearson(x, x + 2 * noise)),
+    ]
+    run_cases("pearson", lambda a, b: torch.as_tensor(float(fn(a, b)), dtype=torch.float64), cases)
+
+
+def check_tensor_fusion_size(fn: Callable) -> None:
+    """Exercise: ``fn(dims) -> int``: the length of the tensor-fusion vector, the outer
+    product of every modality's vector with a 1 appended."""
+    cases = [
+        Case(f"dims={dims}", (dims,), torch.tensor(float(expected)))
+        for dims, expected in (([16, 16], 289), ([4], 5), ([2, 3, 4], 60))
+    ]
+    run_cases("tensor_fusion_size", lambda d: torch.tensor(float(fn(d))), cases)

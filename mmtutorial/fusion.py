@@ -10,7 +10,7 @@ module                    formula (source)
 EarlyFusion               ``MLP([h_1; ...; h_M])`` (concatenation; e.g. Ngiam et al. 2011)
 LateFusion                ``sum_m w_m f_m(h_m)``, w uniform or learned (ensemble of unimodal heads)
 HybridFusion              average of the early-fusion logits and the late-fusion logits
-GatedFusion               ``alpha = softmax_m(v^T tanh(W_m h_m))``, ``z = sum_m alpha_m P_m h_m``
+GatedFusion               ``alpha = softmax_m(V tanh(W [h_1; ...; h_M]))``, ``z = sum_m alpha_m P_m h_m``
                           (attention over modalities; gated multimodal units, Arevalo et al. 2017)
 TokenFusion               each modality one token + [CLS], a Transformer over the tokens
 FiLM                      ``gamma(c) * x + beta(c)`` per channel (Perez et al. 2018)
@@ -123,22 +123,23 @@ class HybridFusion(nn.Module):
 class GatedFusion(nn.Module):
     """Attention over modalities: a weight per modality and per sample.
 
-    ``alpha_m = softmax_m(v^T tanh(W_m h_m))`` over the modalities present, so weights are
-    non-negative and sum to 1 for every sample; the fused vector is ``sum_m alpha_m P_m h_m``.
-    The last weights are kept in ``self.weights`` ``(B, M)`` for inspection.
+    ``alpha = softmax_m(V tanh(W [h_1; ...; h_M]))`` over the modalities present (the gate
+    sees every present modality, as in gated multimodal units, Arevalo et al. 2017), so
+    the weights are non-negative and sum to 1 for every sample; the fused vector is
+    ``sum_m alpha_m P_m h_m``. The last weights are kept in ``self.weights`` ``(B, M)``.
     """
 
     def __init__(self, dims: Sequence[int], dim: int, hidden: int = 32) -> None:
         super().__init__()
         self.dims = list(dims)
         self.project = nn.ModuleList(nn.Linear(d, dim) for d in self.dims)
-        self.score = nn.ModuleList(nn.Sequential(nn.Linear(d, hidden), nn.Tanh(), nn.Linear(hidden, 1)) for d in self.dims)
+        self.score = nn.Sequential(nn.Linear(sum(self.dims), hidden), nn.Tanh(), nn.Linear(hidden, len(self.dims)))
         self.weights: Tensor | None = None
 
     def forward(self, features: Sequence[Tensor], present: Tensor | None = None) -> Tensor:
         present = check_features(features, self.dims, present)
-        scores = torch.cat([score(h) for score, h in zip(self.score, features, strict=True)], dim=-1)  # (B, M)
-        self.weights = masked_softmax(scores, present)
+        context = torch.cat(_zero_missing(features, present), dim=-1)  # a missing modality says nothing
+        self.weights = masked_softmax(self.score(context), present)
         projected = torch.stack([p(h) for p, h in zip(self.project, features, strict=True)], dim=1)  # (B, M, dim)
         return (self.weights.unsqueeze(-1) * projected).sum(1)
 

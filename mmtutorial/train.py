@@ -30,6 +30,7 @@ __all__ = [
     "seeded_generator",
     "seed_worker",
     "to_device",
+    "TensorBatches",
     "evaluate",
     "fit",
     "History",
@@ -105,6 +106,41 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
 def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     """Move every tensor of a batch dict to ``device`` (other values pass through)."""
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+class TensorBatches:
+    """Batches of a dict of equally long tensors, re-iterable like a DataLoader but with no
+    per-sample Python: each batch is one indexing operation (on whatever device the
+    tensors live, so the whole set can sit on a GPU).
+
+    Args:
+        tensors: name -> tensor, all with the same first dimension.
+        batch_size: samples per batch (the last batch may be smaller).
+        shuffle: a new random order every pass, drawn from ``generator``.
+    """
+
+    def __init__(self, tensors: Mapping[str, torch.Tensor], batch_size: int, shuffle: bool = False,
+                 generator: torch.Generator | None = None) -> None:
+        lengths = {name: len(t) for name, t in tensors.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"all tensors must have the same length, got {lengths}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.tensors, self.batch_size, self.shuffle = dict(tensors), batch_size, shuffle
+        self.generator = generator
+        self.size = next(iter(lengths.values()))
+
+    def __len__(self) -> int:
+        return -(-self.size // self.batch_size)
+
+    def __iter__(self):
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=self.generator)
+        else:
+            order = torch.arange(self.size)
+        for start in range(0, self.size, self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield {name: t[index.to(t.device)] for name, t in self.tensors.items()}
 
 
 # ---------------------------------------------------------------------------------

@@ -50,6 +50,9 @@ def global_local_mod(window, num_global):
 
 
 RIGHT = {
+    checks.check_gate_weights: lambda s, p: masked_softmax(s, p),
+    checks.check_pearson: lambda x, y: torch.corrcoef(torch.stack([x, y]))[0, 1].item(),
+    checks.check_tensor_fusion_size: lambda dims: int(torch.tensor([d + 1 for d in dims]).prod()),
     checks.check_sinusoidal_table: lambda n, d: __import__("mmtutorial.attention", fromlist=["x"]).sinusoidal_table(n, d),
     checks.check_post_norm_block: post_norm_block,
     checks.check_sequence_accuracy: lambda logits, t: (logits.argmax(-1) == t).all(-1).float().mean().item(),
@@ -69,6 +72,12 @@ RIGHT = {
 }
 
 WRONG = {
+    # softmax over every modality, ignoring which are present
+    checks.check_gate_weights: (lambda s, p: torch.softmax(s, -1), "some modalities missing"),
+    # covariance instead of correlation
+    checks.check_pearson: (lambda x, y: ((x - x.mean()) * (y - y.mean())).mean().item(), "y = 3x"),
+    # forgets the appended 1s
+    checks.check_tensor_fusion_size: (lambda dims: int(torch.tensor(dims).prod()), "dims=\\[16, 16\\]"),
     # sin and cos swapped
     checks.check_sinusoidal_table: (lambda n, d: __import__("mmtutorial.attention", fromlist=["x"]).sinusoidal_table(n, d).roll(1, -1), "values differ"),
     # pre-norm instead of post-norm

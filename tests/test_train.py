@@ -103,3 +103,19 @@ def test_bf16_autocast_runs_on_cpu():
     history = fit(model, loader(toy_data()), epochs=2, optimizer=torch.optim.Adam(model.parameters(), lr=0.05),
                   precision="bf16", progress=False)
     assert torch.isfinite(torch.tensor(history.column("train_loss"))).all()
+
+
+def test_tensor_batches_cover_every_sample_once_and_shuffle_repeatably():
+    from mmtutorial.train import TensorBatches
+
+    data = {"x": torch.arange(10), "y": torch.arange(10) * 2}
+    batches = list(TensorBatches(data, 4))
+    assert [len(b["x"]) for b in batches] == [4, 4, 2] and len(TensorBatches(data, 4)) == 3
+    shuffled = TensorBatches(data, 3, shuffle=True, generator=seeded_generator(0))
+    first, second = [torch.cat([b["x"] for b in shuffled]) for _ in range(2)]
+    assert sorted(first.tolist()) == list(range(10)) and not torch.equal(first, second)
+    assert all(torch.equal(b["y"], b["x"] * 2) for b in shuffled)
+    again = TensorBatches(data, 3, shuffle=True, generator=seeded_generator(0))
+    assert torch.equal(torch.cat([b["x"] for b in again]), first)
+    with pytest.raises(ValueError, match="same length"):
+        TensorBatches({"x": torch.arange(3), "y": torch.arange(4)}, 2)

@@ -249,11 +249,21 @@ class AVDigits(Dataset):
             "speaker": self.speaker[index],
         }
 
-    def tensors(self) -> dict[str, torch.Tensor]:
-        """The whole split as tensors (features, labels and corruption levels)."""
+    def audio_statistics(self) -> tuple[float, float]:
+        """Mean and standard deviation of this split's log-mel values (use the training
+        split's to normalise every split)."""
+        return self.audio.mean().item(), self.audio.std().item()
+
+    def tensors(self, audio_statistics: tuple[float, float] | None = None) -> dict[str, torch.Tensor]:
+        """The whole split as tensors (features, labels and corruption levels); with
+        ``audio_statistics=(mean, std)`` the spectrograms are standardised."""
+        audio = self.audio
+        if audio_statistics is not None:
+            mean, std = audio_statistics
+            audio = (audio - mean) / std
         return {
             "image": self.images,
-            "audio": self.audio,
+            "audio": audio,
             "label": torch.from_numpy(self.labels.astype(np.int64)),
             "image_noise": torch.from_numpy(self.image_noise.astype(np.float32)),
             "occlusion": torch.from_numpy(self.occlusion.astype(np.float32)),
