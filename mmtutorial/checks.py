@@ -40,6 +40,9 @@ __all__ = [
     "check_gate_weights",
     "check_pearson",
     "check_tensor_fusion_size",
+    "check_missing_mask",
+    "check_relative_robustness",
+    "check_effective_robustness",
 ]
 
 
@@ -428,3 +431,55 @@ def check_tensor_fusion_size(fn: Callable) -> None:
         for dims, expected in (([16, 16], 289), ([4], 5), ([2, 3, 4], 60))
     ]
     run_cases("tensor_fusion_size", lambda d: torch.tensor(float(fn(d))), cases)
+
+
+# --- notebook 08 ------------------------------------------------------------------
+
+
+def check_missing_mask(fn: Callable) -> None:
+    """Exercise: ``fn(batch, p, generator) -> present (batch, 2)`` bool: each sample loses
+    exactly one of its two modalities (chosen at random) with probability ``p``."""
+
+    def statistics(batch, p, seed):
+        present = fn(batch, p, torch.Generator().manual_seed(seed))
+        if not isinstance(present, torch.Tensor) or present.dtype != torch.bool or present.shape != (batch, 2):
+            got = (present.dtype, tuple(present.shape)) if isinstance(present, torch.Tensor) else type(present).__name__
+            raise ValueError(f"expected a boolean tensor of shape ({batch}, 2), got {got}")
+        missing_rows = (~present).any(1)
+        image_share = (~present[:, 0]).float().sum() / missing_rows.float().sum().clamp_min(1)
+        # rounded so that sampling noise does not fail a right answer
+        return torch.tensor([
+            round(missing_rows.float().mean().item(), 1),
+            round(image_share.item(), 1) if missing_rows.any() else 0.5,
+            present.sum(1).min().item(),
+        ])
+
+    cases = [
+        Case("p = 0: nothing missing", (4000, 0.0, 0), torch.tensor([0.0, 0.5, 2.0])),
+        Case("p = 0.5: half the samples miss one modality, image or audio equally often", (4000, 0.5, 1), torch.tensor([0.5, 0.5, 1.0])),
+        Case("p = 1: every sample misses exactly one", (4000, 1.0, 2), torch.tensor([1.0, 0.5, 1.0])),
+    ]
+    run_cases("missing_mask", statistics, cases)
+
+
+def check_relative_robustness(fn: Callable) -> None:
+    """Exercise: ``fn(levels, accuracies) -> float``: the area under the accuracy curve
+    (trapezoid rule) with the noise levels rescaled to [0, 1]."""
+    cases = [
+        Case("flat curve", ([0, 1, 2], [0.8, 0.8, 0.8]), torch.tensor(0.8, dtype=torch.float64)),
+        Case("linear drop to zero", ([0.0, 0.5, 1.0], [1.0, 0.5, 0.0]), torch.tensor(0.5, dtype=torch.float64)),
+        Case("uneven levels", ([0, 1, 4], [0.9, 0.7, 0.1]), torch.tensor(0.25 * 0.8 + 0.75 * 0.4, dtype=torch.float64)),
+    ]
+    run_cases("relative_robustness", lambda x, y: torch.tensor(float(fn(x, y)), dtype=torch.float64), cases)
+
+
+def check_effective_robustness(fn: Callable) -> None:
+    """Exercise: ``fn(model_accuracies, late_accuracies) -> float``: the mean over the noisy
+    levels (all but the first, clean, one) of the model's drop from its clean accuracy
+    minus late fusion's drop from its own clean accuracy."""
+    cases = [
+        Case("same curve", ([0.9, 0.8, 0.6], [0.9, 0.8, 0.6]), torch.tensor(0.0, dtype=torch.float64)),
+        Case("same drops from a higher start", ([0.95, 0.85, 0.65], [0.9, 0.8, 0.6]), torch.tensor(0.0, dtype=torch.float64)),
+        Case("drops less", ([0.9, 0.85, 0.8], [0.9, 0.8, 0.6]), torch.tensor(0.125, dtype=torch.float64)),
+    ]
+    run_cases("effective_robustness", lambda a, b: torch.tensor(float(fn(a, b)), dtype=torch.float64), cases)

@@ -49,7 +49,29 @@ def global_local_mod(window, num_global):
     return mod
 
 
+def missing_mask(batch, p, generator):
+    present = torch.ones(batch, 2, dtype=torch.bool)
+    drop = torch.rand(batch, generator=generator) < p
+    which = torch.randint(0, 2, (batch,), generator=generator)
+    present[drop.nonzero().squeeze(1), which[drop]] = False
+    return present
+
+
+def relative_robustness(levels, accuracies):
+    x = torch.tensor(levels, dtype=torch.float64)
+    x = (x - x[0]) / (x[-1] - x[0])
+    return torch.trapezoid(torch.tensor(accuracies, dtype=torch.float64), x).item()
+
+
+def effective_robustness(model, late):
+    m, b = torch.tensor(model, dtype=torch.float64), torch.tensor(late, dtype=torch.float64)
+    return ((m[1:] - m[0]) - (b[1:] - b[0])).mean().item()
+
+
 RIGHT = {
+    checks.check_missing_mask: missing_mask,
+    checks.check_relative_robustness: relative_robustness,
+    checks.check_effective_robustness: effective_robustness,
     checks.check_gate_weights: lambda s, p: masked_softmax(s, p),
     checks.check_pearson: lambda x, y: torch.corrcoef(torch.stack([x, y]))[0, 1].item(),
     checks.check_tensor_fusion_size: lambda dims: int(torch.tensor([d + 1 for d in dims]).prod()),
@@ -72,6 +94,12 @@ RIGHT = {
 }
 
 WRONG = {
+    # drops each modality independently: sometimes both
+    checks.check_missing_mask: (lambda b, p, g: torch.rand(b, 2, generator=g) >= p, "p = 0.5"),
+    # plain mean of the accuracies, ignoring uneven levels
+    checks.check_relative_robustness: (lambda x, y: sum(y) / len(y), "uneven levels"),
+    # compares raw accuracies instead of drops
+    checks.check_effective_robustness: (lambda m, b: sum(x - y for x, y in zip(m[1:], b[1:], strict=True)) / (len(m) - 1), "higher start"),
     # softmax over every modality, ignoring which are present
     checks.check_gate_weights: (lambda s, p: torch.softmax(s, -1), "some modalities missing"),
     # covariance instead of correlation

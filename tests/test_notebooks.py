@@ -86,7 +86,20 @@ def check_05(m, smoke):
     assert m["task_long_range_acc_sliding_window"] < 0.65, "a window cannot see that far"
 
 
-CHECKS = {"00": check_00, "01": check_01, "02": check_02, "03": check_03, "04": check_04, "05": check_05}
+def check_07(m, smoke):
+    assert m["single_token_attention_gap"] < 1e-5, "one token: self-attention is a linear map"
+    unimodal = max(m["acc_mean_image"], m["acc_mean_audio"])
+    fused = [v for k, v in m.items() if k.startswith("acc_mean_") and k not in ("acc_mean_image", "acc_mean_audio")]
+    assert fused and min(m["acc_mean_image"], m["acc_mean_audio"]) > 0.15, "learning happens"
+    if smoke:
+        assert max(fused) > unimodal
+    else:
+        assert m["seeds"] >= 3
+        assert min(fused) > unimodal + 0.05, "every fusion beats both modalities alone"
+        assert m["gate_audio_weight_corr_snr"] > 0.3, "the gate trusts clean audio more"
+
+
+CHECKS = {"00": check_00, "01": check_01, "02": check_02, "03": check_03, "04": check_04, "05": check_05, "07": check_07}
 
 
 def test_every_notebook_has_metric_checks_and_a_course_entry():
