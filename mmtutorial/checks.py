@@ -43,6 +43,8 @@ __all__ = [
     "check_missing_mask",
     "check_relative_robustness",
     "check_effective_robustness",
+    "check_single_query_attention",
+    "check_grid_cell",
 ]
 
 
@@ -483,3 +485,29 @@ def check_effective_robustness(fn: Callable) -> None:
         Case("drops less", ([0.9, 0.85, 0.8], [0.9, 0.8, 0.6]), torch.tensor(0.125, dtype=torch.float64)),
     ]
     run_cases("effective_robustness", lambda a, b: torch.tensor(float(fn(a, b)), dtype=torch.float64), cases)
+
+
+# --- notebook 06 ------------------------------------------------------------------
+
+
+def check_single_query_attention(fn: Callable) -> None:
+    """Exercise: ``fn(query (B, d), regions (B, N, d)) -> (output (B, d), weights (B, N))``,
+    scaled dot-product attention of one query over the regions, no projections."""
+    g = _generator(10)
+    query, regions = torch.randn(3, 8, generator=g), torch.randn(3, 25, 8, generator=g)
+    expected = F.scaled_dot_product_attention(query[:, None], regions, regions)[:, 0]
+    weights = torch.softmax((regions @ query[..., None])[..., 0] / 8**0.5, -1)
+    cases = [
+        Case("output", (query, regions), expected),
+        Case("weights", (query, regions), weights),
+    ]
+    run_cases("single_query_attention (output)", lambda q, r: fn(q, r)[0], cases[:1])
+    run_cases("single_query_attention (weights)", lambda q, r: fn(q, r)[1], cases[1:])
+
+
+def check_grid_cell(fn: Callable) -> None:
+    """Exercise: ``fn(x, y, image_size=75, grid=5) -> int``: the row-major index of the grid
+    cell containing pixel (x, y)."""
+    points = [((0, 0), 0), ((74, 0), 4), ((0, 74), 20), ((37, 37), 12), ((15, 14), 1), ((44, 45), 17)]
+    cases = [Case(f"pixel (x={x}, y={y})", (x, y), torch.tensor(float(cell))) for (x, y), cell in points]
+    run_cases("grid_cell", lambda x, y: torch.tensor(float(fn(x, y))), cases)

@@ -72,15 +72,22 @@ class ConvRegionEncoder(nn.Module):
         channels: channels of every conv layer.
         layers: number of stride-2 conv layers.
         add_coordinates: append each region's (x, y) in [-1, 1].
+        norm: ``"batch"`` (BatchNorm, as the paper) or ``"group"`` (GroupNorm: no running
+            statistics, so evaluation behaves exactly like training).
     """
 
-    def __init__(self, in_channels: int = 3, channels: int = 24, layers: int = 4, add_coordinates: bool = True) -> None:
+    def __init__(self, in_channels: int = 3, channels: int = 24, layers: int = 4, add_coordinates: bool = True,
+                 norm: str = "batch") -> None:
         super().__init__()
         if layers < 1:
             raise ValueError(f"layers must be >= 1, got {layers}")
+        if norm not in ("batch", "group"):
+            raise ValueError(f"norm={norm!r}: expected 'batch' or 'group'")
         blocks, c = [], in_channels
         for _ in range(layers):
-            blocks += [nn.Conv2d(c, channels, 3, stride=2, padding=1), nn.BatchNorm2d(channels), nn.ReLU()]
+            # GroupNorm behaves the same in training and evaluation (no running statistics)
+            normalize = nn.BatchNorm2d(channels) if norm == "batch" else nn.GroupNorm(4, channels)
+            blocks += [nn.Conv2d(c, channels, 3, stride=2, padding=1), normalize, nn.ReLU()]
             c = channels
         self.net = nn.Sequential(*blocks)
         self.in_channels = in_channels

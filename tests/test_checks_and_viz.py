@@ -68,7 +68,14 @@ def effective_robustness(model, late):
     return ((m[1:] - m[0]) - (b[1:] - b[0])).mean().item()
 
 
+def single_query_attention(query, regions):
+    weights = torch.softmax((regions @ query[..., None])[..., 0] / regions.shape[-1] ** 0.5, -1)
+    return (weights[..., None] * regions).sum(1), weights
+
+
 RIGHT = {
+    checks.check_single_query_attention: single_query_attention,
+    checks.check_grid_cell: lambda x, y, image_size=75, grid=5: int(y // 15) * 5 + int(x // 15),
     checks.check_missing_mask: missing_mask,
     checks.check_relative_robustness: relative_robustness,
     checks.check_effective_robustness: effective_robustness,
@@ -94,6 +101,13 @@ RIGHT = {
 }
 
 WRONG = {
+    # forgets the 1/sqrt(d) scale
+    checks.check_single_query_attention: (
+        lambda q, r: ((torch.softmax((r @ q[..., None])[..., 0], -1)[..., None] * r).sum(1), torch.softmax((r @ q[..., None])[..., 0], -1)),
+        "single_query_attention \\(output\\)",
+    ),
+    # swaps rows and columns
+    checks.check_grid_cell: (lambda x, y, image_size=75, grid=5: int(x // 15) * 5 + int(y // 15), "x=74, y=0"),
     # drops each modality independently: sometimes both
     checks.check_missing_mask: (lambda b, p, g: torch.rand(b, 2, generator=g) >= p, "p = 0.5"),
     # plain mean of the accuracies, ignoring uneven levels

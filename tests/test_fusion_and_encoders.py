@@ -175,6 +175,11 @@ def test_region_encoders_shapes_and_coordinates():
     assert out.shape == (1, 25, 258) and resnet.last_grid == (5, 5)
     with pytest.raises(ValueError, match=r"expected images of shape \(batch, 3, height, width\), got \(2, 1, 75, 75\)"):
         cnn(rand(2, 1, 75, 75))
+    group = ConvRegionEncoder(norm="group")
+    x = rand(4, 3, 75, 75)
+    assert torch.allclose(group.train()(x), group.eval()(x)), "GroupNorm: evaluation behaves like training"
+    with pytest.raises(ValueError, match="norm='layer'"):
+        ConvRegionEncoder(norm="layer")
 
 
 def test_vector_encoders():

@@ -99,7 +99,19 @@ def check_07(m, smoke):
         assert m["gate_audio_weight_corr_snr"] > 0.3, "the gate trusts clean audio more"
 
 
-CHECKS = {"00": check_00, "01": check_01, "02": check_02, "03": check_03, "04": check_04, "05": check_05, "07": check_07}
+def check_08(m, smoke):
+    both = {k: v for k, v in m.items() if k.startswith("absent_both_")}
+    assert len(both) == 5 and min(both.values()) > 0.3, "learning happens"
+    if not smoke:
+        # modality dropout helps when a modality is missing
+        assert m["absent_audio_only_early_modality_dropout"] > m["absent_audio_only_early"] + 0.05
+        assert m["absent_image_only_early_modality_dropout"] > m["absent_image_only_early"] + 0.05
+        assert m["relative_robustness_missing_early_modality_dropout"] > m["relative_robustness_missing_early"]
+        assert m["effective_robustness_missing_late"] == 0.0
+
+
+CHECKS = {"00": check_00, "01": check_01, "02": check_02, "03": check_03, "04": check_04, "05": check_05,
+          "07": check_07, "08": check_08}
 
 
 def test_every_notebook_has_metric_checks_and_a_course_entry():

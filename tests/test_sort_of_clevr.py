@@ -241,3 +241,18 @@ def test_bad_split_and_tokenizer():
         SortOfClevr("dev", **SMALL)
     with pytest.raises(ValueError, match="could not load a tokenizer from '/no/such/model'"):
         SortOfClevr("val", tokenizer="/no/such/model", **SMALL)
+
+
+def test_question_batches_match_collate():
+    ds = SortOfClevr("val", tokenizer="words", **SMALL)
+    batches = list(ds.batches(7, shuffle=True, generator=torch.Generator().manual_seed(0)))
+    assert sum(len(b["answer"]) for b in batches) == len(ds)
+    first = batches[0]
+    assert {"image", "input_ids", "attention_mask", "structured", "answer", "qtype", "target"} <= set(first)
+    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:7]
+    for row, i in enumerate(order.tolist()):
+        item = ds[i]
+        assert torch.equal(first["image"][row], item["image"])
+        assert int(first["answer"][row]) == item["answer"]
+        n = int(first["attention_mask"][row].sum())
+        assert torch.equal(first["input_ids"][row, :n], item["input_ids"])

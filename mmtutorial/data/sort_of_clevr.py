@@ -600,6 +600,7 @@ class SortOfClevr(Dataset):
         for the rest (token ids padded to the split's longest)."""
         tensors = {
             "images": self.images,
+            "index": torch.arange(len(self)),  # the question's row: ds.text(index), ds.scene(index)
             "image_index": torch.from_numpy(self.image_index.astype(np.int64)),
             "structured": self._structured,
             "answer": torch.from_numpy(self.answer),
@@ -613,11 +614,45 @@ class SortOfClevr(Dataset):
             tensors["input_ids"], tensors["attention_mask"] = ids[text_id], mask[text_id]
         return tensors
 
+    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+                device: torch.device | str = "cpu") -> QuestionBatches:
+        """Batches straight from tensors held on ``device`` (no per-sample Python, no
+        DataLoader): the fast path on CPU and the GPU-resident path on a GPU."""
+        return QuestionBatches(self.as_tensors(), batch_size, shuffle, generator, device)
+
     def __repr__(self) -> str:
         return (
             f"SortOfClevr(split={self.split!r}, questions={len(self)}, images={len(np.unique(self.image_index))}, "
             f"answers={len(self.answers)}, tokenizer={type(self.tokenizer).__name__ if self.tokenizer else None})"
         )
+
+
+class QuestionBatches:
+    """Re-iterable batches of a :meth:`SortOfClevr.as_tensors` dict moved to ``device``.
+
+    Each batch has one row per question plus ``image`` (float in [0, 1], gathered from the
+    uint8 images by ``image_index``), so a model sees the same keys as with ``collate``.
+    """
+
+    def __init__(self, tensors: dict[str, torch.Tensor], batch_size: int, shuffle: bool = False,
+                 generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.tensors = {k: v.to(device) for k, v in tensors.items()}
+        self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator
+        self.size = len(self.tensors["answer"])
+
+    def __len__(self) -> int:
+        return -(-self.size // self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(self.size, generator=self.generator) if self.shuffle else torch.arange(self.size)
+        images = self.tensors["images"]
+        for start in range(0, self.size, self.batch_size):
+            index = order[start : start + self.batch_size].to(images.device)
+            batch = {k: v[index] for k, v in self.tensors.items() if k != "images"}
+            batch["image"] = images[batch["image_index"]].float() / 255.0
+            yield batch
 
 
 def pad_token_ids(sequences: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
