@@ -101,7 +101,7 @@ def check_07(m, smoke):
 
 def check_08(m, smoke):
     both = {k: v for k, v in m.items() if k.startswith("absent_both_")}
-    assert len(both) == 5 and min(both.values()) > 0.3, "learning happens"
+    assert len(both) == 5 and min(both.values()) > 0.2, "learning happens (chance is 0.1)"
     if not smoke:
         # modality dropout helps when a modality is missing
         assert m["absent_audio_only_early_modality_dropout"] > m["absent_audio_only_early"] + 0.05
