@@ -216,14 +216,16 @@ class WordTextEncoder(nn.Module):
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
         _check_text(input_ids, attention_mask)
         attention_mask = attention_mask.bool()
-        x = self.embed(input_ids) * math.sqrt(self.out_dim)
+        x = self.embed(input_ids)
         if self.kind == "gru":
             lengths = attention_mask.sum(1).clamp_min(1).cpu()
             packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
             out, _ = self.rnn(packed)
             tokens, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=input_ids.shape[1])
         else:
-            tokens = self.encoder(self.position(x), key_padding_mask=~attention_mask)
+            # Transformer convention: scale embeddings up to the size of the positional encoding.
+            # (Not for the GRU: inputs of size sqrt(dim) would saturate its tanh gates.)
+            tokens = self.encoder(self.position(x * math.sqrt(self.out_dim)), key_padding_mask=~attention_mask)
         return tokens, masked_mean(tokens, attention_mask)
 
 
