@@ -389,8 +389,7 @@ def fit(
                 stale += 1
         row["seconds"] = time.perf_counter() - started
         history.epochs.append(row)
-        if hasattr(epoch_bar, "set_postfix"):
-            epoch_bar.set_postfix({k: round(v, 4) for k, v in row.items() if k in ("train_loss", "val_loss", "val_acc")})
+        epoch_bar.set_postfix({k: round(v, 4) for k, v in row.items() if k in ("train_loss", "val_loss", "val_acc")})
         if checkpoint_path is not None:
             save_checkpoint(
                 checkpoint_path,

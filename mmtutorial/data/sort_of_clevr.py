@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..train import TensorBatches
 from .text import load_tokenizer
 
 __all__ = [
@@ -630,28 +631,23 @@ class SortOfClevr(Dataset):
 class QuestionBatches:
     """Re-iterable batches of a :meth:`SortOfClevr.as_tensors` dict moved to ``device``.
 
-    Each batch has one row per question plus ``image`` (float in [0, 1], gathered from the
-    uint8 images by ``image_index``), so a model sees the same keys as with ``collate``.
+    The question rows are batched by :class:`mmtutorial.train.TensorBatches`; each batch
+    also gets ``image`` (float in [0, 1], gathered from the uint8 images by
+    ``image_index``), so a model sees the same keys as with ``collate``.
     """
 
     def __init__(self, tensors: dict[str, torch.Tensor], batch_size: int, shuffle: bool = False,
                  generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.tensors = {k: v.to(device) for k, v in tensors.items()}
-        self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator
-        self.size = len(self.tensors["answer"])
+        rows = {k: v.to(device) for k, v in tensors.items()}
+        self.images = rows.pop("images")
+        self.rows = TensorBatches(rows, batch_size, shuffle=shuffle, generator=generator)
 
     def __len__(self) -> int:
-        return -(-self.size // self.batch_size)
+        return len(self.rows)
 
     def __iter__(self):
-        order = torch.randperm(self.size, generator=self.generator) if self.shuffle else torch.arange(self.size)
-        images = self.tensors["images"]
-        for start in range(0, self.size, self.batch_size):
-            index = order[start : start + self.batch_size].to(images.device)
-            batch = {k: v[index] for k, v in self.tensors.items() if k != "images"}
-            batch["image"] = images[batch["image_index"]].float() / 255.0
+        for batch in self.rows:
+            batch["image"] = self.images[batch["image_index"]].float() / 255.0
             yield batch
 
 
