@@ -256,3 +256,31 @@ def test_question_batches_match_collate():
         assert int(first["answer"][row]) == item["answer"]
         n = int(first["attention_mask"][row].sum())
         assert torch.equal(first["input_ids"][row, :n], item["input_ids"])
+
+
+def test_image_batches_hold_every_question_of_each_image_once():
+    ds = SortOfClevr("val", tokenizer="words", **SMALL)
+    batches = list(ds.batches(3, shuffle=True, generator=torch.Generator().manual_seed(0), by_image=True))
+    assert len(batches) == -(-SMALL["n_val"] // 3)
+    seen = torch.cat([b["index"] for b in batches])
+    assert sorted(seen.tolist()) == list(range(len(ds)))  # every question exactly once
+    for batch in batches:
+        assert batch["images"].shape[0] <= 3 and batch["images"].dtype == torch.float32
+        for row, i in enumerate(batch["index"].tolist()):
+            item = ds[i]
+            assert torch.equal(batch["images"][batch["image_row"][row]], item["image"])
+            assert int(batch["answer"][row]) == item["answer"]
+            n = int(batch["attention_mask"][row].sum())
+            assert torch.equal(batch["input_ids"][row, :n], item["input_ids"])
+
+
+def test_batches_keep_only_the_requested_question_types():
+    ds = SortOfClevr("val", tokenizer="words", **SMALL)
+    for by_image in (False, True):
+        batches = list(ds.batches(4, by_image=by_image, question_types=(0,)))
+        qtypes = torch.cat([b["qtype"] for b in batches])
+        assert (qtypes == 0).all() and len(qtypes) == int((torch.from_numpy(ds.qtype) == 0).sum())
+    with pytest.raises(ValueError, match="question_types"):
+        ds.batches(4, question_types=(2,))
+    with pytest.raises(ValueError, match="images_per_batch"):
+        ds.batches(0, by_image=True)
