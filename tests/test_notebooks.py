@@ -86,6 +86,19 @@ def check_05(m, smoke):
     assert m["task_long_range_acc_sliding_window"] < 0.65, "a window cannot see that far"
 
 
+def check_06(m, smoke):
+    for name in ("test_acc_cross", "test_acc_multihop", "test_acc_co"):
+        assert 0.0 <= m[name] <= 1.0
+    assert 0.0 < m["attention_on_target_chance"] < 0.5
+    for mode in ("cross", "multihop", "co"):
+        assert 0.0 <= m[f"attention_on_target_{mode}"] <= 1.0
+    if not smoke:
+        assert m["test_acc_cross"] > 0.7, "well above the 0.5 of guessing yes/no, square/circle"
+        assert m["test_acc_left_cross"] > 0.8 and m["test_acc_top_cross"] > 0.8
+        # trained on answers only, the question's attention lands on the object it names
+        assert m["attention_on_target_cross"] > 2 * m["attention_on_target_chance"]
+
+
 def check_07(m, smoke):
     assert m["single_token_attention_gap"] < 1e-5, "one token: self-attention is a linear map"
     unimodal = max(m["acc_mean_image"], m["acc_mean_audio"])
@@ -111,7 +124,7 @@ def check_08(m, smoke):
 
 
 CHECKS = {"00": check_00, "01": check_01, "02": check_02, "03": check_03, "04": check_04, "05": check_05,
-          "07": check_07, "08": check_08}
+          "06": check_06, "07": check_07, "08": check_08}
 
 
 def test_every_notebook_has_metric_checks_and_a_course_entry():
