@@ -632,14 +632,12 @@ class SortOfClevr(Dataset):
             if unknown:
                 raise ValueError(f"question_types={question_types!r}: expected values in "
                                  f"0..{self.config.question_types - 1} ({', '.join(QUESTION_TYPES[:self.config.question_types])})")
-        if by_image:
-            return ImageBatches(self.as_tensors(), batch_size, shuffle, generator, device, question_types)
         tensors = self.as_tensors()
         if question_types is not None:
-            images = tensors.pop("images")
             keep = torch.isin(tensors["qtype"], torch.tensor(question_types))
-            tensors = {k: v[keep] for k, v in tensors.items()} | {"images": images}
-        return QuestionBatches(tensors, batch_size, shuffle, generator, device)
+            tensors = {k: (v if k == "images" else v[keep]) for k, v in tensors.items()}
+        batches = ImageBatches if by_image else QuestionBatches
+        return batches(tensors, batch_size, shuffle, generator, device)
 
     def __repr__(self) -> str:
         return (
@@ -682,15 +680,11 @@ class ImageBatches:
     """
 
     def __init__(self, tensors: dict[str, torch.Tensor], images_per_batch: int, shuffle: bool = False,
-                 generator: torch.Generator | None = None, device: torch.device | str = "cpu",
-                 question_types: tuple[int, ...] | None = None) -> None:
+                 generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> None:
         if not isinstance(images_per_batch, int) or images_per_batch < 1:
             raise ValueError(f"images_per_batch must be a positive int, got {images_per_batch!r}")
         rows = {k: v.to(device) for k, v in tensors.items()}
         self.images = rows.pop("images")
-        if question_types is not None:
-            keep = torch.isin(rows["qtype"], torch.tensor(question_types, device=device))
-            rows = {k: v[keep] for k, v in rows.items()}
         # sort the questions by image once, so a batch's rows are contiguous runs
         order = torch.argsort(rows["image_index"], stable=True)
         self.rows = {k: v[order] for k, v in rows.items()}
@@ -712,9 +706,9 @@ class ImageBatches:
             counts = self.counts[chosen]
             # row indices of every question of every chosen image, image by image
             image_row = torch.repeat_interleave(torch.arange(len(chosen), device=chosen.device), counts)
-            offsets = torch.arange(len(image_row), device=chosen.device) - torch.repeat_interleave(
-                torch.cumsum(counts, 0) - counts, counts)
-            index = self.starts[chosen][image_row] + offsets
+            first_in_batch = torch.cumsum(counts, 0) - counts
+            shift = (self.starts[chosen] - first_in_batch)[image_row]
+            index = torch.arange(len(image_row), device=chosen.device) + shift
             batch = {k: v[index] for k, v in self.rows.items()}
             batch["images"] = self.images[chosen].float() / 255.0
             batch["image_row"] = image_row
