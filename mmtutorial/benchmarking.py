@@ -33,6 +33,7 @@ __all__ = [
     "PeakMemory",
     "peak_memory",
     "device_label",
+    "results_path",
     "write_results",
     "loglog_slope",
 ]
@@ -146,6 +147,11 @@ def loglog_slope(xs, ys) -> float:
     return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
 
 
+def results_path(name: str, device, folder="benchmarks/results") -> Path:
+    """Where :func:`write_results` puts ``name``'s results for ``device``."""
+    return Path(folder) / f"{name}-{re.sub(r'[^A-Za-z0-9._-]+', '-', device_label(device))}.json"
+
+
 def write_results(name: str, device, config: dict, results: list[dict], summary: dict, folder="benchmarks/results") -> Path:
     """Write ``<folder>/<name>-<device>.json`` in the course's benchmark format."""
     label = device_label(device)
@@ -158,7 +164,7 @@ def write_results(name: str, device, config: dict, results: list[dict], summary:
         "results": results,
         "summary": summary,
     }
-    path = Path(folder) / f"{name}-{re.sub(r'[^A-Za-z0-9._-]+', '-', label)}.json"
+    path = results_path(name, device, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path

@@ -243,7 +243,8 @@ class CrossModalAttention(nn.Module):
     a pooled question over image regions): multi-head attention plus a residual and norm.
 
     ``forward(queries (B, Lq, query_dim), context (B, N, context_dim), context_padding)``
-    returns ``(B, Lq, query_dim)``; the weights ``(B, heads, Lq, N)`` are in ``self.weights``.
+    returns ``(B, Lq, query_dim)``; the weights ``(B, heads, Lq, N)`` are in ``self.weights``
+    and what was read (before the residual and norm) in ``self.attended``.
     """
 
     def __init__(self, query_dim: int, context_dim: int, heads: int = 4, dropout: float = 0.0) -> None:
@@ -251,12 +252,13 @@ class CrossModalAttention(nn.Module):
         self.attention = MultiHeadAttention(query_dim, heads, dropout=dropout, kdim=context_dim, vdim=context_dim)
         self.norm = nn.LayerNorm(query_dim)
         self.weights: Tensor | None = None
+        self.attended: Tensor | None = None
 
     def forward(self, queries: Tensor, context: Tensor, context_padding: Tensor | None = None) -> Tensor:
-        attended, self.weights = self.attention(
+        self.attended, self.weights = self.attention(
             queries, context, context, key_padding_mask=context_padding, average_attn_weights=False
         )
-        return self.norm(queries + attended)
+        return self.norm(queries + self.attended)
 
 
 class CoAttention(nn.Module):

@@ -261,6 +261,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 # ---------------------------------------------------------------------------------
 
 
+def _check_finite(losses: list[torch.Tensor], epoch: int, first_step: int) -> None:
+    """Raise if any of these consecutive step losses is NaN or infinite (then clear them)."""
+    if not losses:
+        return
+    values = torch.stack(losses)
+    losses.clear()
+    bad = torch.nonzero(~torch.isfinite(values)).flatten()
+    if len(bad):
+        i = int(bad[0])
+        raise FloatingPointError(
+            f"the training loss became {values[i].item()} at epoch {epoch + 1}, step {first_step + i}: "
+            "lower the learning rate, clip gradients (clip_grad_norm=1.0) or check the inputs"
+        )
+
+
 @dataclass
 class History:
     """Per-epoch records of :func:`fit` (a list of dicts) plus the best epoch."""
@@ -298,6 +313,7 @@ def fit(
     scheduler: Any = None,
     progress: bool = True,
     description: str = "training",
+    max_seconds: float | None = None,
 ) -> History:
     """Train ``model`` for ``epochs`` epochs and return its :class:`History`.
 
@@ -313,6 +329,12 @@ def fit(
             epoch; with ``resume=True`` training continues from it and ends where an
             uninterrupted run with the same seed would (pass the DataLoader's
             ``generator`` so its shuffling resumes too).
+        max_seconds: a wall-clock budget: stop after the first epoch that ends past it
+            (training and validation time, summed over the epochs of this call).
+
+    Each epoch's row records ``seconds`` (training + validation) and ``train_seconds``.
+    On a GPU the loss is checked for NaN every 32 steps, not every step, so the GPU is
+    not stalled by a host sync each step (the error still names the first bad step).
 
     Raises:
         FloatingPointError: the loss became NaN or infinite (names the epoch and step).
@@ -345,37 +367,45 @@ def fit(
             start_epoch = len(history.epochs)
             _set_rng_state(state["rng"], generator)
 
+    check_every = 1 if device.type == "cpu" else 32  # steps between NaN checks (each one syncs a GPU)
+    spent = 0.0
     epoch_bar = progress_bar(range(start_epoch, epochs), desc=description, disable=not progress)
     for epoch in epoch_bar:
         model.train()
         started = time.perf_counter()
-        total_loss, correct, count = 0.0, 0, 0
+        # running sums stay on the device: no host sync per step
+        total_loss, correct, count = torch.zeros((), device=device), torch.zeros((), device=device), 0
+        unchecked: list[torch.Tensor] = []
         for step, batch in enumerate(train_batches):
             batch = to_device(batch, device)
             with _autocast(device, precision):
                 logits = model(batch)
             target = batch[target_key]
             loss = loss_fn(logits.float(), target)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"the training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: "
-                    "lower the learning rate, clip gradients (clip_grad_norm=1.0) or check the inputs"
-                )
+            unchecked.append(loss.detach())
+            if len(unchecked) >= check_every:
+                _check_finite(unchecked, epoch, step + 2 - len(unchecked))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if clip_grad_norm is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
             optimizer.step()
-            total_loss += loss.item() * len(target)
-            correct += int((logits.argmax(-1) == target).sum())
+            total_loss += loss.detach() * len(target)
+            correct += (logits.argmax(-1) == target).sum()
             count += len(target)
+        if count == 0:
+            raise ValueError("fit got no training batches")
+        _check_finite(unchecked, epoch, step + 2 - len(unchecked))
         if scheduler is not None:
             scheduler.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         row: dict[str, Any] = {
             "epoch": epoch + 1,
-            "train_loss": total_loss / count,
-            "train_acc": correct / count,
+            "train_loss": total_loss.item() / count,
+            "train_acc": correct.item() / count,
             "lr": optimizer.param_groups[0]["lr"],
+            "train_seconds": time.perf_counter() - started,
         }
         if val_batches is not None:
             result = evaluate(model, val_batches, target_key=target_key, group_key=group_key,
@@ -388,6 +418,7 @@ def fit(
             else:
                 stale += 1
         row["seconds"] = time.perf_counter() - started
+        spent += row["seconds"]
         history.epochs.append(row)
         epoch_bar.set_postfix({k: round(v, 4) for k, v in row.items() if k in ("train_loss", "val_loss", "val_acc")})
         if checkpoint_path is not None:
@@ -405,6 +436,8 @@ def fit(
             )
         if early_stopping_patience is not None and stale >= early_stopping_patience:
             history.stopped_early = True
+            break
+        if max_seconds is not None and spent >= max_seconds:
             break
     if early_stopping_patience is not None and best_state is not None:
         model.load_state_dict(best_state)

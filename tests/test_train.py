@@ -50,6 +50,23 @@ def test_nan_loss_stops_with_a_clear_message():
         fit(model, loader(data), epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), progress=False)
 
 
+def test_nan_in_a_later_step_is_named_exactly():
+    model = Linear()
+    data = toy_data()
+    data["x"][100, 0] = float("nan")  # batch 4 of 32
+    with pytest.raises(FloatingPointError, match=r"at epoch 1, step 4:"):
+        fit(model, loader(data), epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), progress=False)
+
+
+def test_max_seconds_stops_after_the_epoch_that_crosses_the_budget():
+    model = Linear()
+    history = fit(model, loader(toy_data()), epochs=50, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                  max_seconds=0.0, progress=False)
+    assert len(history.epochs) == 1
+    row = history.last
+    assert 0 < row["train_seconds"] <= row["seconds"]
+
+
 def test_early_stopping_restores_the_best_weights():
     seed_everything(0)
     model = Linear()

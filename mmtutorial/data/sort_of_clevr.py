@@ -54,6 +54,7 @@ __all__ = [
     "ANSWERS",
     "QUESTION_TYPES",
     "SUBTYPE_NAMES",
+    "FAMILY_NAMES",
     "TEMPLATES",
     "SortOfClevrConfig",
     "SortOfClevr",
@@ -86,6 +87,8 @@ SUBTYPE_NAMES = (
     ("closest shape", "furthest shape", "count same shape"),
     ("count between", "on the line", "count obtuse"),
 )
+#: Question families, indexed by ``family = 3 * qtype + subtype`` (items carry ``family``).
+FAMILY_NAMES = tuple(name for names in SUBTYPE_NAMES for name in names)
 
 #: Paraphrase templates per (question type, subtype); ``{a}`` and ``{b}`` are colours.
 #: The **last** template of each list is held out: only the ``test_heldout`` split uses it.
@@ -575,6 +578,7 @@ class SortOfClevr(Dataset):
             "answer": int(self.answer[index]),
             "qtype": int(self.qtype[index]),
             "subtype": int(self.subtype[index]),
+            "family": int(3 * self.qtype[index] + self.subtype[index]),
             "template": int(self.template[index]),
             "objects": torch.from_numpy(objects.astype(np.int64)),
             "target": int(self.color_a[index]),
@@ -590,7 +594,7 @@ class SortOfClevr(Dataset):
         out = {}
         for key in ("image", "structured", "objects"):
             out[key] = torch.stack([item[key] for item in batch])
-        for key in ("answer", "qtype", "subtype", "template", "target", "image_index"):
+        for key in ("answer", "qtype", "subtype", "family", "template", "target", "image_index"):
             out[key] = torch.tensor([item[key] for item in batch])
         out["text"] = [item["text"] for item in batch]
         if "input_ids" in batch[0]:
@@ -609,6 +613,7 @@ class SortOfClevr(Dataset):
             "answer": torch.from_numpy(self.answer),
             "qtype": torch.from_numpy(self.qtype),
             "subtype": torch.from_numpy(self.subtype),
+            "family": torch.from_numpy(3 * self.qtype + self.subtype),
             "target": torch.from_numpy(self.color_a),
         }
         if self.tokenizer is not None:

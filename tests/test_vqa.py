@@ -1,0 +1,280 @@
+"""The VQA model (mmtutorial.models.vqa), its training helpers and the VQA benchmark."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from mmtutorial.data import SortOfClevr
+from mmtutorial.data.sort_of_clevr import FAMILY_NAMES
+from mmtutorial.models.vqa import (
+    ATTENTION_HEADS,
+    HEADS,
+    VQAConfig,
+    VQAModel,
+    load_vqa_checkpoint,
+    save_vqa_checkpoint,
+)
+from mmtutorial.models.vqa_training import (
+    evaluate_vqa,
+    make_adamw,
+    seconds_to_accuracy,
+    train_throughput,
+)
+from mmtutorial.train import History, fit, save_checkpoint, seed_everything
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = {"n_train": 60, "n_val": 10, "n_test": 12, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return {split: SortOfClevr(split, tokenizer="words", **SIZES) for split in ("train", "test")}
+
+
+def small_config(head: str, ds: SortOfClevr, **overrides) -> VQAConfig:
+    values = {"head": head, "vocab_size": len(ds.tokenizer), "pad_id": ds.pad_token_id, "dim": 16, "hidden": 24,
+              "cnn_channels": 8, "heads": 2} | overrides
+    return VQAConfig(**values)
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_every_head_gives_the_same_logits_from_whole_image_and_per_question_batches(head, splits):
+    """Encoding each image once and sharing its regions must equal encoding it per question."""
+    torch.manual_seed(0)
+    ds = splits["test"]
+    model = VQAModel(small_config(head, ds)).eval()
+    by_image = next(iter(ds.batches(3, by_image=True)))
+    per_question = ds.collate([ds[int(i)] for i in by_image["index"]])
+    with torch.no_grad():
+        shared, maps = model(by_image, return_attention=True)
+        separate = model(per_question)
+    assert shared.shape == (len(by_image["index"]), len(ds.answers))
+    torch.testing.assert_close(shared, separate, atol=1e-5, rtol=1e-4)
+    if head in ATTENTION_HEADS:
+        assert maps, "attention heads return their maps over the regions"
+        for name, weights in maps.items():
+            assert weights.shape == (len(shared), 25), name
+            torch.testing.assert_close(weights.sum(-1), torch.ones(len(shared)), atol=1e-5, rtol=0)
+    else:
+        assert maps == {}
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_every_head_trains_gradients_reach_the_image_and_question_encoders(head, splits):
+    ds = splits["train"]
+    model = VQAModel(small_config(head, ds))
+    batch = next(iter(ds.batches(2, by_image=True)))
+    optimizer = make_adamw(model, 1e-3)
+    for _ in range(2):  # FiLM starts as the identity (zero scale and shift): text gradients from step 2
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(batch), batch["answer"]).backward()
+        optimizer.step()
+    for part in (model.image_encoder, model.question_encoder, model.head):
+        grads = [p.grad for p in part.parameters() if p.requires_grad]
+        assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+        assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("encoder", ["transformer", "structured"])
+def test_question_encoders(encoder, splits):
+    ds = splits["test"]
+    model = VQAModel(small_config("cross_attention", ds, question_encoder=encoder))
+    batch = next(iter(ds.batches(2, by_image=True)))
+    assert model(batch).shape == (len(batch["answer"]), len(ds.answers))
+
+
+def test_minilm_question_encoder_is_frozen_unless_fine_tuned():
+    ds = SortOfClevr("test", tokenizer="minilm", **SIZES)
+    batch = next(iter(ds.batches(1, by_image=True)))
+    frozen = VQAModel(VQAConfig(head="concat", question_encoder="minilm", dim=16, hidden=16, cnn_channels=8))
+    assert not any(p.requires_grad for p in frozen.question_encoder.encoder.parameters())
+    assert frozen(batch).shape == (20, 10)
+    tuned = VQAModel(VQAConfig(head="concat", question_encoder="minilm", finetune_text=True, dim=16, hidden=16))
+    assert all(p.requires_grad for p in tuned.question_encoder.encoder.parameters())
+
+
+def test_resnet18_image_encoder_gives_a_5x5_grid(splits):
+    model = VQAModel(small_config("film", splits["test"], image_encoder="resnet18"))
+    assert model.grid == (5, 5)
+    batch = next(iter(splits["test"].batches(1, by_image=True)))
+    assert model(batch).shape == (20, 10)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"head": "lstm"}, "head='lstm'"),
+        ({"image_encoder": "vit"}, "image_encoder='vit'"),
+        ({"question_encoder": "gru", "vocab_size": None}, "needs vocab_size"),
+        ({"dim": 30, "heads": 4}, "divisible by heads"),
+        ({"dim": 0}, "dim must be a positive int"),
+        ({"hops": True}, "hops must be a positive int"),
+        ({"dropout": 1.0}, "dropout must be in"),
+        ({"pad_id": 99, "vocab_size": 10}, "pad_id=99"),
+    ],
+)
+def test_config_errors_name_the_bad_value(overrides, message):
+    values = {"vocab_size": 10} | overrides
+    with pytest.raises(ValueError, match=message):
+        VQAConfig(**values)
+
+
+def test_config_round_trips_through_a_plain_dict_and_rejects_unknown_fields():
+    config = VQAConfig(head="film", vocab_size=50, layers=3)
+    assert VQAConfig.from_dict(config.to_dict()) == config
+    json.dumps(config.to_dict())  # plain values: papermill parameters and JSON can carry it
+    with pytest.raises(ValueError, match=r"unknown VQAConfig fields \['colour'\]"):
+        VQAConfig.from_dict({"head": "film", "colour": "red"})
+    assert VQAModel({"head": "concat", "vocab_size": 50}).config.head == "concat"
+
+
+def test_bad_batches_get_clear_errors(splits):
+    model = VQAModel(small_config("concat", splits["test"]))
+    batch = next(iter(splits["test"].batches(4)))
+    with pytest.raises(KeyError, match="needs 'image' or 'images'"):
+        model({k: v for k, v in batch.items() if k != "image"})
+    with pytest.raises(KeyError, match="reads batch\\['input_ids'\\]"):
+        model({k: v for k, v in batch.items() if k != "input_ids"})
+    with pytest.raises(ValueError, match="expected 75x75 images"):
+        model(batch | {"image": batch["image"][..., :64, :64]})
+
+
+def test_checkpoint_round_trip_restores_config_weights_answers_and_metrics(splits, tmp_path):
+    ds = splits["test"]
+    model = VQAModel(small_config("transformer", ds)).eval()
+    batch = next(iter(ds.batches(2, by_image=True)))
+    path = tmp_path / "vqa.pt"
+    save_vqa_checkpoint(path, model, ds.answers, metrics={"test_acc": 0.5}, vocabulary=list(ds.tokenizer.vocab))
+    loaded, info = load_vqa_checkpoint(path)
+    assert not loaded.training
+    assert info["config"] == model.config.to_dict()
+    assert info["answers"] == list(ds.answers) and info["metrics"] == {"test_acc": 0.5}
+    assert info["vocabulary"] == list(ds.tokenizer.vocab)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(batch), model(batch))
+    with pytest.raises(ValueError, match="got 3 answers"):
+        save_vqa_checkpoint(path, model, ds.answers[:3])
+    save_checkpoint(tmp_path / "other.pt", weights=torch.zeros(2))
+    with pytest.raises(ValueError, match="not a VQA checkpoint"):
+        load_vqa_checkpoint(tmp_path / "other.pt")
+
+
+def test_device_resident_batches_evaluate_exactly_like_the_dataloader(splits):
+    """The GPU data path (whole split as tensors, batches indexed in place) and the ordinary
+    DataLoader path give the same accuracy per family; on a GPU also on the device."""
+    ds = splits["test"]
+    torch.manual_seed(1)
+    model = VQAModel(small_config("film", ds)).eval()
+    loader = DataLoader(ds, batch_size=32, collate_fn=ds.collate)
+    reference = evaluate_vqa(model, loader)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        for by_image in (False, True):
+            result = evaluate_vqa(model.to(device), ds.batches(5, device=device, by_image=by_image), device=device)
+            assert result["n"] == reference["n"] == len(ds)
+            assert result["acc_by_family"] == pytest.approx(reference["acc_by_family"], abs=1e-9 if device == "cpu" else 0.02)
+            assert result["loss"] == pytest.approx(reference["loss"], rel=1e-4 if device == "cpu" else 1e-2)
+    assert set(reference["acc_by_family"]) == set(FAMILY_NAMES[:6])
+    assert set(reference["acc_by_type"]) == {"non-relational", "relational"}
+
+
+def train_briefly(head: str, splits, seed: int = 0, epochs: int = 4):
+    generator = seed_everything(seed)
+    ds = splits["train"]
+    model = VQAModel(small_config(head, ds))
+    history = fit(model, ds.batches(4, shuffle=True, generator=generator, by_image=True), epochs=epochs,
+                  optimizer=make_adamw(model, 3e-3), target_key="answer", progress=False)
+    return model, history
+
+
+def test_smoke_training_beats_the_majority_answer(splits):
+    model, _ = train_briefly("cross_attention", splits)
+    result = evaluate_vqa(model, splits["test"].batches(6, by_image=True))
+    majority = torch.bincount(torch.from_numpy(splits["train"].answer)).argmax()
+    majority_acc = float((torch.from_numpy(splits["test"].answer) == majority).float().mean())
+    assert result["acc"] > majority_acc + 0.1, (result["acc"], majority_acc)
+
+
+def test_same_seed_same_training_on_cpu(splits):
+    first, h1 = train_briefly("relation", splits, epochs=1)
+    second, h2 = train_briefly("relation", splits, epochs=1)
+    assert h1.column("train_loss") == h2.column("train_loss")
+    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_seconds_to_accuracy_reads_the_first_epoch_that_reaches_the_threshold():
+    history = History(epochs=[
+        {"seconds": 2.0, "val_acc_by_group": {"relational": 0.5}},
+        {"seconds": 3.0, "val_acc_by_group": {"relational": 0.9}},
+        {"seconds": 4.0, "val_acc_by_group": {"relational": 0.96}},
+    ])
+    assert seconds_to_accuracy(history, "relational", 0.85) == 5.0
+    assert seconds_to_accuracy(history, "relational", 0.95) == 9.0
+    assert seconds_to_accuracy(history, "relational", 0.99) is None
+
+
+def test_make_adamw_is_fused_and_rejects_bad_input():
+    model = torch.nn.Linear(3, 2)
+    assert make_adamw(model).defaults["fused"] is True
+    with pytest.raises(ValueError, match="lr must be positive"):
+        make_adamw(model, lr=0.0)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        make_adamw(model.requires_grad_(False))
+
+
+def test_train_throughput_counts_questions(splits):
+    model = VQAModel(small_config("concat", splits["train"]))
+    measured = train_throughput(model, splits["train"].batches(2, by_image=True), device="cpu", steps=3, warmup=1)
+    assert measured["samples"] == 3 * 2 * 20 and measured["samples_per_s"] > 0
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("vqa_bench", ROOT / "benchmarks" / "vqa_sort_of_clevr.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SUMMARY_KEYS = {"best_head", "best_nonrelational_acc", "best_relational_acc", "concat_relational_acc",
+                "relation_relational_acc", "film_relational_acc", "paraphrase_heldout_acc",
+                "seconds_to_95_relational", "train_samples_per_s_bf16_compile"}
+
+
+def test_benchmark_runs_writes_the_format_and_combines_heads_of_separate_runs(tmp_path):
+    bench = load_benchmark()
+    tiny = ["--n-train", "12", "--max-epochs", "1", "--budget-seconds", "1", "--out", str(tmp_path), "--device", "cpu"]
+    assert bench.main(["--heads", "concat", "cross_attention", "--no-throughput", *tiny]) == 0
+    (path,) = tmp_path.glob("vqa_sort_of_clevr-*.json")
+    payload = json.loads(path.read_text())
+    assert {"name", "device", "torch", "created", "config", "results", "summary"} <= set(payload)
+    assert SUMMARY_KEYS == set(payload["summary"])
+    assert payload["summary"]["best_head"] == "cross_attention"
+    assert payload["summary"]["relation_relational_acc"] is None
+    row = payload["results"][1]
+    assert set(row["acc_by_family"]) == set(FAMILY_NAMES[:6]) and 0 <= row["relational_acc"] <= 1
+    assert bench.main(["--heads", "relation", "--throughput-steps", "1", *tiny]) == 0
+    payload = json.loads(path.read_text())
+    assert [r["head"] for r in payload["results"]] == ["concat", "relation", "cross_attention"]
+    assert payload["results"][1]["train_samples_per_s_bf16_compile"] > 0
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks" / "results").glob("vqa_sort_of_clevr-*.json")),
+                         ids=lambda p: p.name)
+def test_committed_vqa_benchmark(path):
+    payload = json.loads(path.read_text())
+    summary = payload["summary"]
+    assert set(summary) == SUMMARY_KEYS
+    assert {row["head"] for row in payload["results"]} == set(HEADS), "every head trained in the committed run"
+    for key in ("best_nonrelational_acc", "best_relational_acc", "concat_relational_acc", "relation_relational_acc",
+                "film_relational_acc", "paraphrase_heldout_acc"):
+        assert 0.0 <= summary[key] <= 1.0, key
+    assert summary["best_head"] in ATTENTION_HEADS
+    if not payload["device"].startswith("cpu"):  # the issue's targets, on one GPU
+        assert summary["best_nonrelational_acc"] >= 0.99
+        assert summary["best_relational_acc"] >= 0.96
+        assert summary["seconds_to_95_relational"] is not None and summary["seconds_to_95_relational"] <= 300
