@@ -511,3 +511,41 @@ def check_grid_cell(fn: Callable) -> None:
     points = [((0, 0), 0), ((74, 0), 4), ((0, 74), 20), ((37, 37), 12), ((15, 14), 1), ((44, 45), 17)]
     cases = [Case(f"pixel (x={x}, y={y})", (x, y), torch.tensor(float(cell))) for (x, y), cell in points]
     run_cases("grid_cell", lambda x, y: torch.tensor(float(fn(x, y))), cases)
+
+
+def check_relation_pair_scores(fn: Callable) -> None:
+    """Exercise: ``fn(regions (B, N, C), question (B, d), weight (h, 2C + d), bias (h,))
+    -> (B, N, N, h)``: the Relation Network's first layer on every pair, ``weight @
+    [r_i; r_j; q] + bias`` at ``[b, i, j]``, computed without building the pairs."""
+    g = _generator(7)
+    cases = []
+    for b, n, c, d, h in [(1, 2, 1, 1, 1), (2, 4, 3, 2, 5), (3, 25, 6, 4, 8)]:
+        regions, question = torch.randn(b, n, c, generator=g), torch.randn(b, d, generator=g)
+        weight, bias = torch.randn(h, 2 * c + d, generator=g), torch.randn(h, generator=g)
+        pairs = torch.cat([regions[:, :, None].expand(-1, -1, n, -1), regions[:, None].expand(-1, n, -1, -1),
+                           question[:, None, None].expand(-1, n, n, -1)], dim=-1)
+        cases.append(Case(f"{b} image(s), {n} regions of {c}, question of {d}, {h} units",
+                          (regions, question, weight, bias), pairs @ weight.T + bias, atol=1e-4))
+    run_cases("relation_pair_scores", fn, cases)
+
+
+def check_family_prior(fn: Callable) -> None:
+    """Exercise: ``fn(train_answers, train_family, test_answers, test_family) -> dict``:
+    per family, the test accuracy of always answering that family's most common training
+    answer (all arguments are 1-D integer tensors)."""
+    cases = [
+        Case("one family, answer 1 most common", (torch.tensor([1, 1, 0]), torch.tensor([0, 0, 0]),
+                                                   torch.tensor([1, 0, 1, 1]), torch.tensor([0, 0, 0, 0])),
+             {0: 0.75}),
+        Case("two families", (torch.tensor([2, 2, 3, 5, 5, 4]), torch.tensor([0, 0, 0, 1, 1, 1]),
+                              torch.tensor([3, 3, 2, 5, 5]), torch.tensor([0, 0, 0, 1, 1])),
+             {0: 1 / 3, 1: 1.0}),
+    ]
+
+    def as_tensor(result: dict) -> torch.Tensor:
+        if not isinstance(result, dict):
+            raise TypeError(f"expected a dict family -> accuracy, got {type(result).__name__}")
+        return torch.tensor([float(result[k]) for k in sorted(result)] + [float(len(result))])
+
+    run_cases("family_prior", lambda *args: as_tensor(fn(*args)),
+              [Case(c.name, c.args, as_tensor(c.expected)) for c in cases])

@@ -73,7 +73,23 @@ def single_query_attention(query, regions):
     return (weights[..., None] * regions).sum(1), weights
 
 
+def relation_pair_scores(regions, question, weight, bias):
+    c = regions.shape[-1]
+    w_i, w_j, w_q = weight[:, :c], weight[:, c : 2 * c], weight[:, 2 * c :]
+    return (regions @ w_i.T)[:, :, None] + (regions @ w_j.T)[:, None] + (question @ w_q.T)[:, None, None] + bias
+
+
+def family_prior(train_answers, train_family, test_answers, test_family):
+    result = {}
+    for family in train_family.unique().tolist():
+        common = torch.mode(train_answers[train_family == family]).values
+        result[family] = (test_answers[test_family == family] == common).float().mean().item()
+    return result
+
+
 RIGHT = {
+    checks.check_relation_pair_scores: relation_pair_scores,
+    checks.check_family_prior: family_prior,
     checks.check_single_query_attention: single_query_attention,
     checks.check_grid_cell: lambda x, y, image_size=75, grid=5: int(y // 15) * 5 + int(x // 15),
     checks.check_missing_mask: missing_mask,
@@ -106,6 +122,14 @@ WRONG = {
         lambda q, r: ((torch.softmax((r @ q[..., None])[..., 0], -1)[..., None] * r).sum(1), torch.softmax((r @ q[..., None])[..., 0], -1)),
         "single_query_attention \\(output\\)",
     ),
+    # pairs r_i with itself only (forgets the second object)
+    checks.check_relation_pair_scores: (
+        lambda r, q, w, b: relation_pair_scores(r, q, w, b).diagonal(dim1=1, dim2=2).permute(0, 2, 1)[:, :, None]
+        .expand(-1, -1, r.shape[1], -1),
+        "values differ",
+    ),
+    # the most common *test* answer: peeks at the test set
+    checks.check_family_prior: (lambda a, f, ta, tf: family_prior(ta, tf, ta, tf), "two families"),
     # swaps rows and columns
     checks.check_grid_cell: (lambda x, y, image_size=75, grid=5: int(x // 15) * 5 + int(y // 15), "x=74, y=0"),
     # drops each modality independently: sometimes both

@@ -284,3 +284,15 @@ def test_batches_keep_only_the_requested_question_types():
         ds.batches(4, question_types=(2,))
     with pytest.raises(ValueError, match="images_per_batch"):
         ds.batches(0, by_image=True)
+
+
+def test_object_region_mask_marks_the_cells_under_an_object():
+    from mmtutorial.data.sort_of_clevr import object_region_mask
+
+    # each cell is 15 px; an object covers [c - 5, c + 5]
+    mask = object_region_mask(torch.tensor([[7, 7], [37, 20], [70, 70], [15, 15]]))
+    assert mask.shape == (4, 25)
+    cells = [row.nonzero().flatten().tolist() for row in mask]
+    assert cells == [[0], [7], [24], [0, 1, 5, 6]]  # (15, 15) straddles four cells
+    with pytest.raises(ValueError, match=r"expected centers of shape \(batch, 2\)"):
+        object_region_mask(torch.tensor([1, 2]))

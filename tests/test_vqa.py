@@ -247,7 +247,7 @@ SUMMARY_KEYS = {"best_head", "best_nonrelational_acc", "best_relational_acc", "c
 
 def test_benchmark_runs_writes_the_format_and_combines_heads_of_separate_runs(tmp_path):
     bench = load_benchmark()
-    tiny = ["--n-train", "12", "--max-epochs", "1", "--budget-seconds", "1", "--out", str(tmp_path), "--device", "cpu"]
+    tiny = ["--n-train", "12", "--max-epochs", "1", "--curriculum-epochs", "1", "--budget-seconds", "100", "--out", str(tmp_path), "--device", "cpu"]
     assert bench.main(["--heads", "concat", "cross_attention", "--no-throughput", *tiny]) == 0
     (path,) = tmp_path.glob("vqa_sort_of_clevr-*.json")
     payload = json.loads(path.read_text())

@@ -63,6 +63,7 @@ __all__ = [
     "generate_sort_of_clevr",
     "load_sort_of_clevr",
     "question_text",
+    "object_region_mask",
     "cache_dir",
 ]
 
@@ -718,6 +719,27 @@ class ImageBatches:
             batch["images"] = self.images[chosen].float() / 255.0
             batch["image_row"] = image_row
             yield batch
+
+
+def object_region_mask(centers: torch.Tensor, grid: int = 5, image_size: int = 75, object_size: int = 5
+                       ) -> torch.Tensor:
+    """Which cells of a ``grid x grid`` region map overlap each object's bounding box.
+
+    ``centers`` is ``(B, 2)`` integer (x, y) pixel centres (e.g. ``dataset.centers[image,
+    colour]``); returns ``(B, grid * grid)`` booleans, row by row, like the regions of
+    :class:`mmtutorial.encoders.ConvRegionEncoder`. Summing an attention map over the mask
+    measures how much attention lands on the object; ``mask.sum(1) / grid**2`` is what a
+    uniform map would put there.
+    """
+    if centers.dim() != 2 or centers.shape[1] != 2:
+        raise ValueError(f"expected centers of shape (batch, 2), got {tuple(centers.shape)}")
+    cell = image_size / grid
+    edges = torch.arange(grid, device=centers.device) * cell
+    x, y = centers[:, :1].float(), centers[:, 1:].float()
+    # the object covers pixels [c - s, c + s]; a cell covers [edge, edge + cell)
+    cols = (edges < x + object_size + 1) & (edges + cell > x - object_size)
+    rows = (edges < y + object_size + 1) & (edges + cell > y - object_size)
+    return (rows[:, :, None] & cols[:, None, :]).flatten(1)
 
 
 def pad_token_ids(sequences: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
