@@ -35,15 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from mmtutorial.benchmarking import device_label, results_path, write_results  # noqa: E402
 from mmtutorial.data import SortOfClevr  # noqa: E402
 from mmtutorial.data.sort_of_clevr import QUESTION_TYPES  # noqa: E402
+from mmtutorial.distributed import DistributedContext  # noqa: E402
 from mmtutorial.models.vqa import ATTENTION_HEADS, HEADS, VQAConfig, VQAModel  # noqa: E402
 from mmtutorial.models.vqa_training import (  # noqa: E402
-    compile_model,
     evaluate_vqa,
-    make_adamw,
     seconds_to_accuracy,
     train_throughput,
+    train_vqa,
 )
-from mmtutorial.train import History, fit, pick_device, seed_everything  # noqa: E402
+from mmtutorial.train import pick_device, seed_everything  # noqa: E402
 
 NAME = "vqa_sort_of_clevr"
 NONREL, REL = QUESTION_TYPES[0], QUESTION_TYPES[1]
@@ -54,7 +54,7 @@ PRESETS = {
             "lr": 1e-3, "budget_seconds": 240.0, "curriculum_epochs": 20, "max_epochs": 40, "precision": "fp32", "compile": False,
             "throughput_steps": 10},
     "gpu": {"n_train": 9800, "n_val": 200, "n_test": 200, "dim": 128, "hidden": 256, "images_per_batch": 32,
-            "lr": 1e-3, "budget_seconds": 300.0, "curriculum_epochs": 8, "max_epochs": 400, "precision": "bf16", "compile": True,
+            "lr": 1e-3, "budget_seconds": 150.0, "curriculum_epochs": 8, "max_epochs": 400, "precision": "bf16", "compile": True,
             "throughput_steps": 50},
 }
 
@@ -105,27 +105,16 @@ def new_model(head: str, config: dict, train: SortOfClevr) -> VQAModel:
 def train_head(head: str, config: dict, splits: dict, device: torch.device) -> dict:
     """Train one head under the budget; return its result row."""
     generator = seed_everything(config["seed"], deterministic=False)
-    batches = {split: ds.batches(config["images_per_batch"], shuffle=split == "train",
-                                 generator=generator if split == "train" else None, device=device, by_image=True)
-               for split, ds in splits.items()}
+    batches = {split: splits[split].batches(config["images_per_batch"], device=device, by_image=True)
+               for split in ("test", "test_heldout")}
     model = new_model(head, config, splits["train"]).to(device)
-    optimizer = make_adamw(model, config["lr"])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    step_model = compile_model(model, config["compile"])
-    common = {"optimizer": optimizer, "val_batches": batches["val"], "target_key": "answer", "group_key": "qtype",
-              "group_names": QUESTION_TYPES, "device": device, "precision": config["precision"]}
-    history = History()
-    if config["curriculum_epochs"]:  # non-relational questions first: find the named object, then relate it
-        nonrelational = splits["train"].batches(config["images_per_batch"], shuffle=True, generator=generator,
-                                                device=device, by_image=True, question_types=(0,))
-        history = fit(step_model, nonrelational, epochs=config["curriculum_epochs"],
-                      max_seconds=config["budget_seconds"] / 2, description=f"{head}: non-relational", **common)
-    spent = sum(row["seconds"] for row in history.epochs)
-    if spent < config["budget_seconds"]:
-        history.epochs += fit(step_model, batches["train"], epochs=config["max_epochs"],
-                              max_seconds=config["budget_seconds"] - spent, description=f"{head}: all",
-                              **common).epochs
+    history = train_vqa(model, splits["train"], splits["val"], images_per_batch=config["images_per_batch"],
+                        epochs=config["max_epochs"], curriculum_epochs=config["curriculum_epochs"], lr=config["lr"],
+                        precision=config["precision"], compile=config["compile"],
+                        budget_seconds=config["budget_seconds"], generator=generator,
+                        context=DistributedContext(device=device), description=head)
     test = evaluate_vqa(model, batches["test"], device=device, precision=config["precision"])
     heldout = evaluate_vqa(model, batches["test_heldout"], device=device, precision=config["precision"])
     return {
@@ -133,7 +122,7 @@ def train_head(head: str, config: dict, splits: dict, device: torch.device) -> d
         "parameters": sum(p.numel() for p in model.parameters()),
         "epochs": len(history.epochs),
         "train_seconds": sum(row["seconds"] for row in history.epochs),
-        "steps": len(history.epochs) * len(batches["train"]),
+        "steps": len(history.epochs) * -(-len(splits["train"].images) // config["images_per_batch"]),
         "test_acc": test["acc"],
         "nonrelational_acc": test["acc_by_type"][NONREL],
         "relational_acc": test["acc_by_type"][REL],

@@ -549,3 +549,35 @@ def check_family_prior(fn: Callable) -> None:
 
     run_cases("family_prior", lambda *args: as_tensor(fn(*args)),
               [Case(c.name, c.args, as_tensor(c.expected)) for c in cases])
+
+
+def check_expand_grid(fn: Callable) -> None:
+    """Exercise: ``fn(axes: dict[str, list]) -> list[dict]``: every combination, in order,
+    the last axis changing fastest."""
+    cases = [
+        ({"a": [1, 2]}, [{"a": 1}, {"a": 2}]),
+        ({"a": [1, 2], "b": ["x", "y", "z"]}, [{"a": a, "b": b} for a in (1, 2) for b in "xyz"]),
+        ({"fusion": ["early"], "rate": [0.0, 0.5], "seed": [0, 1]},
+         [{"fusion": "early", "rate": r, "seed": s} for r in (0.0, 0.5) for s in (0, 1)]),
+    ]
+    for axes, expected in cases:
+        try:
+            got = fn(axes)
+        except NotImplementedError:
+            raise ExerciseCheckError("expand_grid: not implemented yet - replace the `raise NotImplementedError` "
+                                     "with your code") from None
+        if list(got) != expected:
+            raise ExerciseCheckError(f"expand_grid, axes {axes}: expected {expected}, got {got}")
+    print(f"✓ expand_grid: all {len(cases)} cases passed")
+
+
+def check_ci95(fn: Callable) -> None:
+    """Exercise: ``fn(values (n,)) -> (low, high)``: the 95% t-interval of the mean."""
+    from scipy import stats
+
+    cases = []
+    for values in ([0.8, 0.82, 0.79], [0.5, 0.6, 0.55, 0.65, 0.7], [1.0, 3.0]):
+        x = torch.tensor(values, dtype=torch.float64)
+        half = stats.t.ppf(0.975, len(values) - 1) * x.std() / len(values) ** 0.5
+        cases.append(Case(f"{len(values)} seeds {values}", (x,), torch.stack([x.mean() - half, x.mean() + half])))
+    run_cases("ci95", lambda x: torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in fn(x)]), cases)

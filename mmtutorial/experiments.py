@@ -4,6 +4,8 @@ Command line::
 
     python -m mmtutorial.experiments run notebooks/*.ipynb --out build/executed [-p smoke True]
     python -m mmtutorial.experiments run notebooks/*.ipynb --in-place   # refresh committed outputs
+    python -m mmtutorial.experiments sweep NOTEBOOK --grid grid.yaml --out runs/NAME [--workers N] [--dry-run]
+    python -m mmtutorial.experiments report runs/NAME [--metrics NAME ...] [--html PATH]
 
 Each notebook runs in its own folder as working directory (as in JupyterLab), with
 its parameters checked against the notebook's ``parameters`` cell first: papermill
@@ -201,7 +203,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     where.add_argument("--in-place", action="store_true", help="replace each notebook by its executed version")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="set a notebook parameter (Python literal), e.g. -p smoke True")
+    sweep = commands.add_parser("sweep", help="run a notebook at every point of a parameter grid (resumable)")
+    sweep.add_argument("notebook")
+    sweep.add_argument("--grid", required=True, help="YAML file: 'grid:' axes (lists) and 'fixed:' values")
+    sweep.add_argument("--out", required=True, help="the sweep's folder, e.g. runs/NAME")
+    sweep.add_argument("--workers", type=int, default=1, help="points run at once (CPU)")
+    sweep.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    report = commands.add_parser("report", help="summarize a sweep as HTML (mean ± std over seeds, plots)")
+    report.add_argument("folder")
+    report.add_argument("--metrics", nargs="+", default=None, help="metrics to report (default: all numeric)")
+    report.add_argument("--html", default=None, help="output file (default FOLDER/report.html)")
+    report.add_argument("--over", default="seed", help="the axis averaged over (default: seed)")
     args = parser.parse_args(argv)
+    if args.command in ("sweep", "report"):
+        return _sweep_command(args)
 
     parameters = {name: _parse_value(value) for name, value in args.parameter}
     notebooks = sorted(p for p in args.notebooks if ".ipynb_checkpoints" not in p)
@@ -215,6 +230,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(results) - len(failed)} of {len(results)} notebooks ok in {total:.0f}s"
           + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
+
+
+def _sweep_command(args: argparse.Namespace) -> int:
+    from .sweeps import run_sweep, sweep_report
+
+    try:
+        if args.command == "report":
+            print(f"wrote {sweep_report(args.folder, args.metrics, args.html, over=args.over)}")
+            return 0
+        table = run_sweep(args.notebook, args.grid, args.out, workers=args.workers, dry_run=args.dry_run)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0 if table is None or (table["status"] == "ok").all() else 1
 
 
 if __name__ == "__main__":

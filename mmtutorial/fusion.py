@@ -46,6 +46,7 @@ __all__ = [
     "CoAttention",
     "MultiHopAttention",
     "ModalityDropout",
+    "random_missing_mask",
     "check_features",
 ]
 
@@ -298,6 +299,19 @@ class MultiHopAttention(nn.Module):
             queries = hop(queries, context, context_padding)
             self.weights.append(hop.weights)
         return queries
+
+
+def random_missing_mask(batch_size: int, p: float, generator: torch.Generator | None = None,
+                        num_modalities: int = 2) -> Tensor:
+    """A test-time ``present`` mask ``(B, M)``: with probability ``p`` a sample loses one of
+    its modalities (chosen uniformly), so at ``p = 1`` every sample has all but one."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be in [0, 1], got {p!r}")
+    present = torch.ones(batch_size, num_modalities, dtype=torch.bool)
+    drop = torch.rand(batch_size, generator=generator) < p
+    which = torch.randint(0, num_modalities, (batch_size,), generator=generator)
+    present[drop.nonzero().squeeze(1), which[drop]] = False
+    return present
 
 
 class ModalityDropout(nn.Module):

@@ -87,7 +87,22 @@ def family_prior(train_answers, train_family, test_answers, test_family):
     return result
 
 
+def expand(axes):
+    import itertools
+
+    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def ci95(values):
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std() / len(values) ** 0.5
+    return values.mean() - half, values.mean() + half
+
+
 RIGHT = {
+    checks.check_expand_grid: expand,
+    checks.check_ci95: ci95,
     checks.check_relation_pair_scores: relation_pair_scores,
     checks.check_family_prior: family_prior,
     checks.check_single_query_attention: single_query_attention,
@@ -130,6 +145,13 @@ WRONG = {
     ),
     # the most common *test* answer: peeks at the test set
     checks.check_family_prior: (lambda a, f, ta, tf: family_prior(ta, tf, ta, tf), "two families"),
+    # first axis fastest
+    checks.check_expand_grid: (lambda axes: [dict(zip(list(axes)[::-1], v, strict=True))
+                                             for v in __import__("itertools").product(*list(axes.values())[::-1])],
+                               "axes {'a': \\[1, 2\\], 'b'"),
+    # a normal interval (1.96) instead of Student's t: too narrow for 3 seeds
+    checks.check_ci95: (lambda x: (x.mean() - 1.96 * x.std() / len(x) ** 0.5, x.mean() + 1.96 * x.std() / len(x) ** 0.5),
+                        "3 seeds"),
     # swaps rows and columns
     checks.check_grid_cell: (lambda x, y, image_size=75, grid=5: int(x // 15) * 5 + int(y // 15), "x=74, y=0"),
     # drops each modality independently: sometimes both

@@ -87,6 +87,8 @@ class VQAConfig:
         vocab_size, pad_id: the word tokenizer's size and padding id.
         structured_dim: length of the structured question vector (11, or 18 with ternary).
         cnn_channels, cnn_layers: the CNN's width and depth.
+        cnn_norm: ``"batch"`` (as the paper) or ``"group"`` (no batch statistics: the
+            same result however a batch is split, e.g. across data-parallel processes).
         dim: width of the question vector, projected regions and attention.
         hidden: width of the MLPs (relation ``g`` and ``f``, classifiers).
         layers: FiLM blocks / co-attention layers / Transformer layers.
@@ -107,6 +109,7 @@ class VQAConfig:
     finetune_text: bool = False
     cnn_channels: int = 24
     cnn_layers: int = 4
+    cnn_norm: str = "batch"
     dim: int = 64
     hidden: int = 256
     layers: int = 2
@@ -117,7 +120,7 @@ class VQAConfig:
 
     def __post_init__(self) -> None:
         for name, allowed in (("head", HEADS), ("image_encoder", IMAGE_ENCODERS),
-                              ("question_encoder", QUESTION_ENCODERS)):
+                              ("question_encoder", QUESTION_ENCODERS), ("cnn_norm", ("batch", "group"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {allowed}")
         for name in ("num_answers", "structured_dim", "cnn_channels", "cnn_layers", "dim", "hidden", "layers",
@@ -375,7 +378,8 @@ class VQAModel(nn.Module):
         self.config = config if isinstance(config, VQAConfig) else VQAConfig.from_dict(config)
         config = self.config
         if config.image_encoder == "cnn":
-            self.image_encoder = ConvRegionEncoder(channels=config.cnn_channels, layers=config.cnn_layers)
+            self.image_encoder = ConvRegionEncoder(channels=config.cnn_channels, layers=config.cnn_layers,
+                                                   norm=config.cnn_norm)
         else:
             self.image_encoder = ResNet18Trunk()
         with torch.no_grad():  # one dummy image tells the grid size

@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.sort_of_clevr import FAMILY_NAMES, QUESTION_TYPES
-from ..train import History, _autocast, evaluate, to_device
+from ..data.sort_of_clevr import FAMILY_NAMES, QUESTION_TYPES, SortOfClevr
+from ..distributed import DistributedContext, ShardedBatches, all_reduce_mean, wrap_model
+from ..train import History, _autocast, evaluate, fit, to_device
 
-__all__ = ["make_adamw", "compile_model", "evaluate_vqa", "seconds_to_accuracy", "train_throughput"]
+__all__ = ["make_adamw", "compile_model", "train_vqa", "evaluate_vqa", "seconds_to_accuracy", "train_throughput"]
 
 
 def make_adamw(model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0) -> torch.optim.AdamW:
@@ -40,6 +41,52 @@ def compile_model(model: nn.Module, enabled: bool = True) -> nn.Module:
     """``torch.compile(model)`` when ``enabled`` (the compiled module shares the model's
     parameters; save and load the original ``model``)."""
     return torch.compile(model) if enabled else model
+
+
+def train_vqa(model: nn.Module, train: SortOfClevr, val: SortOfClevr | None = None, *, images_per_batch: int = 16,
+              epochs: int = 10, curriculum_epochs: int = 0, lr: float = 1e-3, precision: str = "fp32",
+              compile: bool = False, budget_seconds: float | None = None, generator: torch.Generator | None = None,
+              context: DistributedContext | None = None, progress: bool = True, description: str = "vqa") -> History:
+    """Train a VQA model on Sort-of-CLEVR: device-resident whole-image batches, fused
+    AdamW, optional bf16 / torch.compile / wall-clock budget, one process or data-parallel.
+
+    Args:
+        curriculum_epochs: epochs on the non-relational questions first (at most half of
+            ``budget_seconds``), then ``epochs`` on all questions.
+        budget_seconds: stop after the epoch that crosses this much training time.
+        generator: the shuffling generator; under ``torchrun`` every rank must pass one
+            seeded alike, so that all ranks cut the same global batches.
+        context: from :func:`mmtutorial.distributed.init_distributed`; each rank then
+            trains on its share of every global batch of ``images_per_batch`` images and
+            DDP averages the gradients. Training loss and accuracy in the returned history
+            are averaged over the ranks.
+
+    The model (not a compiled or DDP wrapper) keeps the trained weights.
+    """
+    context = context or DistributedContext(device=next(model.parameters()).device)
+    step_model = compile_model(wrap_model(model, context), compile)
+    common = {"optimizer": make_adamw(model, lr), "target_key": "answer", "group_key": "qtype",
+              "group_names": QUESTION_TYPES, "device": context.device, "precision": precision,
+              "progress": progress and context.is_main,
+              "val_batches": val.batches(images_per_batch, device=context.device, by_image=True) if val else None}
+
+    def shuffled(question_types=None) -> ShardedBatches:
+        return ShardedBatches(train.batches(images_per_batch, shuffle=True, generator=generator, device=context.device,
+                                            by_image=True, question_types=question_types), context)
+
+    history = History()
+    if curriculum_epochs:
+        history = fit(step_model, shuffled((0,)), epochs=curriculum_epochs, description=f"{description}: non-relational",
+                      max_seconds=budget_seconds / 2 if budget_seconds is not None else None, **common)
+    spent = sum(row["seconds"] for row in history.epochs)
+    if budget_seconds is None or spent < budget_seconds:
+        history.epochs += fit(step_model, shuffled(), epochs=epochs, description=f"{description}: all",
+                              max_seconds=budget_seconds - spent if budget_seconds is not None else None,
+                              **common).epochs
+    for row in history.epochs:  # each rank saw its own shard: report the mean over ranks
+        row["train_loss"] = all_reduce_mean(row["train_loss"], context)
+        row["train_acc"] = all_reduce_mean(row["train_acc"], context)
+    return history
 
 
 def evaluate_vqa(model: nn.Module, batches: Iterable[Mapping[str, Any]], *, device: torch.device | str = "cpu",
