@@ -21,15 +21,17 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .notebook import read_metrics
 
-__all__ = ["NotebookResult", "notebook_parameters", "execute_notebook", "clean_notebook", "main"]
+__all__ = ["NotebookResult", "notebook_parameters", "execute_notebook", "child_stderr_to", "clean_notebook", "main"]
 
 #: Seconds one cell may run before papermill gives up (a dead kernel must not hang CI).
 CELL_TIMEOUT_S = 1200
@@ -101,6 +103,40 @@ def clean_notebook(path: str | os.PathLike) -> None:
     path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
 
 
+_stderr_lock = threading.Lock()
+_stderr_depth = 0
+_saved_stderr_fd: int | None = None
+
+
+@contextmanager
+def child_stderr_to(path: str | os.PathLike) -> Iterator[None]:
+    """Inside a Jupyter kernel, send the stderr of processes started in this block (the
+    kernels that run notebooks, with their start-up warnings) to ``path`` instead of the
+    cell's output. Outside a kernel (a terminal) nothing changes. Nested and concurrent
+    uses share the outermost redirection."""
+    global _stderr_depth, _saved_stderr_fd
+    if not type(sys.stderr).__module__.startswith("ipykernel"):
+        yield
+        return
+    with _stderr_lock:
+        _stderr_depth += 1
+        if _stderr_depth == 1:
+            sys.stderr.flush()
+            _saved_stderr_fd = os.dup(2)
+            log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(log, 2)
+            os.close(log)
+    try:
+        yield
+    finally:
+        with _stderr_lock:
+            _stderr_depth -= 1
+            if _stderr_depth == 0 and _saved_stderr_fd is not None:
+                os.dup2(_saved_stderr_fd, 2)
+                os.close(_saved_stderr_fd)
+                _saved_stderr_fd = None
+
+
 def execute_notebook(
     notebook: str | os.PathLike,
     output: str | os.PathLike,
@@ -131,15 +167,16 @@ def execute_notebook(
     os.environ.update(env)  # the kernel inherits this process's environment
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(output),
-            parameters=parameters,
-            kernel_name="python3",
-            cwd=str(notebook.parent),
-            progress_bar=False,
-            execution_timeout=cell_timeout,
-        )
+        with child_stderr_to(output.with_suffix(".kernel.log")):
+            papermill.execute_notebook(
+                str(notebook),
+                str(output),
+                parameters=parameters,
+                kernel_name="python3",
+                cwd=str(notebook.parent),
+                progress_bar=False,
+                execution_timeout=cell_timeout,
+            )
         metrics, status, error = read_metrics(output), "ok", None
     except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
         metrics, status = {}, "failed"

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .experiments import execute_notebook, notebook_parameters
+from .experiments import child_stderr_to, execute_notebook, notebook_parameters
 from .notebook import Param
 
 __all__ = ["SweepPoint", "load_grid", "expand_grid", "validate_points", "plan_sweep", "run_sweep",
@@ -249,7 +249,9 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
 
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
-    notebook, out = Path(notebook), Path(out)
+    # Absolute paths: papermill changes the process's working directory while it runs a
+    # point, so with parallel workers a relative path would resolve against the wrong one.
+    notebook, out, cwd = Path(notebook).resolve(), Path(out).resolve(), os.getcwd()
     to_run, done = plan_sweep(notebook, grid, out)
     if dry_run:
         print(f"{notebook.name}: {len(to_run) + len(done)} points, {len(done)} finished, {len(to_run)} to run")
@@ -272,7 +274,8 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
     bar = progress_bar(total=len(to_run), desc=f"sweep {out.name}", disable=not progress)
     started = time.perf_counter()
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:  # each point runs in its own kernel process
+        with child_stderr_to(out / "kernels.log"), ThreadPoolExecutor(max_workers=workers) as pool:
+            # each point runs in its own kernel process
             futures = {pool.submit(_run_point, notebook, p, out, devices[p.name]): p for p in to_run}
             for future in as_completed(futures):
                 record = future.result()
@@ -281,6 +284,7 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
                 bar.set_postfix(last=f"{record['point']} {record['status']}")
     finally:
         bar.close()
+        os.chdir(cwd)  # parallel papermill runs may restore each other's working directory out of order
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -289,7 +293,7 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
     table = collect_results(out)
     failed = int((table["status"] != "ok").sum()) if len(table) else 0
     print(f"{len(to_run)} points run in {time.perf_counter() - started:.0f}s ({len(done)} already finished); "
-          f"{failed} failed; results in {out / 'results.csv'}")
+          f"{failed} failed; results in {out.name}/results.csv")
     return table
 
 

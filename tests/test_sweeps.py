@@ -2,6 +2,7 @@
 notebook: grid expansion and validation, resume, failure isolation, report."""
 
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -156,3 +157,11 @@ def test_result_json_records_parameters_and_metrics(toy, tmp_path):
     record = json.loads((out / "default" / "result.json").read_text())
     assert record["parameters"] == {"rate": 0.4} and record["status"] == "ok"
     assert record["metrics"] == {"score": 4.0, "name_is_a": True} and record["seconds"] > 0
+
+
+def test_relative_paths_and_parallel_workers_leave_the_working_directory_alone(toy, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    table = run_sweep("toy.ipynb", {"grid": {"seed": [0, 1, 2]}}, "runs/relative", workers=3, progress=False)
+    assert (table["status"] == "ok").all() and len(table) == 3
+    assert Path.cwd() == tmp_path
+    assert (tmp_path / "runs" / "relative" / "results.csv").exists()
