@@ -165,3 +165,32 @@ def test_relative_paths_and_parallel_workers_leave_the_working_directory_alone(t
     assert (table["status"] == "ok").all() and len(table) == 3
     assert Path.cwd() == tmp_path
     assert (tmp_path / "runs" / "relative" / "results.csv").exists()
+
+
+def test_child_stderr_goes_to_a_log_inside_jupyter_only(tmp_path, monkeypatch, capfd):
+    import subprocess
+    import sys
+
+    from mmtutorial.experiments import child_stderr_to
+
+    def child_says(text):
+        subprocess.run([sys.executable, "-c", f"import sys; sys.stderr.write({text!r})"], check=True)
+
+    log = tmp_path / "kernels.log"
+    with child_stderr_to(log):  # a terminal: the child's stderr stays where it was
+        child_says("terminal warning")
+    assert not log.exists() and "terminal warning" in capfd.readouterr().err
+
+    class KernelStream:  # what sys.stderr looks like inside a Jupyter kernel
+        __module__ = "ipykernel.iostream"
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stderr", KernelStream())
+    with child_stderr_to(log), child_stderr_to(tmp_path / "nested.log"):
+        child_says("kernel warning")
+    monkeypatch.undo()
+    child_says("after")
+    assert log.read_text() == "kernel warning" and not (tmp_path / "nested.log").exists()
+    assert capfd.readouterr().err == "after", "stderr is restored afterwards"
