@@ -31,7 +31,8 @@ from typing import Any
 
 from .notebook import read_metrics
 
-__all__ = ["NotebookResult", "notebook_parameters", "execute_notebook", "child_stderr_to", "clean_notebook", "main"]
+__all__ = ["NotebookResult", "notebook_parameters", "execute_notebook", "environment", "child_stderr_to",
+           "clean_notebook", "main"]
 
 #: Seconds one cell may run before papermill gives up (a dead kernel must not hang CI).
 CELL_TIMEOUT_S = 1200
@@ -103,6 +104,22 @@ def clean_notebook(path: str | os.PathLike) -> None:
     path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
 
 
+@contextmanager
+def environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (processes started in it inherit them),
+    then restore the previous values."""
+    saved = {key: os.environ.get(key) for key in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 _stderr_lock = threading.Lock()
 _stderr_depth = 0
 _saved_stderr_fd: int | None = None
@@ -163,11 +180,10 @@ def execute_notebook(
     output.parent.mkdir(parents=True, exist_ok=True)
     # Text progress bars: a saved notebook then shows their final state, not a dead widget.
     env = {"MMTUTORIAL_TEXT_PROGRESS": "1", **(env or {})}
-    saved_env = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)  # the kernel inherits this process's environment
     start = time.perf_counter()
     try:
-        with child_stderr_to(output.with_suffix(".kernel.log")):
+        # the kernel inherits this process's environment
+        with environment(env), child_stderr_to(output.with_suffix(".kernel.log")):
             papermill.execute_notebook(
                 str(notebook),
                 str(output),
@@ -181,12 +197,6 @@ def execute_notebook(
     except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
         metrics, status = {}, "failed"
         error = f"{type(exc).__name__}: {getattr(exc, 'evalue', None) or str(exc).strip().splitlines()[-1]}"
-    finally:
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     return NotebookResult(
         name=notebook.name,
         status=status,

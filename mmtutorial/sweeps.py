@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .experiments import child_stderr_to, execute_notebook, notebook_parameters
+from .experiments import child_stderr_to, environment, execute_notebook, notebook_parameters
 from .notebook import Param
 
 __all__ = ["SweepPoint", "load_grid", "expand_grid", "validate_points", "plan_sweep", "run_sweep",
@@ -252,7 +252,8 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
     # Absolute paths: papermill changes the process's working directory while it runs a
     # point, so with parallel workers a relative path would resolve against the wrong one.
     notebook, out, cwd = Path(notebook).resolve(), Path(out).resolve(), os.getcwd()
-    to_run, done = plan_sweep(notebook, grid, out)
+    fixed, axes = load_grid(grid)  # read a YAML file once
+    to_run, done = plan_sweep(notebook, {"fixed": fixed, "grid": axes}, out)
     if dry_run:
         print(f"{notebook.name}: {len(to_run) + len(done)} points, {len(done)} finished, {len(to_run)} to run")
         for point in to_run:
@@ -261,7 +262,6 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
             print(f"  skip  {point.name} (finished)")
         return None
     out.mkdir(parents=True, exist_ok=True)
-    fixed, axes = load_grid(grid)
     (out / SWEEP_FILE).write_text(json.dumps({"notebook": notebook.name, "fixed": fixed, "axes": axes}, indent=2))
     devices = {p.name: device_label(pick_device(p.parameters.get("device", "auto"))) for p in to_run}
     # Set once for all kernels (workers share this process's environment): text progress
@@ -269,12 +269,11 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
     env = {"MMTUTORIAL_TEXT_PROGRESS": "1"}
     if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
     bar = progress_bar(total=len(to_run), desc=f"sweep {out.name}", disable=not progress)
     started = time.perf_counter()
     try:
-        with child_stderr_to(out / "kernels.log"), ThreadPoolExecutor(max_workers=workers) as pool:
+        with (environment(env), child_stderr_to(out / "kernels.log"),
+              ThreadPoolExecutor(max_workers=workers) as pool):
             # each point runs in its own kernel process
             futures = {pool.submit(_run_point, notebook, p, out, devices[p.name]): p for p in to_run}
             for future in as_completed(futures):
@@ -285,11 +284,6 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
     finally:
         bar.close()
         os.chdir(cwd)  # parallel papermill runs may restore each other's working directory out of order
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     table = collect_results(out)
     failed = int((table["status"] != "ok").sum()) if len(table) else 0
     print(f"{len(to_run)} points run in {time.perf_counter() - started:.0f}s ({len(done)} already finished); "
