@@ -8,13 +8,15 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # Notebook checks read committed outputs; sanitize what legitimately differs between runs.
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: help setup kernel lab run refresh test lint clean
+.PHONY: help setup kernel lab run refresh test lint classroom site browser clean
 
 help:
 	@echo "make lab      set up .venv, register the Jupyter kernel, open JupyterLab on notebooks/"
 	@echo "make test     set up, then lint + unit tests + every notebook in smoke mode + nbval"
 	@echo "make run      set up, then execute every notebook (default parameters) into build/executed/"
 	@echo "make refresh  re-execute every notebook in place so committed outputs are current"
+	@echo "make classroom  student edition (stubs) + solutions + exercise lists into build/classroom/"
+	@echo "make site     the executed notebooks as a static web site in build/site/"
 
 setup: $(STAMP)
 
@@ -43,7 +45,21 @@ refresh: setup
 lint: setup
 	$(BIN)/ruff check mmtutorial tests data benchmarks notebooks
 
-test: setup lint
+classroom: setup
+	$(BIN)/python -m mmtutorial.classroom
+
+site: setup
+	$(BIN)/python -m mmtutorial.site
+
+# The site's browser test needs Debian's chromium (Playwright drives it; nothing is downloaded by Playwright).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "$$MMTUTORIAL_CHROMIUM" ] || \
+	  { echo "installing chromium for the site's browser test"; \
+	    $(SUDO) apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	    { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }; }
+
+test: setup lint browser
 	$(BIN)/python -m pytest
 	MMTUTORIAL_SMOKE=1 $(BIN)/python -m pytest $(NBVAL) notebooks/
 

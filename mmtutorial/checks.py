@@ -4,7 +4,10 @@ Each ``check_*`` function calls the learner's function on a few named cases and
 compares with a reference computed independently (PyTorch built-ins or a direct
 formula). On success it prints one line; on failure it raises
 :class:`ExerciseCheckError` naming the case, what was expected and what came back,
-so the learner knows where to look instead of seeing a bare ``AssertionError``.
+so the learner knows where to look instead of seeing a bare ``AssertionError``. A
+function that still raises ``NotImplementedError`` (the stub of the student edition,
+see :mod:`mmtutorial.classroom`) is reported as a ``NotImplementedError`` with the
+stub's hint, not as a wrong answer.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ __all__ = [
     "ExerciseCheckError",
     "Case",
     "run_cases",
+    "not_implemented",
     "check_softmax",
     "check_gaussian_kernel_weights",
     "check_topk_attention",
@@ -98,6 +102,13 @@ def _compare(case: Case, got: Any) -> str | None:
     return None
 
 
+def not_implemented(exercise: str, stub: NotImplementedError) -> NotImplementedError:
+    """The error a check raises for a stub: still a ``NotImplementedError`` (an
+    unfinished exercise is not a wrong answer), carrying the stub's own hint."""
+    hint = str(stub) or "replace the `raise NotImplementedError` with your code"
+    return NotImplementedError(f"{exercise}: not implemented yet - {hint}")
+
+
 def run_cases(exercise: str, fn: Callable, cases: list[Case]) -> None:
     """Run ``fn`` on every case; print a tick or raise :class:`ExerciseCheckError`."""
     if not callable(fn):
@@ -105,10 +116,8 @@ def run_cases(exercise: str, fn: Callable, cases: list[Case]) -> None:
     for case in cases:
         try:
             got = fn(*case.args, **case.kwargs)
-        except NotImplementedError:
-            raise ExerciseCheckError(
-                f"{exercise}: not implemented yet - replace the `raise NotImplementedError` with your code"
-            ) from None
+        except NotImplementedError as stub:
+            raise not_implemented(exercise, stub) from None
         except Exception as error:  # show the learner's own error in context
             raise ExerciseCheckError(
                 f"{exercise}, case '{case.name}': your function raised "
@@ -563,9 +572,8 @@ def check_expand_grid(fn: Callable) -> None:
     for axes, expected in cases:
         try:
             got = fn(axes)
-        except NotImplementedError:
-            raise ExerciseCheckError("expand_grid: not implemented yet - replace the `raise NotImplementedError` "
-                                     "with your code") from None
+        except NotImplementedError as stub:
+            raise not_implemented("expand_grid", stub) from None
         if list(got) != expected:
             raise ExerciseCheckError(f"expand_grid, axes {axes}: expected {expected}, got {got}")
     print(f"✓ expand_grid: all {len(cases)} cases passed")

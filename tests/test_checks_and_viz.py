@@ -227,8 +227,16 @@ def test_not_implemented_and_crashing_answers():
     def stub(*args):
         raise NotImplementedError
 
-    with pytest.raises(checks.ExerciseCheckError, match="not implemented yet"):
+    def stub_with_hint(*args):
+        raise NotImplementedError("use torch.tril")
+
+    # an unfinished exercise stays a NotImplementedError (not a wrong answer) and keeps its hint
+    with pytest.raises(NotImplementedError, match="causal_mask: not implemented yet - replace the"):
         checks.check_causal_mask(stub)
+    with pytest.raises(NotImplementedError, match="causal_mask: not implemented yet - use torch.tril"):
+        checks.check_causal_mask(stub_with_hint)
+    with pytest.raises(NotImplementedError, match="expand_grid: not implemented yet - use torch.tril"):
+        checks.check_expand_grid(stub_with_hint)
     with pytest.raises(checks.ExerciseCheckError, match="raised ZeroDivisionError"):
         checks.check_causal_mask(lambda n: 1 / 0)
     with pytest.raises(checks.ExerciseCheckError, match=r"expected shape \(1, 1\), got shape \(2, 2\)"):

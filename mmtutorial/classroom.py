@@ -1,0 +1,293 @@
+"""Student and instructor editions of the course, built from the committed notebooks.
+
+One source per notebook. An exercise is a code cell tagged ``solution`` (hidden in
+JupyterLab by ``jupyter.source_hidden``), followed by a cell that calls its self-check
+from :mod:`mmtutorial.checks`; a markdown cell tagged ``solution`` is prose that
+discusses the answer. From that source:
+
+* the **student edition** replaces each solution function by a stub with the same
+  signature whose body raises ``NotImplementedError`` with a hint, drops the solution
+  prose and clears the outputs of the solution and self-check cells (the rest of the
+  lesson keeps its outputs, so it can be read before it is run);
+* the **solutions edition** is the notebook as committed.
+
+``python -m mmtutorial.classroom`` (``make classroom``) writes both, plus an exercise
+list per notebook (``exercises.md`` and ``exercises.json``)::
+
+    build/classroom/student/NN_name.ipynb
+    build/classroom/solutions/NN_name.ipynb
+    build/classroom/exercises.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import json
+import re
+import shutil
+import textwrap
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+__all__ = [
+    "SOLUTION_TAG",
+    "Exercise",
+    "find_exercises",
+    "stub_source",
+    "student_edition",
+    "build_classroom",
+    "coverage_table",
+    "main",
+]
+
+SOLUTION_TAG = "solution"
+EDITIONS = ("student", "solutions")
+_CHECK_CALL = re.compile(r"\bchecks\.(check_\w+)\s*\(")
+_EXERCISE_HEADING = re.compile(r"^#+\s*Exercise\s+(\d+)\s*:\s*(.+?)\s*$", re.M)
+_HINT = re.compile(r"\*Hint:\*\s*(.+?)(?:\n\s*\n|\Z)", re.S)
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise of a notebook, as found in its cells."""
+
+    notebook: str
+    number: int
+    title: str
+    functions: tuple[str, ...]
+    checks: tuple[str, ...]
+    hint: str
+    cell: int  # index of the solution cell in the notebook
+
+    @property
+    def self_checked(self) -> bool:
+        return bool(self.checks)
+
+
+def _tags(cell: dict[str, Any]) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def _is_solution_code(cell: dict[str, Any]) -> bool:
+    return cell["cell_type"] == "code" and SOLUTION_TAG in _tags(cell)
+
+
+def _defined_functions(source: str) -> tuple[str, ...]:
+    return tuple(n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef))
+
+
+def _check_cells(cells: list[dict[str, Any]], start: int) -> list[int]:
+    """Indices of the code cells right after a solution that call a self-check."""
+    found = []
+    for index in range(start, len(cells)):
+        cell = cells[index]
+        if cell["cell_type"] != "code" or SOLUTION_TAG in _tags(cell):
+            break
+        if not _CHECK_CALL.search(cell["source"]):
+            break
+        found.append(index)
+    return found
+
+
+def find_exercises(notebook: nbformat.NotebookNode, name: str = "") -> list[Exercise]:
+    """The exercises of ``notebook``: one per code cell tagged ``solution``.
+
+    The title and hint come from the closest markdown cell above with a heading
+    ``Exercise N: title`` (and an optional ``*Hint:* ...`` paragraph); the self-checks
+    are the ``checks.check_*`` calls in the code cells right after the solution.
+    """
+    cells = notebook.cells
+    exercises: list[Exercise] = []
+    for index, cell in enumerate(cells):
+        if not _is_solution_code(cell):
+            continue
+        number, title, hint = len(exercises) + 1, "", ""
+        for above in reversed(cells[:index]):
+            if above["cell_type"] != "markdown":
+                continue
+            headings = _EXERCISE_HEADING.findall(above["source"])
+            if headings:
+                number, title = int(headings[-1][0]), headings[-1][1]
+                found = _HINT.search(above["source"])
+                hint = " ".join(found.group(1).split()) if found else ""
+                break
+        try:
+            functions = _defined_functions(cell["source"])
+        except SyntaxError as error:
+            raise ValueError(f"{name or 'notebook'}, cell {index}: the solution is not valid Python: {error}") from error
+        checks = tuple(m for i in _check_cells(cells, index + 1) for m in _CHECK_CALL.findall(cells[i]["source"]))
+        exercises.append(Exercise(name, number, title, functions, checks, hint, index))
+    return exercises
+
+
+def _hint_sentence(exercise: Exercise) -> str:
+    if not exercise.hint:
+        return "The exercise text above says what it should return."
+    return f"Hint: {exercise.hint[0].upper()}{exercise.hint[1:]}"
+
+
+def stub_source(solution: str, exercise: Exercise) -> str:
+    """The student's version of a solution cell.
+
+    Each top-level function keeps its signature (and docstring) and gets a body that
+    raises ``NotImplementedError`` with a hint; imports are kept; anything else in the
+    cell is part of the answer and goes. A cell without functions becomes a single
+    ``raise NotImplementedError``.
+    """
+    tree = ast.parse(solution)
+    lines = solution.splitlines()
+    check = f"checks.{exercise.checks[0]}" if exercise.checks else "the self-check"
+    label = f"Exercise {exercise.number}" + (f" ({exercise.title})" if exercise.title else "")
+    parts: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            parts.append("\n".join(lines[node.lineno - 1 : node.end_lineno]))
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body[0]
+            keep_docstring = isinstance(body, ast.Expr) and isinstance(getattr(body, "value", None), ast.Constant) \
+                and isinstance(body.value.value, str)
+            header_end = body.end_lineno if keep_docstring else body.lineno - 1
+            if body.lineno == node.lineno:  # one-line ``def f(x): return x``
+                header = lines[body.lineno - 1][: body.col_offset].rstrip()
+                indent = " " * (node.col_offset + 4)
+            else:
+                header = "\n".join(lines[node.decorator_list[0].lineno - 1 if node.decorator_list else node.lineno - 1
+                                         : header_end])
+                indent = " " * body.col_offset
+            message = f"{label}: write {node.name}() here. {_hint_sentence(exercise)}"
+            message += f" Then run the next cell: {check} tests it."
+            wrapped = textwrap.wrap(message, width=84 - len(indent))
+            literal = ("\n" + indent + "    ").join(repr(part + " ") if i < len(wrapped) - 1 else repr(part)
+                                                   for i, part in enumerate(wrapped))
+            parts.append(f"{header}\n{indent}# Your code here: replace the line below.\n"
+                         f"{indent}raise NotImplementedError(\n{indent}    {literal}\n{indent})")
+    if not any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) for n in tree.body):
+        message = f"{label}: your code here. {_hint_sentence(exercise)} Then run the next cell: {check} tests it."
+        parts.append(f"raise NotImplementedError({' '.join(message.split())!r})")
+    return "\n\n\n".join(parts)
+
+
+def student_edition(notebook: nbformat.NotebookNode, name: str = "") -> nbformat.NotebookNode:
+    """A copy of ``notebook`` with stubs for solutions, without solution prose, and
+    with the outputs of the solution and self-check cells cleared."""
+    exercises = {e.cell: e for e in find_exercises(notebook, name)}
+    student = copy.deepcopy(notebook)
+    cells = []
+    clear_checks_until = -1
+    for index, cell in enumerate(student.cells):
+        if cell["cell_type"] == "markdown" and SOLUTION_TAG in _tags(cell):
+            continue  # solution prose
+        if index in exercises:
+            cell["source"] = stub_source(cell["source"], exercises[index])
+            cell["metadata"].get("jupyter", {}).pop("source_hidden", None)  # the stub must be visible
+            if not cell["metadata"].get("jupyter", True):
+                del cell["metadata"]["jupyter"]
+            cell["metadata"]["tags"] = [t for t in _tags(cell) if t != SOLUTION_TAG] + ["exercise"]
+            clear_checks_until = max(_check_cells(student.cells, index + 1), default=index)
+        if cell["cell_type"] == "code" and (index in exercises or index <= clear_checks_until):
+            cell["outputs"], cell["execution_count"] = [], None
+        cells.append(cell)
+    student.cells = cells
+    student.metadata.setdefault("mmtutorial", {})["edition"] = "student"
+    return student
+
+
+def _notebook_paths(paths: Iterable[str | Path]) -> list[Path]:
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found.extend(sorted(path.glob("[0-9][0-9]_*.ipynb")))
+        elif path.suffix == ".ipynb" and path.exists():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"not a notebook or a folder of notebooks: {path}")
+    if not found:
+        raise FileNotFoundError(f"no notebooks (NN_name.ipynb) in {[str(p) for p in paths]}")
+    return found
+
+
+def build_classroom(
+    notebooks: Iterable[str | Path] = ("notebooks",), out: str | Path = "build/classroom"
+) -> dict[str, list[Exercise]]:
+    """Write the student and solutions editions of ``notebooks`` under ``out``.
+
+    Folders next to the notebooks (such as ``experiments/``, which notebook 10
+    sweeps) are copied into both editions so they run where they are written.
+    Returns the exercises of each notebook, also written as ``exercises.md`` and
+    ``exercises.json``.
+    """
+    out = Path(out)
+    paths = _notebook_paths(notebooks)
+    for edition in EDITIONS:
+        shutil.rmtree(out / edition, ignore_errors=True)
+        (out / edition).mkdir(parents=True)
+    by_notebook: dict[str, list[Exercise]] = {}
+    for path in paths:
+        notebook = nbformat.read(path, as_version=4)
+        by_notebook[path.name] = find_exercises(notebook, path.name)
+        nbformat.write(student_edition(notebook, path.name), out / "student" / path.name)
+        shutil.copyfile(path, out / "solutions" / path.name)
+    for folder in sorted({p.parent for p in paths}):
+        for sub in folder.iterdir():
+            if sub.is_dir() and not sub.name.startswith((".", "_")) and list(sub.glob("*.ipynb")):
+                for edition in EDITIONS:
+                    shutil.copytree(sub, out / edition / sub.name, ignore=shutil.ignore_patterns(".*"))
+    (out / "exercises.md").write_text(_exercise_list(by_notebook))
+    (out / "exercises.json").write_text(json.dumps(
+        {name: [asdict(e) for e in exercises] for name, exercises in by_notebook.items()}, indent=1) + "\n")
+    return by_notebook
+
+
+def _exercise_list(by_notebook: dict[str, list[Exercise]]) -> str:
+    lines = ["# Exercises", "", "Each exercise: the function to write and the self-check that tests it.", ""]
+    for name, exercises in by_notebook.items():
+        lines.append(f"## {name}")
+        lines.append("")
+        for e in exercises:
+            checks = ", ".join(f"`checks.{c}`" for c in e.checks) or "no self-check"
+            functions = ", ".join(f"`{f}`" for f in e.functions) or "(no function)"
+            lines.append(f"{e.number}. {e.title or 'untitled'}: {functions}; checked by {checks}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def coverage_table(by_notebook: dict[str, list[Exercise]]) -> str:
+    """The README's exercise coverage table: per notebook, how many exercises, how
+    many have a self-check and how many a solution."""
+    rows = ["| Notebook | Exercises | Self-checked | With solutions |", "| --- | --- | --- | --- |"]
+    for name, exercises in by_notebook.items():
+        solved = sum(bool(e.functions) for e in exercises)
+        rows.append(f"| {name} | {len(exercises)} | {sum(e.self_checked for e in exercises)} | {solved} |")
+    total = [e for exercises in by_notebook.values() for e in exercises]
+    rows.append(f"| **all** | **{len(total)}** | **{sum(e.self_checked for e in total)}** | "
+                f"**{sum(bool(e.functions) for e in total)}** |")
+    return "\n".join(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mmtutorial.classroom", description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", default=["notebooks"], help="notebooks or folders (default: notebooks)")
+    parser.add_argument("--out", default="build/classroom", help="output folder (default: build/classroom)")
+    parser.add_argument("--table", action="store_true", help="print the README's coverage table and write nothing")
+    args = parser.parse_args(argv)
+    if args.table:
+        paths = _notebook_paths(args.notebooks)
+        print(coverage_table({p.name: find_exercises(nbformat.read(p, as_version=4), p.name) for p in paths}))
+        return 0
+    by_notebook = build_classroom(args.notebooks, args.out)
+    count = sum(map(len, by_notebook.values()))
+    print(f"{len(by_notebook)} notebooks, {count} exercises")
+    for edition in EDITIONS:
+        print(f"  {edition:9s} {Path(args.out) / edition}/")
+    print(f"  exercises {Path(args.out) / 'exercises.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
