@@ -56,8 +56,8 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "$$MMTUTORIAL_CHROMIUM" ] || \
 	  { echo "installing chromium for the site's browser test"; \
-	    $(SUDO) apt-get install -y -qq chromium >/dev/null 2>&1 || \
-	    { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }; }
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	    { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }; }
 
 test: setup lint browser
 	$(BIN)/python -m pytest

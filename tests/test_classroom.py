@@ -133,7 +133,8 @@ def test_classroom_writes_both_editions_and_the_exercise_lists(classroom):
         assert (out / "solutions" / path.name).read_bytes() == path.read_bytes()
         student = nbformat.read(out / "student" / path.name, as_version=4)
         nbformat.validate(student)
-        solutions = [c for c in nbformat.read(path, as_version=4).cells if "solution" in c.metadata.get("tags", [])]
+        solutions = [c for c in nbformat.read(path, as_version=4).cells
+                     if c.cell_type == "code" and "solution" in c.metadata.get("tags", [])]
         stubs = [c for c in student.cells if "exercise" in c.metadata.get("tags", [])]
         assert len(stubs) == len(solutions) == len(by_notebook[path.name])
         for solution, stub in zip(solutions, stubs, strict=True):
@@ -141,6 +142,10 @@ def test_classroom_writes_both_editions_and_the_exercise_lists(classroom):
             leaked = [ln for ln in body if ln in stub.source]
             assert not leaked, f"{path.name}: solution lines in the student's stub: {leaked}"
         assert not any("solution" in c.metadata.get("tags", []) for c in student.cells)
+        prose = [c.source for c in nbformat.read(path, as_version=4).cells
+                 if c.cell_type == "markdown" and "solution" in c.metadata.get("tags", [])]
+        assert prose, f"{path.name}: no solution notes (markdown cells tagged 'solution')"
+        assert not any(text in c.source for text in prose for c in student.cells), "solution prose is removed"
     for edition in ("student", "solutions"):
         assert (out / edition / "experiments" / "fusion_experiment.ipynb").exists(), "notebook 10 sweeps it"
     listed = json.loads((out / "exercises.json").read_text())

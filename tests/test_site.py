@@ -43,6 +43,11 @@ def _has_math(path: Path) -> bool:
     return any("$" in "".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
 
 
+def _solution_cells(path: Path) -> int:
+    cells = json.loads(path.read_text())["cells"]
+    return sum("solution" in c["metadata"].get("tags", []) for c in cells)
+
+
 def _figures(path: Path) -> int:
     """How many images the committed notebook's outputs hold."""
     cells = json.loads(path.read_text())["cells"]
@@ -143,6 +148,12 @@ def test_notebook_page_loads_with_title_math_and_figures(site, browser, path):
         page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0")
         assert page.locator(".MathJax, .MathJax_Display").count() > 0, "MathJax typeset the formulas"
         assert "Math Processing Error" not in page.inner_text("body")
+    solutions = page.locator("details.mm-solution")  # folded until opened
+    assert solutions.count() == _solution_cells(path) > 0
+    first = solutions.first.locator(".jp-Cell").first
+    assert not first.is_visible()
+    solutions.first.locator("summary").click()
+    assert first.is_visible()
     for link in page.locator("nav.mm-top a").all():  # navigation and source links resolve
         href = link.get_attribute("href")
         with urllib.request.urlopen(f"{base}/{href}") as reply:
