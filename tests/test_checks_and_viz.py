@@ -1,17 +1,23 @@
 """Self-checks must pass right answers and fail wrong ones with a helpful message."""
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
 
 from mmtutorial import checks
 from mmtutorial.attention import causal_mask, masked_softmax
+from mmtutorial.classroom import find_exercises
 from mmtutorial.viz import plot_attention, show_heatmaps
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def gaussian(q, k, h):
@@ -214,6 +220,17 @@ WRONG = {
 def test_right_answer_passes(check, capsys):
     check(RIGHT[check])
     assert "✓" in capsys.readouterr().out
+
+
+def test_every_exercise_self_check_has_a_right_and_a_wrong_answer_test():
+    """The checks the notebooks' exercises call are all tested both ways here."""
+    used = set()
+    for path in sorted(ROOT.glob("notebooks/[0-9][0-9]_*.ipynb")):
+        for exercise in find_exercises(nbformat.read(path, as_version=4), path.name):
+            used.update(exercise.checks)
+    assert used, "no exercises found"
+    assert used <= {c.__name__ for c in RIGHT}, sorted(used - {c.__name__ for c in RIGHT})
+    assert used <= {c.__name__ for c in WRONG}, sorted(used - {c.__name__ for c in WRONG})
 
 
 @pytest.mark.parametrize("check", list(WRONG), ids=lambda c: c.__name__)

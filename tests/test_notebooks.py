@@ -6,8 +6,10 @@ import math
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
 
+from mmtutorial.classroom import find_exercises
 from mmtutorial.course import COURSE
 from mmtutorial.experiments import execute_notebook, notebook_parameters
 from mmtutorial.notebook import read_metrics
@@ -180,6 +182,13 @@ def test_readme_learning_path_lists_every_notebook():
 def test_notebook_runs_in_smoke_mode(path, tmp_path):
     result = execute_notebook(path, tmp_path / path.name, {"smoke": True, "seed": 1})
     assert result.status == "ok", result.error
+    # the full (solutions) edition passes every one of its exercises' self-checks
+    executed = nbformat.read(result.output, as_version=4)
+    exercises = find_exercises(executed, path.name)
+    for exercise in exercises:
+        check_cell = executed.cells[exercise.cell + 1]
+        printed = "".join(o.get("text", "") for o in check_cell.outputs)
+        assert printed.count("✓ ") >= len(exercise.checks) > 0, f"exercise {exercise.number}: {printed!r}"
     budget = SMOKE_BUDGET_OVERRIDES_S.get(path.name[:2], SMOKE_BUDGET_S)
     assert result.seconds < budget, f"smoke run took {result.seconds:.0f}s"
     CHECKS[path.name[:2]](result.metrics, smoke=True)
