@@ -146,6 +146,10 @@ def test_classroom_writes_both_editions_and_the_exercise_lists(classroom):
                  if c.cell_type == "markdown" and "solution" in c.metadata.get("tags", [])]
         assert prose, f"{path.name}: no solution notes (markdown cells tagged 'solution')"
         assert not any(text in c.source for text in prose for c in student.cells), "solution prose is removed"
+        # nothing else differs: the same cells in the same order, stubs in place of solutions
+        source = nbformat.read(path, as_version=4)
+        kept = [(c.cell_type, c.source) for c in source.cells if "solution" not in c.metadata.get("tags", [])]
+        assert [(c.cell_type, c.source) for c in student.cells if c not in stubs] == kept
     for edition in ("student", "solutions"):
         assert (out / edition / "experiments" / "fusion_experiment.ipynb").exists(), "notebook 10 sweeps it"
     listed = json.loads((out / "exercises.json").read_text())
