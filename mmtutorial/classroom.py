@@ -64,6 +64,7 @@ class Exercise:
     checks: tuple[str, ...]
     hint: str
     cell: int  # index of the solution cell in the notebook
+    check_cells: tuple[int, ...]  # indices of the self-check cells right after it
 
     @property
     def self_checked(self) -> bool:
@@ -82,9 +83,9 @@ def _defined_functions(source: str) -> tuple[str, ...]:
     return tuple(n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef))
 
 
-def _check_cells(cells: list[dict[str, Any]], start: int) -> list[int]:
+def _check_cells(cells: list[dict[str, Any]], start: int) -> tuple[int, ...]:
     """Indices of the code cells right after a solution that call a self-check."""
-    found = []
+    found: list[int] = []
     for index in range(start, len(cells)):
         cell = cells[index]
         if cell["cell_type"] != "code" or SOLUTION_TAG in _tags(cell):
@@ -92,7 +93,7 @@ def _check_cells(cells: list[dict[str, Any]], start: int) -> list[int]:
         if not _CHECK_CALL.search(cell["source"]):
             break
         found.append(index)
-    return found
+    return tuple(found)
 
 
 def find_exercises(notebook: nbformat.NotebookNode, name: str = "") -> list[Exercise]:
@@ -121,8 +122,9 @@ def find_exercises(notebook: nbformat.NotebookNode, name: str = "") -> list[Exer
             functions = _defined_functions(cell["source"])
         except SyntaxError as error:
             raise ValueError(f"{name or 'notebook'}, cell {index}: the solution is not valid Python: {error}") from error
-        checks = tuple(m for i in _check_cells(cells, index + 1) for m in _CHECK_CALL.findall(cells[i]["source"]))
-        exercises.append(Exercise(name, number, title, functions, checks, hint, index))
+        check_cells = _check_cells(cells, index + 1)
+        checks = tuple(m for i in check_cells for m in _CHECK_CALL.findall(cells[i]["source"]))
+        exercises.append(Exercise(name, number, title, functions, checks, hint, index, check_cells))
     return exercises
 
 
@@ -150,9 +152,7 @@ def stub_source(solution: str, exercise: Exercise) -> str:
             parts.append("\n".join(lines[node.lineno - 1 : node.end_lineno]))
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             body = node.body[0]
-            keep_docstring = isinstance(body, ast.Expr) and isinstance(getattr(body, "value", None), ast.Constant) \
-                and isinstance(body.value.value, str)
-            header_end = body.end_lineno if keep_docstring else body.lineno - 1
+            header_end = body.end_lineno if ast.get_docstring(node) is not None else body.lineno - 1
             if body.lineno == node.lineno:  # one-line ``def f(x): return x``
                 header = lines[body.lineno - 1][: body.col_offset].rstrip()
                 indent = " " * (node.col_offset + 4)
@@ -177,9 +177,9 @@ def student_edition(notebook: nbformat.NotebookNode, name: str = "") -> nbformat
     """A copy of ``notebook`` with stubs for solutions, without solution prose, and
     with the outputs of the solution and self-check cells cleared."""
     exercises = {e.cell: e for e in find_exercises(notebook, name)}
+    cleared = {i for e in exercises.values() for i in (e.cell, *e.check_cells)}
     student = copy.deepcopy(notebook)
     cells = []
-    clear_checks_until = -1
     for index, cell in enumerate(student.cells):
         if cell["cell_type"] == "markdown" and SOLUTION_TAG in _tags(cell):
             continue  # solution prose
@@ -189,8 +189,7 @@ def student_edition(notebook: nbformat.NotebookNode, name: str = "") -> nbformat
             if not cell["metadata"].get("jupyter", True):
                 del cell["metadata"]["jupyter"]
             cell["metadata"]["tags"] = [t for t in _tags(cell) if t != SOLUTION_TAG] + ["exercise"]
-            clear_checks_until = max(_check_cells(student.cells, index + 1), default=index)
-        if cell["cell_type"] == "code" and (index in exercises or index <= clear_checks_until):
+        if index in cleared:
             cell["outputs"], cell["execution_count"] = [], None
         cells.append(cell)
     student.cells = cells

@@ -8,8 +8,10 @@
   navigation bar (index, previous, next) and links to its source: the notebook, its
   student edition (:mod:`mmtutorial.classroom`) and, with ``--source-url``, the file
   in the repository;
-* ``notebooks/``: those downloadable ``.ipynb`` files; ``mathjax/``: MathJax from the
-  ``jupyter-server-mathjax`` package, so the site needs no network at all.
+* ``notebooks/``: those downloadable ``.ipynb`` files, both editions and the exercise
+  lists, as :func:`mmtutorial.classroom.build_classroom` writes them;
+* ``mathjax/``: MathJax from the ``jupyter-server-mathjax`` package, so the site needs
+  no network at all.
 
 Open ``build/site/index.html`` in a browser, or serve the folder with
 ``python -m http.server -d build/site``.
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import nbformat
 
-from mmtutorial.classroom import find_exercises, student_edition
+from mmtutorial.classroom import build_classroom
 from mmtutorial.course import COURSE, Lesson
 
 __all__ = ["SitePage", "build_site", "main"]
@@ -117,16 +119,14 @@ def build_site(
     if not lessons:
         raise FileNotFoundError(f"no course notebooks (such as {COURSE[0].filename}) in {notebooks}")
     shutil.rmtree(out, ignore_errors=True)
-    (out / "notebooks" / "student").mkdir(parents=True)
+    # the downloadable notebooks: both editions, as `make classroom` writes them
+    exercises = build_classroom([notebooks / lesson.filename for lesson in lessons], out / "notebooks")
     _copy_mathjax(out)
     exporter = _exporter()
-    pages, exercises = [], {}
+    pages = []
     for position, lesson in enumerate(lessons):
         notebook = nbformat.read(notebooks / lesson.filename, as_version=4)
-        exercises[lesson.filename] = len(find_exercises(notebook, lesson.filename))
-        shutil.copyfile(notebooks / lesson.filename, out / "notebooks" / lesson.filename)
-        nbformat.write(student_edition(notebook, lesson.filename), out / "notebooks" / "student" / lesson.filename)
-        sources = [{"href": f"notebooks/{lesson.filename}", "label": "Notebook (.ipynb)"},
+        sources = [{"href": f"notebooks/solutions/{lesson.filename}", "label": "Notebook (.ipynb)"},
                    {"href": f"notebooks/student/{lesson.filename}", "label": "Student edition"}]
         if source_url:
             sources.append({"href": f"{source_url.rstrip('/')}/notebooks/{lesson.filename}", "label": "Source"})
@@ -141,7 +141,7 @@ def build_site(
         html, _ = exporter.from_notebook_node(notebook, resources={"mmtutorial_page": page})
         (out / _html_name(lesson)).write_text(html, encoding="utf-8")
         pages.append(SitePage(_html_name(lesson), _page_title(lesson), lesson))
-    html, _ = exporter.from_notebook_node(_index_notebook(lessons, exercises))
+    html, _ = exporter.from_notebook_node(_index_notebook(lessons, {k: len(v) for k, v in exercises.items()}))
     (out / "index.html").write_text(html, encoding="utf-8")
     return [SitePage("index.html", SITE_TITLE, None), *pages]
 

@@ -53,9 +53,10 @@ def test_find_exercises_reads_titles_hints_functions_and_checks():
     notebook = _toy_notebook()
     first, second = find_exercises(notebook, "toy.ipynb")
     assert (first.number, first.title, first.functions, first.checks) == (1, "double it", ("double",), ("check_double",))
-    assert first.hint == "multiply by two." and first.cell == 3 and first.self_checked
+    assert first.hint == "multiply by two." and first.cell == 3 and first.check_cells == (4,) and first.self_checked
     assert (second.number, second.title, second.functions) == (2, "a constant", ())
     assert second.checks == ("check_answer", "check_answer_type") and second.hint == ""
+    assert second.check_cells == (8,)
 
 
 def test_find_exercises_names_a_broken_solution_cell():

@@ -38,19 +38,16 @@ class QuietServer(http.server.ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def _has_math(path: Path) -> bool:
-    cells = json.loads(path.read_text())["cells"]
+def _has_math(cells: list[dict]) -> bool:
     return any("$" in "".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
 
 
-def _solution_cells(path: Path) -> int:
-    cells = json.loads(path.read_text())["cells"]
+def _solution_cells(cells: list[dict]) -> int:
     return sum("solution" in c["metadata"].get("tags", []) for c in cells)
 
 
-def _figures(path: Path) -> int:
+def _figures(cells: list[dict]) -> int:
     """How many images the committed notebook's outputs hold."""
-    cells = json.loads(path.read_text())["cells"]
     return sum("image/png" in o.get("data", {}) for c in cells if c["cell_type"] == "code" for o in c["outputs"])
 
 
@@ -93,7 +90,7 @@ def test_site_has_a_page_per_notebook_with_navigation_and_sources(site):
     _, pages = site
     assert [p.filename for p in pages] == ["index.html"] + [p.name.replace(".ipynb", ".html") for p in NOTEBOOKS]
     for path in NOTEBOOKS:
-        assert (SITE / "notebooks" / path.name).read_bytes() == path.read_bytes()
+        assert (SITE / "notebooks" / "solutions" / path.name).read_bytes() == path.read_bytes()
         assert (SITE / "notebooks" / "student" / path.name).exists()
     html = (SITE / NOTEBOOKS[1].name.replace(".ipynb", ".html")).read_text()
     tags = [tag for tag in re.findall(r"<a [^>]*>", html) if "rel=" in tag]
@@ -131,6 +128,7 @@ def test_index_loads_and_links_every_notebook(site, browser):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_page_loads_with_title_math_and_figures(site, browser, path):
+    cells = json.loads(path.read_text())["cells"]
     base, pages = site
     expected = next(p for p in pages if p.lesson and p.lesson.filename == path.name)
     page, problems = _open(browser, f"{base}/{expected.filename}")
@@ -138,18 +136,18 @@ def test_notebook_page_loads_with_title_math_and_figures(site, browser, path):
     heading = page.locator("h1").first
     assert heading.is_visible() and heading.inner_text().strip(), "the notebook's title is shown"
     figures = page.locator(".jp-OutputArea-output img")
-    assert figures.count() == _figures(path), "every figure of the notebook is on the page"
+    assert figures.count() == _figures(cells), "every figure of the notebook is on the page"
     for index in range(figures.count()):
         figure = figures.nth(index)
         box = figure.bounding_box()
         natural = figure.evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]")
         assert natural[0] and min(natural[1:]) > 0 and box["width"] > 0 and box["height"] > 0, f"figure {index}"
-    if _has_math(path):
+    if _has_math(cells):
         page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0")
         assert page.locator(".MathJax, .MathJax_Display").count() > 0, "MathJax typeset the formulas"
         assert "Math Processing Error" not in page.inner_text("body")
     solutions = page.locator("details.mm-solution")  # folded until opened
-    assert solutions.count() == _solution_cells(path) > 0
+    assert solutions.count() == _solution_cells(cells) > 0
     first = solutions.first.locator(".jp-Cell").first
     assert not first.is_visible()
     solutions.first.locator("summary").click()
