@@ -31,8 +31,8 @@ from typing import Any
 
 from .notebook import read_metrics
 
-__all__ = ["NotebookResult", "notebook_parameters", "execute_notebook", "environment", "child_stderr_to",
-           "clean_notebook", "main"]
+__all__ = ["NotebookResult", "notebook_parameters", "check_parameter_names", "execute_notebook", "environment",
+           "child_stderr_to", "clean_notebook", "main"]
 
 #: Seconds one cell may run before papermill gives up (a dead kernel must not hang CI).
 CELL_TIMEOUT_S = 1200
@@ -79,13 +79,16 @@ def notebook_parameters(path: str | os.PathLike) -> dict[str, Any]:
     return defaults
 
 
-def _check_parameter_names(path: Path, parameters: Mapping[str, Any]) -> None:
-    known = notebook_parameters(path)
+def check_parameter_names(path: str | os.PathLike, parameters: Mapping[str, Any],
+                          known: Mapping[str, Any] | None = None) -> None:
+    """Raise ``ValueError`` naming the parameters the notebook does not have, and its
+    valid parameters with their defaults. ``known``: the notebook's
+    :func:`notebook_parameters`, when already read."""
+    known = notebook_parameters(path) if known is None else known
     unknown = sorted(set(parameters) - set(known))
     if unknown:
-        raise ValueError(
-            f"{path.name}: unknown parameter(s) {unknown}; valid parameters are {sorted(known)}"
-        )
+        raise ValueError(f"{Path(path).name}: unknown parameter(s) {unknown}; valid parameters are "
+                         f"{', '.join(f'{k}={v!r}' for k, v in known.items())}")
 
 
 def clean_notebook(path: str | os.PathLike) -> None:
@@ -176,7 +179,7 @@ def execute_notebook(
 
     notebook, output = Path(notebook).resolve(), Path(output).resolve()
     parameters = dict(parameters or {})
-    _check_parameter_names(notebook, parameters)
+    check_parameter_names(notebook, parameters)
     output.parent.mkdir(parents=True, exist_ok=True)
     # Text progress bars: a saved notebook then shows their final state, not a dead widget.
     env = {"MMTUTORIAL_TEXT_PROGRESS": "1", **(env or {})}

@@ -37,7 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .experiments import child_stderr_to, environment, execute_notebook, notebook_parameters
+from .experiments import (
+    check_parameter_names,
+    child_stderr_to,
+    environment,
+    execute_notebook,
+    notebook_parameters,
+)
 from .notebook import Param
 
 __all__ = ["SweepPoint", "load_grid", "expand_grid", "validate_points", "plan_sweep", "run_sweep",
@@ -156,10 +162,7 @@ def validate_points(notebook: str | os.PathLike, points: Sequence[SweepPoint]) -
     known = notebook_parameters(notebook)
     declared = _declared_params(notebook)
     for point in points:
-        unknown = sorted(set(point.parameters) - set(known))
-        if unknown:
-            raise ValueError(f"{notebook.name}: unknown parameter(s) {unknown}; valid parameters are "
-                             f"{', '.join(f'{k}={v!r}' for k, v in known.items())}")
+        check_parameter_names(notebook, point.parameters, known)
         for name, value in point.parameters.items():
             if name in declared:
                 rule = declared[name]

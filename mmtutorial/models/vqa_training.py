@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..benchmarking import synchronize
 from ..data.sort_of_clevr import FAMILY_NAMES, QUESTION_TYPES, SortOfClevr
 from ..distributed import DistributedContext, ShardedBatches, all_reduce_mean, wrap_model
 from ..train import History, _autocast, evaluate, fit, to_device
@@ -112,11 +113,6 @@ def seconds_to_accuracy(history: History, group: str, threshold: float, key: str
     return None
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def train_throughput(model: nn.Module, batches: Iterable[Mapping[str, Any]], *, device: torch.device | str,
                      precision: str = "fp32", compile: bool = False, steps: int = 20, warmup: int = 3,
                      lr: float = 1e-3) -> dict[str, float]:
@@ -144,11 +140,11 @@ def train_throughput(model: nn.Module, batches: Iterable[Mapping[str, Any]], *, 
     started = time.perf_counter()
     for _ in range(warmup):
         one_step()
-    _synchronize(device)
+    synchronize(device)
     warmup_seconds = time.perf_counter() - started
     started = time.perf_counter()
     samples = sum(one_step() for _ in range(steps))
-    _synchronize(device)
+    synchronize(device)
     seconds = time.perf_counter() - started
     return {"samples_per_s": samples / seconds, "seconds": seconds, "warmup_seconds": warmup_seconds,
             "samples": samples}
