@@ -45,6 +45,7 @@ from mmtutorial.benchmarking import (  # noqa: E402
     peak_memory,
     write_results,
 )
+from mmtutorial.outputs import OutputFolderError, prepare_output_folder  # noqa: E402
 from mmtutorial.train import pick_device  # noqa: E402
 
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from NVIDIA's data sheets.
@@ -102,6 +103,11 @@ def main(argv=None) -> int:
     parser.add_argument("--max-dense-gb", type=float, default=6.0)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = parser.parse_args(argv)
+    try:  # before minutes of measuring: refuse an --out folder the benchmarks did not make
+        prepare_output_folder(args.out, "benchmarks")
+    except OutputFolderError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
     device = pick_device(args.device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32

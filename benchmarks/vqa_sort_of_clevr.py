@@ -43,6 +43,7 @@ from mmtutorial.models.vqa_training import (  # noqa: E402
     train_throughput,
     train_vqa,
 )
+from mmtutorial.outputs import OutputFolderError, prepare_output_folder  # noqa: E402
 from mmtutorial.train import pick_device, seed_everything  # noqa: E402
 
 NAME = "vqa_sort_of_clevr"
@@ -190,6 +191,11 @@ def previous_rows(path: Path, config: dict) -> list[dict]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    try:  # before minutes of measuring: refuse an --out folder the benchmarks did not make
+        prepare_output_folder(args.out, "benchmarks")
+    except OutputFolderError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     device = pick_device(args.device)
     config = build_config(args, device)
     started = time.perf_counter()

@@ -16,7 +16,6 @@ Results files follow the course's format (DESIGN.md): ``device``, ``torch``,
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import re
 import threading
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from .outputs import atomic_write_json, prepare_output_folder
 
 __all__ = [
     "synchronize",
@@ -153,7 +154,11 @@ def results_path(name: str, device, folder="benchmarks/results") -> Path:
 
 
 def write_results(name: str, device, config: dict, results: list[dict], summary: dict, folder="benchmarks/results") -> Path:
-    """Write ``<folder>/<name>-<device>.json`` in the course's benchmark format."""
+    """Write ``<folder>/<name>-<device>.json`` in the course's benchmark format.
+
+    ``folder`` must be new, empty or marked as the benchmarks' own (the committed
+    ``benchmarks/results/`` is); the file is written atomically.
+    """
     label = device_label(device)
     payload = {
         "name": name,
@@ -164,7 +169,7 @@ def write_results(name: str, device, config: dict, results: list[dict], summary:
         "results": results,
         "summary": summary,
     }
+    prepare_output_folder(folder, "benchmarks")  # refuses a non-empty folder it did not make
     path = results_path(name, device, folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    atomic_write_json(path, payload)
     return path

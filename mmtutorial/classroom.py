@@ -24,9 +24,9 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
-import json
 import re
 import shutil
+import sys
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -35,6 +35,8 @@ from typing import Any
 
 import nbformat
 
+from .outputs import atomic_write_json, atomic_write_text, prepare_output_folder
+
 __all__ = [
     "SOLUTION_TAG",
     "Exercise",
@@ -42,6 +44,7 @@ __all__ = [
     "stub_source",
     "student_edition",
     "build_classroom",
+    "read_notebook",
     "coverage_table",
     "main",
 ]
@@ -197,6 +200,15 @@ def student_edition(notebook: nbformat.NotebookNode, name: str = "") -> nbformat
     return student
 
 
+def read_notebook(path: str | Path) -> nbformat.NotebookNode:
+    """``nbformat.read`` with one clear ``ValueError`` naming the file when it is not a notebook."""
+    try:
+        return nbformat.read(path, as_version=4)
+    except (ValueError, KeyError, AttributeError, UnicodeDecodeError) as error:  # NotJSONError is a ValueError
+        why = str(error).strip().splitlines()[0][:100] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path} is not a valid notebook ({why})") from None
+
+
 def _notebook_paths(paths: Iterable[str | Path]) -> list[Path]:
     found = []
     for path in map(Path, paths):
@@ -219,16 +231,16 @@ def build_classroom(
     Folders next to the notebooks (such as ``experiments/``, which notebook 10
     sweeps) are copied into both editions so they run where they are written.
     Returns the exercises of each notebook, also written as ``exercises.md`` and
-    ``exercises.json``.
+    ``exercises.json``. ``out`` must be new, empty or made by this function before
+    (:func:`mmtutorial.outputs.prepare_output_folder`); it is emptied first.
     """
-    out = Path(out)
     paths = _notebook_paths(notebooks)
+    out = prepare_output_folder(out, "classroom", clean=True)  # refuses a folder it did not make
     for edition in EDITIONS:
-        shutil.rmtree(out / edition, ignore_errors=True)
-        (out / edition).mkdir(parents=True)
+        (out / edition).mkdir()
     by_notebook: dict[str, list[Exercise]] = {}
     for path in paths:
-        notebook = nbformat.read(path, as_version=4)
+        notebook = read_notebook(path)
         by_notebook[path.name] = find_exercises(notebook, path.name)
         nbformat.write(student_edition(notebook, path.name), out / "student" / path.name)
         shutil.copyfile(path, out / "solutions" / path.name)
@@ -237,9 +249,9 @@ def build_classroom(
             if sub.is_dir() and not sub.name.startswith((".", "_")) and list(sub.glob("*.ipynb")):
                 for edition in EDITIONS:
                     shutil.copytree(sub, out / edition / sub.name, ignore=shutil.ignore_patterns(".*"))
-    (out / "exercises.md").write_text(_exercise_list(by_notebook))
-    (out / "exercises.json").write_text(json.dumps(
-        {name: [asdict(e) for e in exercises] for name, exercises in by_notebook.items()}, indent=1) + "\n")
+    atomic_write_text(out / "exercises.md", _exercise_list(by_notebook))
+    atomic_write_json(out / "exercises.json",
+                      {name: [asdict(e) for e in exercises] for name, exercises in by_notebook.items()}, indent=1)
     return by_notebook
 
 
@@ -275,11 +287,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="build/classroom", help="output folder (default: build/classroom)")
     parser.add_argument("--table", action="store_true", help="print the README's coverage table and write nothing")
     args = parser.parse_args(argv)
-    if args.table:
-        paths = _notebook_paths(args.notebooks)
-        print(coverage_table({p.name: find_exercises(nbformat.read(p, as_version=4), p.name) for p in paths}))
-        return 0
-    by_notebook = build_classroom(args.notebooks, args.out)
+    try:
+        if args.table:
+            paths = _notebook_paths(args.notebooks)
+            print(coverage_table({p.name: find_exercises(read_notebook(p), p.name) for p in paths}))
+            return 0
+        by_notebook = build_classroom(args.notebooks, args.out)
+    except (ValueError, FileNotFoundError) as error:  # OutputFolderError is a ValueError
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     count = sum(map(len, by_notebook.values()))
     print(f"{len(by_notebook)} notebooks, {count} exercises")
     for edition in EDITIONS:

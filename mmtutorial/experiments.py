@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from .notebook import read_metrics
+from .outputs import prepare_output_folder
 
-__all__ = ["NotebookResult", "notebook_parameters", "check_parameter_names", "execute_notebook", "environment",
+__all__ = ["NotebookResult", "check_notebook_path", "notebook_parameters", "check_parameter_names", "execute_notebook", "environment",
            "child_stderr_to", "clean_notebook", "main"]
 
 #: Seconds one cell may run before papermill gives up (a dead kernel must not hang CI).
@@ -63,11 +64,30 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def check_notebook_path(path: str | os.PathLike) -> Path:
+    """``path`` as a ``Path`` if it names an existing ``.ipynb`` file, else a one-line
+    ``FileNotFoundError`` / ``ValueError`` that names it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no notebook at {path}")
+    if path.is_dir() or path.suffix != ".ipynb":
+        raise ValueError(f"{path} is not a notebook (expected a .ipynb file)")
+    return path
+
+
 def notebook_parameters(path: str | os.PathLike) -> dict[str, Any]:
-    """The names and default values of a notebook's ``parameters`` cell."""
+    """The names and default values of a notebook's ``parameters`` cell.
+
+    Raises a one-line ``FileNotFoundError`` or ``ValueError`` naming the file when it is
+    missing, not a notebook, or has no cell tagged ``parameters``.
+    """
     import papermill
 
-    found = papermill.inspect_notebook(str(path))
+    path = check_notebook_path(path)
+    try:
+        found = papermill.inspect_notebook(str(path))
+    except (ValueError, KeyError, AttributeError, UnicodeDecodeError) as error:  # NotJSONError is a ValueError
+        raise ValueError(f"{path} is not a valid notebook ({type(error).__name__})") from None
     if not found:
         raise ValueError(f"{Path(path).name} has no cell tagged 'parameters'")
     defaults = {}
@@ -199,7 +219,10 @@ def execute_notebook(
         metrics, status, error = read_metrics(output), "ok", None
     except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
         metrics, status = {}, "failed"
-        error = f"{type(exc).__name__}: {getattr(exc, 'evalue', None) or str(exc).strip().splitlines()[-1]}"
+        # a failing cell: the notebook's own exception (ename), not papermill's wrapper
+        name = getattr(exc, "ename", None) or type(exc).__name__
+        text = getattr(exc, "evalue", None) or (str(exc).strip().splitlines() or [""])[-1]
+        error = f"{name}: {text}"
     return NotebookResult(
         name=notebook.name,
         status=status,
@@ -224,7 +247,15 @@ def run_notebooks(
     parameters: Mapping[str, Any],
     in_place: bool = False,
 ) -> list[NotebookResult]:
-    """Execute notebooks one after another, printing a summary line per notebook."""
+    """Execute notebooks one after another, printing a summary line per notebook.
+
+    Every notebook and parameter name is checked, and ``out_dir`` prepared (see
+    :func:`mmtutorial.outputs.prepare_output_folder`), before the first one runs.
+    """
+    for path in notebooks:
+        check_parameter_names(path, parameters)
+    if not in_place:
+        prepare_output_folder(out_dir, "run")
     results = []
     for path in notebooks:
         path = Path(path)
@@ -272,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     notebooks = sorted(p for p in args.notebooks if ".ipynb_checkpoints" not in p)
     try:
         results = run_notebooks(notebooks, args.out, parameters, in_place=args.in_place)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     failed = [r.name for r in results if r.status != "ok"]
@@ -283,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _sweep_command(args: argparse.Namespace) -> int:
-    from .sweeps import run_sweep, sweep_report
+    from .sweeps import SweepInterrupted, run_sweep, sweep_report
 
     try:
         if args.command == "report":
@@ -293,6 +324,9 @@ def _sweep_command(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except SweepInterrupted as interrupted:
+        print(interrupted, file=sys.stderr)
+        return 130  # the shell's code for a command stopped by Ctrl-C
     return 0 if table is None or (table["status"] == "ok").all() else 1
 
 

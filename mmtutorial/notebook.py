@@ -10,14 +10,14 @@ import json
 import math
 import os
 import platform
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from .train import pick_device, seed_everything
+if TYPE_CHECKING:  # torch is imported where it is used: reading metrics needs no torch
+    import torch
 
 __all__ = [
     "Param",
@@ -138,6 +138,8 @@ def setup(
                     epochs=Param(epochs, int, low=1, smoke=2))
         run.epochs  # 2 in smoke mode
     """
+    from .train import pick_device, seed_everything
+
     if not isinstance(smoke, bool):
         raise ValueError(f"parameter smoke={smoke!r}: expected True or False")
     smoke = smoke or smoke_from_env()
@@ -162,6 +164,8 @@ def setup(
 
 def describe_environment(device: torch.device) -> str:
     """One line with the Python, PyTorch and mmtutorial versions and the device."""
+    import torch
+
     from . import __version__
 
     if device.type == "cuda":
@@ -176,7 +180,8 @@ def describe_environment(device: torch.device) -> str:
 
 def _to_json_value(key: str, value: Any) -> Any:
     """Convert numpy / torch scalars to plain Python and refuse NaN or odd types."""
-    if isinstance(value, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor can only come from an imported torch
+    if torch is not None and isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(f"metric {key!r}: expected a scalar, got a tensor of shape {tuple(value.shape)}")
         value = value.item()

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
-from mmtutorial.classroom import build_classroom
+from mmtutorial.classroom import build_classroom, read_notebook
 from mmtutorial.course import COURSE, Lesson
+from mmtutorial.outputs import atomic_write_text, prepare_output_folder
 
 __all__ = ["SitePage", "build_site", "main"]
 
@@ -112,20 +114,21 @@ def build_site(
             to ``<source_url>/notebooks/<file>``.
 
     Returns the pages written, index first. Raises ``FileNotFoundError`` when no
-    course notebook is found.
+    course notebook is found, and :class:`~mmtutorial.outputs.OutputFolderError` when
+    ``out`` is a non-empty folder the site did not make (nothing is deleted then).
     """
     notebooks, out = Path(notebooks), Path(out)
     lessons = [lesson for lesson in COURSE if (notebooks / lesson.filename).exists()]
     if not lessons:
         raise FileNotFoundError(f"no course notebooks (such as {COURSE[0].filename}) in {notebooks}")
-    shutil.rmtree(out, ignore_errors=True)
+    prepare_output_folder(out, "site", clean=True)  # refuses a folder the site did not make
     # the downloadable notebooks: both editions, as `make classroom` writes them
     exercises = build_classroom([notebooks / lesson.filename for lesson in lessons], out / "notebooks")
     _copy_mathjax(out)
     exporter = _exporter()
     pages = []
     for position, lesson in enumerate(lessons):
-        notebook = nbformat.read(notebooks / lesson.filename, as_version=4)
+        notebook = read_notebook(notebooks / lesson.filename)
         sources = [{"href": f"notebooks/solutions/{lesson.filename}", "label": "Notebook (.ipynb)"},
                    {"href": f"notebooks/student/{lesson.filename}", "label": "Student edition"}]
         if source_url:
@@ -139,10 +142,10 @@ def build_site(
         page["sources"] = sources
         notebook.metadata["title"] = _page_title(lesson)
         html, _ = exporter.from_notebook_node(notebook, resources={"mmtutorial_page": page})
-        (out / _html_name(lesson)).write_text(html, encoding="utf-8")
+        atomic_write_text(out / _html_name(lesson), html)
         pages.append(SitePage(_html_name(lesson), _page_title(lesson), lesson))
     html, _ = exporter.from_notebook_node(_index_notebook(lessons, {k: len(v) for k, v in exercises.items()}))
-    (out / "index.html").write_text(html, encoding="utf-8")
+    atomic_write_text(out / "index.html", html)
     return [SitePage("index.html", SITE_TITLE, None), *pages]
 
 
@@ -152,7 +155,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="build/site", help="output folder (default: build/site)")
     parser.add_argument("--source-url", default=None, help="repository file URL base for 'Source' links")
     args = parser.parse_args(argv)
-    pages = build_site(args.notebooks, args.out, args.source_url)
+    try:
+        pages = build_site(args.notebooks, args.out, args.source_url)
+    except (ValueError, FileNotFoundError) as error:  # OutputFolderError is a ValueError
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"{len(pages)} pages in {args.out}/; open {Path(args.out) / 'index.html'}")
     return 0
 

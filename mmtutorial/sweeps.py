@@ -25,29 +25,30 @@ from __future__ import annotations
 
 import ast
 import base64
+import contextlib
 import io
 import itertools
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import threading
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .experiments import (
-    check_parameter_names,
-    child_stderr_to,
-    environment,
-    execute_notebook,
-    notebook_parameters,
-)
+from .experiments import check_parameter_names, execute_notebook, notebook_parameters
 from .notebook import Param
+from .outputs import atomic_write_json, atomic_write_text, prepare_output_folder
 
-__all__ = ["SweepPoint", "load_grid", "expand_grid", "validate_points", "plan_sweep", "run_sweep",
-           "collect_results", "sweep_report"]
+__all__ = ["SweepPoint", "SweepInterrupted", "load_grid", "expand_grid", "validate_points", "plan_sweep",
+           "run_point", "run_sweep", "collect_results", "sweep_report"]
 
 RESULT_FILE = "result.json"
 SWEEP_FILE = "sweep.json"
@@ -67,9 +68,16 @@ def load_grid(grid: str | os.PathLike | Mapping[str, Any]) -> tuple[dict[str, An
         import yaml
 
         path = Path(grid)
-        if not path.exists():
+        if not path.is_file():
             raise FileNotFoundError(f"no grid file at {path}")
-        grid = yaml.safe_load(path.read_text()) or {}
+        try:
+            grid = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ValueError(f"{path}: not valid YAML ({getattr(error, 'problem', None) or error}{where})") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not a text file") from None
         if not isinstance(grid, Mapping):
             raise ValueError(f"{path}: expected a mapping of parameters, got {type(grid).__name__}")
     if set(grid) & {"grid", "fixed"}:
@@ -173,23 +181,101 @@ def validate_points(notebook: str | os.PathLike, points: Sequence[SweepPoint]) -
 
 
 # ---------------------------------------------------------------------------------
-# Running
+# Which points are finished, and whether a folder holds this sweep
 # ---------------------------------------------------------------------------------
 
 
-def _is_finished(folder: Path) -> bool:
-    path = folder / RESULT_FILE
-    return path.exists() and json.loads(path.read_text()).get("status") == "ok"
+def _normalized(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(value))
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """A point's ``result.json``, or None when missing or unreadable (with a warning naming
+    the file: the point then runs again instead of blocking the sweep)."""
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or not {"status", "parameters", "metrics"} <= set(record):
+            raise ValueError("not a sweep result")
+        return record
+    except (OSError, ValueError) as error:
+        warnings.warn(f"{path} is unreadable ({type(error).__name__}: {str(error)[:80]}); that point runs again",
+                      stacklevel=3)
+        return None
+
+
+def _finished_record(out: Path, point: SweepPoint) -> dict[str, Any] | None:
+    """The point's record if it finished ("ok") *with exactly this point's parameters*."""
+    record = _read_record(out / point.name / RESULT_FILE)
+    if record is None or record.get("status") != "ok":
+        return None
+    return record if _normalized(record["parameters"]) == _normalized(point.parameters) else None
+
+
+def _merge_axes(old: Mapping[str, list[Any]], new: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
+    """Each axis' values in the order first seen, old then new (a sweep may grow)."""
+    merged = {}
+    for name in new:
+        values = list(old.get(name, []))
+        values += [v for v in new[name] if _normalized(v) not in _normalized(values)]
+        merged[name] = values
+    return merged
+
+
+def _sweep_record(out: Path, notebook: Path, fixed: dict[str, Any], axes: dict[str, list[Any]]) -> dict[str, Any]:
+    """What ``OUT/sweep.json`` will hold: this sweep, merged with the one already in ``out``.
+
+    The same sweep means the same notebook, the same fixed values and the same axis names;
+    its axes may gain or lose values (more seeds, say). A different sweep is refused, so
+    its results never mix with this one's in ``results.csv``.
+    """
+    new = {"notebook": notebook.name, "fixed": _normalized(fixed), "axes": _normalized(axes)}
+    path = out / SWEEP_FILE
+    if not path.exists():
+        return new
+    try:
+        old = json.loads(path.read_text())
+        old_fixed, old_axes, old_notebook = old["fixed"], old["axes"], old["notebook"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is unreadable ({type(error).__name__}); use a new --out folder") from None
+    differences = []
+    if old_notebook != new["notebook"]:
+        differences.append(f"notebook {old_notebook} vs {new['notebook']}")
+    if old_fixed != new["fixed"]:
+        changed = sorted(k for k in set(old_fixed) | set(new["fixed"]) if old_fixed.get(k) != new["fixed"].get(k))
+        differences.append("fixed " + ", ".join(f"{k}={old_fixed.get(k)!r} vs {new['fixed'].get(k)!r}"
+                                                for k in changed))
+    if list(old_axes) != list(new["axes"]):
+        differences.append(f"axes {list(old_axes)} vs {list(new['axes'])}")
+    if differences:
+        raise ValueError(f"{out} holds a different sweep ({'; '.join(differences)}): use a new --out folder, "
+                         "or the same notebook, fixed values and axes")
+    return {**new, "axes": _merge_axes(old_axes, new["axes"])}
 
 
 def plan_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str, Any],
                out: str | os.PathLike) -> tuple[list[SweepPoint], list[SweepPoint]]:
-    """Validate the grid and return ``(to_run, already_finished)``."""
-    points = expand_grid(grid)
+    """Validate the grid (and that ``out`` holds no other sweep) and return
+    ``(to_run, already_finished)``. Writes nothing.
+
+    A point is finished when its ``result.json`` says "ok" and records exactly the
+    point's parameters; a point that failed, was interrupted or ran with other values
+    runs again.
+    """
+    fixed, axes = load_grid(grid)
+    points = expand_grid({"fixed": fixed, "grid": axes})
     validate_points(notebook, points)
     out = Path(out)
-    done = [p for p in points if _is_finished(out / p.name)]
+    _sweep_record(out, Path(notebook), fixed, axes)
+    done = [p for p in points if _finished_record(out, p) is not None]
     return [p for p in points if p not in done], done
+
+
+# ---------------------------------------------------------------------------------
+# Running: each point in its own process (and kernel), so Ctrl-C can stop it
+# ---------------------------------------------------------------------------------
 
 
 def _stream_log(notebook_path: Path) -> str:
@@ -207,33 +293,126 @@ def _stream_log(notebook_path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _run_point(notebook: Path, point: SweepPoint, out: Path, device: str) -> dict[str, Any]:
-    folder = out / point.name
+def run_point(notebook: str | os.PathLike, point: SweepPoint, out: str | os.PathLike, device: str) -> dict[str, Any]:
+    """Execute one point into ``OUT/<point>/`` and record it (``notebook.ipynb``,
+    ``log.txt``, then ``result.json``, written last and atomically). Returns the record.
+
+    :func:`run_sweep` calls this in a child process per point (``python -m
+    mmtutorial.sweeps``), so that an interrupted sweep can stop the point's kernel.
+    """
+    folder = Path(out) / point.name
     folder.mkdir(parents=True, exist_ok=True)
     result = execute_notebook(notebook, folder / "notebook.ipynb", point.parameters)
-    record = {"point": point.name, "parameters": point.parameters, "status": result.status,
-              "error": result.error, "seconds": round(result.seconds, 2), "device": device,
-              "metrics": result.metrics}
-    (folder / "log.txt").write_text(_stream_log(result.output) + (f"\nERROR {result.error}\n" if result.error else ""))
-    (folder / RESULT_FILE).write_text(json.dumps(record, indent=2))
+    record = {"point": point.name, "notebook": Path(notebook).name, "parameters": point.parameters,
+              "status": result.status, "error": result.error, "seconds": round(result.seconds, 2),
+              "device": device, "metrics": result.metrics}
+    atomic_write_text(folder / "log.txt", _stream_log(result.output)
+                      + (f"\nERROR {result.error}\n" if result.error else ""))
+    atomic_write_json(folder / RESULT_FILE, record)
     return record
 
 
-def collect_results(out: str | os.PathLike):
-    """``OUT/results.csv`` rebuilt from every point's ``result.json``; returns the table
-    (parameters and numeric/text metrics as columns, plus status, seconds, device, error)."""
+def _row(record: Mapping[str, Any]) -> dict[str, Any]:
+    flat = {k: v for k, v in record["metrics"].items() if not isinstance(v, (dict, list))}
+    return {"point": record["point"], **record["parameters"], **flat, "status": record["status"],
+            "seconds": record["seconds"], "device": record["device"], "error": record["error"]}
+
+
+def _write_table(out: Path, records: Sequence[Mapping[str, Any]]):
     import pandas as pd
 
-    out = Path(out)
-    rows = []
-    for path in sorted(out.glob(f"*/{RESULT_FILE}")):
-        record = json.loads(path.read_text())
-        flat = {k: v for k, v in record["metrics"].items() if not isinstance(v, (dict, list))}
-        rows.append({"point": record["point"], **record["parameters"], **flat, "status": record["status"],
-                     "seconds": record["seconds"], "device": record["device"], "error": record["error"]})
-    table = pd.DataFrame(rows)
-    table.to_csv(out / "results.csv", index=False)
+    table = pd.DataFrame([_row(r) for r in sorted(records, key=lambda r: r["point"])])
+    atomic_write_text(out / "results.csv", table.to_csv(index=False))
     return table
+
+
+def collect_results(out: str | os.PathLike):
+    """``OUT/results.csv`` rebuilt from the points' ``result.json`` files; returns the table
+    (parameters and numeric/text metrics as columns, plus status, seconds, device, error).
+
+    Only the points of the sweep recorded in ``OUT/sweep.json`` whose recorded parameters
+    match count; an unreadable ``result.json`` is skipped with a warning naming it.
+    """
+    out = Path(out)
+    sweep_file = out / SWEEP_FILE
+    if sweep_file.exists():
+        sweep = json.loads(sweep_file.read_text())
+        points = expand_grid({"fixed": sweep["fixed"], "grid": sweep["axes"]})
+        records = []
+        for point in points:
+            record = _read_record(out / point.name / RESULT_FILE)
+            if record is not None and _normalized(record["parameters"]) == _normalized(point.parameters):
+                records.append(record)
+    else:
+        records = [r for r in (_read_record(p) for p in sorted(out.glob(f"*/{RESULT_FILE}"))) if r is not None]
+    return _write_table(out, records)
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a sweep: ``finished`` of ``total`` points are recorded; a rerun runs the rest."""
+
+    def __init__(self, finished: int, total: int, out: Path) -> None:
+        super().__init__(f"interrupted: {finished} of {total} points finished; results so far in "
+                         f"{out}/results.csv; run the same command again to resume")
+        self.finished, self.total, self.out = finished, total, out
+
+
+class _PointProcesses:
+    """Runs points as child processes (one kernel each) and stops them all on request."""
+
+    def __init__(self, notebook: Path, out: Path, env: Mapping[str, str]) -> None:
+        self.notebook, self.out, self.env = notebook, out, dict(env)
+        self.running: dict[str, subprocess.Popen] = {}
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self, point: SweepPoint, device: str) -> dict[str, Any] | None:
+        """The point's record, or None when it was cancelled or stopped."""
+        folder = self.out / point.name
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = json.dumps({"notebook": str(self.notebook), "out": str(self.out), "point": point.name,
+                           "parameters": point.parameters, "device": device})
+        with self.lock:
+            if self.stopping.is_set():
+                return None
+            with open(folder / "stderr.log", "ab") as log:
+                # its own session: Ctrl-C in the terminal reaches the sweep, which stops the points
+                process = subprocess.Popen([sys.executable, "-m", "mmtutorial.sweeps", spec], stdin=subprocess.DEVNULL,
+                                           stdout=log, stderr=log, env=self.env, start_new_session=True)
+            self.running[point.name] = process
+        process.wait()
+        with self.lock:
+            self.running.pop(point.name, None)
+        record = _read_record(folder / RESULT_FILE)
+        if self.stopping.is_set() and (record is None or record.get("status") != "ok"
+                                       or _normalized(record["parameters"]) != _normalized(point.parameters)):
+            (folder / RESULT_FILE).unlink(missing_ok=True)  # stopped, not failed: it runs again next time
+            return None
+        if record is None or _normalized(record["parameters"]) != _normalized(point.parameters):
+            log = (folder / "stderr.log").read_text(errors="replace").strip().splitlines()
+            record = {"point": point.name, "notebook": self.notebook.name, "parameters": point.parameters,
+                      "status": "failed", "seconds": 0.0, "device": device, "metrics": {},
+                      "error": f"the point's process exited with code {process.returncode}: "
+                               f"{log[-1] if log else 'no output'}"}
+            atomic_write_json(folder / RESULT_FILE, record)
+        return record
+
+    def stop(self, grace_seconds: float = 20.0) -> None:
+        """Stop every running point: SIGTERM (the point shuts its kernel down), then SIGKILL."""
+        with self.lock:
+            self.stopping.set()
+            processes = list(self.running.values())
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+        deadline = time.monotonic() + grace_seconds
+        for process in processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike,
@@ -243,18 +422,21 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
     Args:
         notebook: the notebook to execute at every point.
         grid: a YAML file or mapping (module docstring).
-        out: the sweep's folder (``runs/NAME``).
-        workers: points run at once (each in its own Jupyter kernel).
+        out: the sweep's folder (``runs/NAME``): new, empty, or holding this same sweep.
+        workers: points run at once (each in its own process and Jupyter kernel).
+
+    Everything is validated before anything is written. ``results.csv`` is rewritten as
+    each point finishes. Ctrl-C (``KeyboardInterrupt``) cancels the queued points,
+    stops the running ones (their kernels included), writes ``results.csv`` from what
+    finished and raises :class:`SweepInterrupted`; running the sweep again resumes it.
     """
     from .benchmarking import device_label
     from .notebook import progress as progress_bar
     from .train import pick_device
 
-    if not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive int, got {workers!r}")
-    # Absolute paths: papermill changes the process's working directory while it runs a
-    # point, so with parallel workers a relative path would resolve against the wrong one.
-    notebook, out, cwd = Path(notebook).resolve(), Path(out).resolve(), os.getcwd()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers={workers!r}: expected a positive int")
+    notebook, out = Path(notebook).resolve(), Path(out).resolve()
     fixed, axes = load_grid(grid)  # read a YAML file once
     to_run, done = plan_sweep(notebook, {"fixed": fixed, "grid": axes}, out)
     if dry_run:
@@ -264,34 +446,57 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
         for point in done:
             print(f"  skip  {point.name} (finished)")
         return None
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SWEEP_FILE).write_text(json.dumps({"notebook": notebook.name, "fixed": fixed, "axes": axes}, indent=2))
+    sweep = _sweep_record(out, notebook, fixed, axes)
+    prepare_output_folder(out, "sweep")  # refuses a folder that is not this tool's
+    atomic_write_json(out / SWEEP_FILE, sweep)
     devices = {p.name: device_label(pick_device(p.parameters.get("device", "auto"))) for p in to_run}
-    # Set once for all kernels (workers share this process's environment): text progress
-    # bars, and the CPU cores split between the workers instead of each kernel taking all.
-    env = {"MMTUTORIAL_TEXT_PROGRESS": "1"}
+    # Text progress bars in the saved notebooks, and the CPU cores split between the workers
+    # instead of each kernel taking them all.
+    env = {**os.environ, "MMTUTORIAL_TEXT_PROGRESS": "1"}
     if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    records = {p.name: _finished_record(out, p) for p in done}
+    processes = _PointProcesses(notebook, out, env)
     bar = progress_bar(total=len(to_run), desc=f"sweep {out.name}", disable=not progress)
     started = time.perf_counter()
+    pool, futures = ThreadPoolExecutor(max_workers=workers), []
     try:
-        with (environment(env), child_stderr_to(out / "kernels.log"),
-              ThreadPoolExecutor(max_workers=workers) as pool):
-            # each point runs in its own kernel process
-            futures = {pool.submit(_run_point, notebook, p, out, devices[p.name]): p for p in to_run}
-            for future in as_completed(futures):
-                record = future.result()
-                collect_results(out)  # results.csv stays current: an interrupted sweep keeps what finished
+        futures = [pool.submit(processes.run, p, devices[p.name]) for p in to_run]
+        for future in as_completed(futures):
+            record = future.result()
+            if record is not None:
+                records[record["point"]] = record
+                _write_table(out, list(records.values()))  # an interrupted sweep keeps what finished
                 bar.update(1)
                 bar.set_postfix(last=f"{record['point']} {record['status']}")
-    finally:
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        processes.stop()
+        pool.shutdown(wait=True)
         bar.close()
-        os.chdir(cwd)  # parallel papermill runs may restore each other's working directory out of order
-    table = collect_results(out)
-    failed = int((table["status"] != "ok").sum()) if len(table) else 0
+        for future in futures:
+            if future.done() and not future.cancelled() and future.exception() is None and future.result():
+                records[future.result()["point"]] = future.result()
+        _write_table(out, list(records.values()))
+        finished = sum(r["status"] == "ok" for r in records.values())
+        raise SweepInterrupted(finished, len(to_run) + len(done), out) from None
+    finally:
+        pool.shutdown(wait=True)
+        bar.close()
+    table = _write_table(out, list(records.values()))
+    failed = [r for r in records.values() if r["status"] != "ok"]
     print(f"{len(to_run)} points run in {time.perf_counter() - started:.0f}s ({len(done)} already finished); "
-          f"{failed} failed; results in {out.name}/results.csv")
+          f"{len(failed)} failed; results in {out}/results.csv")
+    for record in sorted(failed, key=lambda r: r["point"]):
+        print(f"  failed {record['point']}: {record['error']}")
     return table
+
+
+def _point_main(argv: Sequence[str]) -> int:
+    """Entry point of a sweep's child process: run one point (see :func:`run_point`)."""
+    spec = json.loads(argv[0])
+    run_point(spec["notebook"], SweepPoint(spec["point"], spec["parameters"]), spec["out"], spec["device"])
+    return 0
 
 
 # ---------------------------------------------------------------------------------
@@ -355,3 +560,7 @@ def sweep_report(out: str | os.PathLike, metrics: Sequence[str] | None = None, h
     path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>Sweep report</title></head><body>"
                     + "\n".join(parts) + "</body></html>\n")
     return path
+
+
+if __name__ == "__main__":
+    sys.exit(_point_main(sys.argv[1:]))

@@ -13,17 +13,19 @@ from mmtutorial.sweeps import (
     collect_results,
     expand_grid,
     load_grid,
+    plan_sweep,
     run_sweep,
     sweep_report,
 )
 
 TOY_CELLS = [
-    ("code", "smoke = False\ndevice = \"cpu\"\nseed = 0\nrate = 0.5\nname = \"a\"\nfail = False", ["parameters"]),
-    ("code", "from mmtutorial.notebook import Param, record_metrics, setup\n"
+    ("code", "smoke = False\ndevice = \"cpu\"\nseed = 0\nrate = 0.5\nname = \"a\"\nfail = False\nwait = 0.0",
+     ["parameters"]),
+    ("code", "import time\nfrom mmtutorial.notebook import Param, record_metrics, setup\n"
              "run = setup(smoke=smoke, device=device, seed=seed, quiet=True,\n"
              "            rate=Param(rate, float, low=0.0, high=1.0), name=Param(name, str, choices=[\"a\", \"b\"]),\n"
-             "            fail=Param(fail, bool))", []),
-    ("code", "if run.fail:\n    raise RuntimeError('this point fails on purpose')\n"
+             "            fail=Param(fail, bool), wait=Param(wait, float, low=0.0))", []),
+    ("code", "time.sleep(run.wait)\nif run.fail:\n    raise RuntimeError('this point fails on purpose')\n"
              "print('training at rate', run.rate)\n"
              "record_metrics({'score': 10 * run.rate + run.seed, 'name_is_a': run.name == 'a'})", []),
 ]
@@ -99,7 +101,8 @@ def test_sweep_runs_every_point_writes_results_and_resumes_without_rerunning(toy
     assert {"rate", "seed", "score", "status", "seconds", "device", "error"} <= set(table.columns)
     assert (table["device"] == "cpu-" + table["device"].iloc[0].split("-")[1]).all()
     folder = out / "rate=0.1__seed=0"
-    assert {p.name for p in folder.iterdir()} == {"notebook.ipynb", "result.json", "log.txt"}
+    assert {p.name for p in folder.iterdir()} == {"notebook.ipynb", "result.json", "log.txt", "stderr.log"}
+    assert "eavesdropping" not in (folder / "log.txt").read_text(), "kernel start-up noise stays in stderr.log"
     assert "training at rate 0.1" in (folder / "log.txt").read_text()
     finished_at = (folder / "result.json").stat().st_mtime_ns
 
@@ -194,3 +197,175 @@ def test_child_stderr_goes_to_a_log_inside_jupyter_only(tmp_path, monkeypatch, c
     child_says("after")
     assert log.read_text() == "kernel warning" and not (tmp_path / "nested.log").exists()
     assert capfd.readouterr().err == "after", "stderr is restored afterwards"
+
+
+# ---------------------------------------------------------------------------------
+# Nothing lost, nothing stale: Ctrl-C, changed parameters, other sweeps, broken files
+# ---------------------------------------------------------------------------------
+
+
+def _processes_with(token: str) -> list[int]:
+    """Live processes (the sweep's children and kernels) whose environment holds ``token``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if token.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:  # gone, or not ours to read
+                pass
+    return found
+
+
+def _sweep_cli(toy, grid_file, out, *extra):
+    import sys
+
+    return [sys.executable, "-m", "mmtutorial.experiments", "sweep", str(toy), "--grid", str(grid_file),
+            "--out", str(out), *extra]
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the kernels through /proc")
+def test_ctrl_c_stops_the_sweep_and_its_kernels_keeps_what_finished_and_a_rerun_resumes(toy, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+    import uuid
+
+    grid_file = tmp_path / "grid.yaml"
+    grid_file.write_text("fixed:\n  wait: 4.0\ngrid:\n  seed: [0, 1, 2]\n")
+    out = tmp_path / "runs" / "interrupted"
+    token = f"MMTUTORIAL_TEST_SWEEP={uuid.uuid4().hex}"
+    env = {**os.environ, token.split("=")[0]: token.split("=")[1], "OMP_NUM_THREADS": "1"}
+    sweep = subprocess.Popen(_sweep_cli(toy, grid_file, out), env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        # wait until point 1 has finished and point 2's kernel runs
+        while not ((out / "seed=0" / "result.json").exists() and (out / "seed=1").exists()
+                   and len(_processes_with(token)) >= 3):  # the sweep, point 2's process, its kernel
+            assert sweep.poll() is None, sweep.communicate()
+            assert time.monotonic() < deadline, "the sweep did not get to its second point"
+            time.sleep(0.2)
+        time.sleep(1.0)
+        sweep.send_signal(signal.SIGINT)
+        stdout, stderr = sweep.communicate(timeout=60)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert lines[-1].startswith("interrupted: 1 of 3 points finished;"), stderr
+    assert "Traceback" not in stderr and "Traceback" not in stdout
+    time.sleep(1.0)
+    assert _processes_with(token) == [], "no point process or kernel outlives the sweep"
+    table = pd_read(out / "results.csv")
+    assert list(table["point"]) == ["seed=0"] and (table["status"] == "ok").all()
+    assert not (out / "seed=1" / "result.json").exists(), "a stopped point is not recorded as failed"
+    assert not (out / "seed=2").exists(), "a queued point never started"
+
+    # the rerun resumes: only the two missing points run, and the table equals an uninterrupted run's
+    resumed = subprocess.run(_sweep_cli(toy, grid_file, out), env=env, capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "2 points run" in resumed.stdout and "1 already finished" in resumed.stdout
+    whole = run_sweep(toy, grid_file, tmp_path / "runs" / "whole", workers=2, progress=False)
+    columns = ["point", "seed", "wait", "score", "name_is_a", "status"]
+    assert pd_read(out / "results.csv")[columns].equals(whole[columns])
+
+
+def pd_read(path):
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def test_a_changed_fixed_value_is_a_different_sweep_and_is_refused_before_writing(toy, tmp_path):
+    out = tmp_path / "runs" / "fixed"
+    run_sweep(toy, {"fixed": {"rate": 0.1}, "grid": {"seed": [0]}}, out, progress=False)
+    sweep_json = (out / "sweep.json").read_text()
+    with pytest.raises(ValueError, match=r"holds a different sweep \(fixed rate=0.1 vs 0.2\)"):
+        run_sweep(toy, {"fixed": {"rate": 0.2}, "grid": {"seed": [0]}}, out, progress=False)
+    with pytest.raises(ValueError, match=r"holds a different sweep \(axes \['seed'\] vs \['name'\]\)"):
+        run_sweep(toy, {"fixed": {"rate": 0.1}, "grid": {"name": ["a", "b"]}}, out, progress=False)
+    assert (out / "sweep.json").read_text() == sweep_json, "nothing is written for a refused sweep"
+    # a value rejected by validation does not touch the folder either
+    with pytest.raises(ValueError, match="expected a value <= 1.0"):
+        run_sweep(toy, {"fixed": {"rate": 2.0}, "grid": {"seed": [0]}}, out, progress=False)
+    assert (out / "sweep.json").read_text() == sweep_json
+
+
+def test_a_sweep_may_grow_and_only_its_new_points_run(toy, tmp_path):
+    out = tmp_path / "runs" / "grow"
+    run_sweep(toy, {"grid": {"seed": [0, 1]}}, out, progress=False)
+    first = (out / "seed=0" / "result.json").stat().st_mtime_ns
+    table = run_sweep(toy, {"grid": {"seed": [0, 1, 2]}}, out, progress=False)
+    assert list(table["point"]) == ["seed=0", "seed=1", "seed=2"]
+    assert (out / "seed=0" / "result.json").stat().st_mtime_ns == first
+    assert json.loads((out / "sweep.json").read_text())["axes"] == {"seed": [0, 1, 2]}
+
+
+def test_a_result_recorded_with_other_parameters_does_not_count_as_finished(toy, tmp_path):
+    out = tmp_path / "runs" / "stale"
+    grid = {"grid": {"seed": [0, 1]}}
+    run_sweep(toy, grid, out, progress=False)
+    path = out / "seed=1" / "result.json"
+    record = json.loads(path.read_text())
+    record["parameters"]["rate"] = 0.9  # as if an older sweep had written it
+    path.write_text(json.dumps(record))
+    to_run, done = plan_sweep(toy, grid, out)
+    assert [p.name for p in to_run] == ["seed=1"] and [p.name for p in done] == ["seed=0"]
+
+
+def test_a_truncated_result_json_names_its_file_and_that_point_runs_again(toy, tmp_path):
+    out = tmp_path / "runs" / "truncated"
+    grid = {"grid": {"seed": [0, 1]}}
+    run_sweep(toy, grid, out, progress=False)
+    broken = out / "seed=1" / "result.json"
+    broken.write_text(broken.read_text()[:25])
+    with pytest.warns(UserWarning, match=r"seed=1/result.json is unreadable .*runs again"):
+        table = run_sweep(toy, grid, out, progress=False)
+    assert len(table) == 2 and (table["status"] == "ok").all()
+    assert json.loads(broken.read_text())["status"] == "ok"
+
+
+def test_results_and_sweep_files_are_written_atomically(toy, tmp_path, monkeypatch):
+    import os
+
+    out = tmp_path / "runs" / "atomic"
+    run_sweep(toy, {"grid": {"seed": [0]}}, out, progress=False)
+    before = (out / "results.csv").read_text()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        collect_results(out)
+    monkeypatch.undo()
+    assert (out / "results.csv").read_text() == before, "the old file survives a failed write"
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")], "no temporary file is left behind"
+
+
+def test_failed_points_are_listed_with_their_error_at_the_end(toy, tmp_path, capsys):
+    run_sweep(toy, {"grid": {"fail": [False, True]}}, tmp_path / "runs" / "listed", progress=False)
+    printed = capsys.readouterr().out
+    assert "1 failed" in printed
+    assert "failed fail=true: RuntimeError: this point fails on purpose" in printed
+
+
+def test_command_line_errors_are_one_line(toy, tmp_path, capsys):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("grid:\n  rate: [0.1, 0.2\n  seed: [0]\n")  # a YAML syntax error
+    out = tmp_path / "runs" / "cli"
+    assert main(["sweep", str(toy), "--grid", str(grid), "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "grid.yaml: not valid YAML" in error and "line 3" in error
+    grid.write_text("grid:\n  rate: [0.1]\n")
+    for notebook, message in ((tmp_path / "toyy.ipynb", "no notebook at"),
+                              (Path(__file__).parents[1] / "README.md", "is not a notebook")):
+        assert main(["sweep", str(notebook), "--grid", str(grid), "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+        assert main(["run", str(notebook), "--out", str(tmp_path / "executed")]) == 2
+        error = capsys.readouterr().err.strip()
+        assert message in error and len(error.splitlines()) == 1
+    assert not out.exists() and not (tmp_path / "executed").exists()

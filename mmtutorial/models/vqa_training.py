@@ -81,13 +81,24 @@ def train_vqa(model: nn.Module, train: SortOfClevr, val: SortOfClevr | None = No
                       max_seconds=budget_seconds / 2 if budget_seconds is not None else None, **common)
     spent = sum(row["seconds"] for row in history.epochs)
     if budget_seconds is None or spent < budget_seconds:
-        history.epochs += fit(step_model, shuffled(), epochs=epochs, description=f"{description}: all",
-                              max_seconds=budget_seconds - spent if budget_seconds is not None else None,
-                              **common).epochs
+        history = _one_history(history, fit(step_model, shuffled(), epochs=epochs, description=f"{description}: all",
+                                            max_seconds=budget_seconds - spent if budget_seconds is not None else None,
+                                            **common))
     for row in history.epochs:  # each rank saw its own shard: report the mean over ranks
         row["train_loss"] = all_reduce_mean(row["train_loss"], context)
         row["train_acc"] = all_reduce_mean(row["train_acc"], context)
     return history
+
+
+def _one_history(first: History, second: History) -> History:
+    """The two phases as one history: epochs numbered on from the first phase's, and the
+    best epoch (lowest validation loss, as :func:`~mmtutorial.train.fit` picks it) chosen
+    over both phases."""
+    epochs = [dict(row) for row in first.epochs]
+    epochs += [{**row, "epoch": len(first.epochs) + row["epoch"]} for row in second.epochs]
+    losses = [(row["val_loss"], row["epoch"]) for row in epochs if "val_loss" in row]
+    return History(epochs=epochs, best_epoch=min(losses)[1] if losses else None,
+                   stopped_early=second.stopped_early)
 
 
 def evaluate_vqa(model: nn.Module, batches: Iterable[Mapping[str, Any]], *, device: torch.device | str = "cpu",
