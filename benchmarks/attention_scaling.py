@@ -45,7 +45,8 @@ from mmtutorial.benchmarking import (  # noqa: E402
     peak_memory,
     write_results,
 )
-from mmtutorial.outputs import OutputFolderError, prepare_output_folder  # noqa: E402
+from mmtutorial.cli import ArgumentParser, int_at_least, positive_float, positive_int  # noqa: E402
+from mmtutorial.outputs import prepare_output_folder  # noqa: E402
 from mmtutorial.train import pick_device  # noqa: E402
 
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from NVIDIA's data sheets.
@@ -91,25 +92,25 @@ def methods(device: torch.device, window: int):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096, 8192, 16384])
-    parser.add_argument("--window", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--head-dim", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--max-call-seconds", type=float, default=8.0)
-    parser.add_argument("--max-dense-gb", type=float, default=6.0)
+    parser.add_argument("--lengths", type=positive_int, nargs="+", default=[256, 512, 1024, 2048, 4096, 8192, 16384])
+    parser.add_argument("--window", type=int_at_least(0), default=128)
+    parser.add_argument("--batch", type=positive_int, default=1)
+    parser.add_argument("--heads", type=positive_int, default=4)
+    parser.add_argument("--head-dim", type=positive_int, default=64)
+    parser.add_argument("--repeats", type=positive_int, default=5)
+    parser.add_argument("--max-call-seconds", type=positive_float, default=8.0)
+    parser.add_argument("--max-dense-gb", type=positive_float, default=6.0)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = parser.parse_args(argv)
     try:  # before minutes of measuring: refuse an --out folder the benchmarks did not make
+        device = pick_device(args.device)
         prepare_output_folder(args.out, "benchmarks")
-    except OutputFolderError as error:
+    except ValueError as error:  # OutputFolderError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    device = pick_device(args.device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     label = device_label(device)
     table = methods(device, args.window)

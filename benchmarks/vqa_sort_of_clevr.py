@@ -33,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from mmtutorial.benchmarking import device_label, results_path, write_results  # noqa: E402
+from mmtutorial.cli import ArgumentParser, int_at_least, positive_float, positive_int  # noqa: E402
 from mmtutorial.data import SortOfClevr  # noqa: E402
 from mmtutorial.data.sort_of_clevr import QUESTION_TYPES  # noqa: E402
 from mmtutorial.distributed import DistributedContext  # noqa: E402
@@ -43,7 +44,7 @@ from mmtutorial.models.vqa_training import (  # noqa: E402
     train_throughput,
     train_vqa,
 )
-from mmtutorial.outputs import OutputFolderError, prepare_output_folder  # noqa: E402
+from mmtutorial.outputs import prepare_output_folder  # noqa: E402
 from mmtutorial.train import pick_device, seed_everything  # noqa: E402
 
 NAME = "vqa_sort_of_clevr"
@@ -61,20 +62,20 @@ PRESETS = {
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="sizes; default: 'gpu' on a GPU, else 'cpu'")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS))
     parser.add_argument("--question-encoder", choices=("gru", "transformer", "minilm", "structured"), default="gru")
-    parser.add_argument("--budget-seconds", type=float, default=None, help="training wall-clock budget per head")
-    parser.add_argument("--max-epochs", type=int, default=None, help="epochs on all questions (after the curriculum)")
-    parser.add_argument("--curriculum-epochs", type=int, default=None,
+    parser.add_argument("--budget-seconds", type=positive_float, default=None, help="training wall-clock budget per head")
+    parser.add_argument("--max-epochs", type=positive_int, default=None, help="epochs on all questions (after the curriculum)")
+    parser.add_argument("--curriculum-epochs", type=int_at_least(0), default=None,
                         help="epochs on non-relational questions first (0: none); they count in the budget")
-    parser.add_argument("--n-train", type=int, default=None, help="training images (20 questions each)")
-    parser.add_argument("--throughput-steps", type=int, default=None)
+    parser.add_argument("--n-train", type=positive_int, default=None, help="training images (20 questions each)")
+    parser.add_argument("--throughput-steps", type=positive_int, default=None)
     parser.add_argument("--no-throughput", action="store_true", help="skip the fp32/bf16/compile throughput rows")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     return parser.parse_args(argv)
 
@@ -192,11 +193,11 @@ def previous_rows(path: Path, config: dict) -> list[dict]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:  # before minutes of measuring: refuse an --out folder the benchmarks did not make
+        device = pick_device(args.device)
         prepare_output_folder(args.out, "benchmarks")
-    except OutputFolderError as error:
+    except ValueError as error:  # OutputFolderError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 2
-    device = pick_device(args.device)
     config = build_config(args, device)
     started = time.perf_counter()
     splits = load_splits(config)

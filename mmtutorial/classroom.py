@@ -21,7 +21,6 @@ list per notebook (``exercises.md`` and ``exercises.json``)::
 
 from __future__ import annotations
 
-import argparse
 import ast
 import copy
 import re
@@ -35,6 +34,7 @@ from typing import Any
 
 import nbformat
 
+from .cli import ArgumentParser
 from .outputs import atomic_write_json, atomic_write_text, prepare_output_folder
 
 __all__ = [
@@ -235,12 +235,12 @@ def build_classroom(
     (:func:`mmtutorial.outputs.prepare_output_folder`); it is emptied first.
     """
     paths = _notebook_paths(notebooks)
+    notebooks_read = {path: read_notebook(path) for path in paths}  # every notebook is valid before writing
     out = prepare_output_folder(out, "classroom", clean=True)  # refuses a folder it did not make
     for edition in EDITIONS:
         (out / edition).mkdir()
     by_notebook: dict[str, list[Exercise]] = {}
-    for path in paths:
-        notebook = read_notebook(path)
+    for path, notebook in notebooks_read.items():
         by_notebook[path.name] = find_exercises(notebook, path.name)
         nbformat.write(student_edition(notebook, path.name), out / "student" / path.name)
         shutil.copyfile(path, out / "solutions" / path.name)
@@ -282,7 +282,7 @@ def coverage_table(by_notebook: dict[str, list[Exercise]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mmtutorial.classroom", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m mmtutorial.classroom", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", default=["notebooks"], help="notebooks or folders (default: notebooks)")
     parser.add_argument("--out", default="build/classroom", help="output folder (default: build/classroom)")
     parser.add_argument("--table", action="store_true", help="print the README's coverage table and write nothing")

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cli import ArgumentParser, positive_int
 from .notebook import read_metrics
 from .outputs import prepare_output_folder
 
@@ -274,7 +275,7 @@ def run_notebooks(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mmtutorial.experiments", description=__doc__,
+    parser = ArgumentParser(prog="python -m mmtutorial.experiments", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="execute notebooks headless and print their metrics")
@@ -288,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep.add_argument("notebook")
     sweep.add_argument("--grid", required=True, help="YAML file: 'grid:' axes (lists) and 'fixed:' values")
     sweep.add_argument("--out", required=True, help="the sweep's folder, e.g. runs/NAME")
-    sweep.add_argument("--workers", type=int, default=1, help="points run at once (CPU)")
+    sweep.add_argument("--workers", type=positive_int, default=1, help="points run at once (CPU)")
     sweep.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     report = commands.add_parser("report", help="summarize a sweep as HTML (mean ± std over seeds, plots)")
     report.add_argument("folder")

@@ -19,7 +19,6 @@ Open ``build/site/index.html`` in a browser, or serve the folder with
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from pathlib import Path
 import nbformat
 
 from mmtutorial.classroom import build_classroom, read_notebook
+from mmtutorial.cli import ArgumentParser
 from mmtutorial.course import COURSE, Lesson
 from mmtutorial.outputs import atomic_write_text, prepare_output_folder
 
@@ -121,6 +121,7 @@ def build_site(
     lessons = [lesson for lesson in COURSE if (notebooks / lesson.filename).exists()]
     if not lessons:
         raise FileNotFoundError(f"no course notebooks (such as {COURSE[0].filename}) in {notebooks}")
+    pages_read = {lesson.filename: read_notebook(notebooks / lesson.filename) for lesson in lessons}  # all valid
     prepare_output_folder(out, "site", clean=True)  # refuses a folder the site did not make
     # the downloadable notebooks: both editions, as `make classroom` writes them
     exercises = build_classroom([notebooks / lesson.filename for lesson in lessons], out / "notebooks")
@@ -128,7 +129,7 @@ def build_site(
     exporter = _exporter()
     pages = []
     for position, lesson in enumerate(lessons):
-        notebook = read_notebook(notebooks / lesson.filename)
+        notebook = pages_read[lesson.filename]
         sources = [{"href": f"notebooks/solutions/{lesson.filename}", "label": "Notebook (.ipynb)"},
                    {"href": f"notebooks/student/{lesson.filename}", "label": "Student edition"}]
         if source_url:
@@ -150,7 +151,7 @@ def build_site(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mmtutorial.site", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m mmtutorial.site", description=__doc__.split("\n\n")[0])
     parser.add_argument("--notebooks", default="notebooks", help="folder of executed notebooks (default: notebooks)")
     parser.add_argument("--out", default="build/site", help="output folder (default: build/site)")
     parser.add_argument("--source-url", default=None, help="repository file URL base for 'Source' links")

@@ -526,7 +526,11 @@ def sweep_report(out: str | os.PathLike, metrics: Sequence[str] | None = None, h
     out = Path(out)
     if not (out / "results.csv").exists():
         raise FileNotFoundError(f"{out} holds no results.csv: run the sweep first")
-    table = pd.read_csv(out / "results.csv")
+    try:
+        table = pd.read_csv(out / "results.csv")
+    except (ValueError, OSError) as error:  # pandas' ParserError is a ValueError
+        raise ValueError(f"{out / 'results.csv'} is unreadable ({str(error).strip()[:80]}); rerun the sweep "
+                         "to rebuild it") from None
     sweep = json.loads((out / SWEEP_FILE).read_text()) if (out / SWEEP_FILE).exists() else {"axes": {}}
     axes = [a for a in sweep["axes"] if a != over and a in table]
     ok = table[table["status"] == "ok"]

@@ -18,7 +18,9 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
+from ..cli import ArgumentParser, fail, int_at_least, positive_float, positive_int
 from ..data import SortOfClevr
 from ..distributed import cleanup, init_distributed
 from ..train import seed_everything
@@ -29,33 +31,42 @@ __all__ = ["main"]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m mmtutorial.models.train_vqa",
-                                     description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m mmtutorial.models.train_vqa", description=__doc__.split("\n\n")[0])
     parser.add_argument("--head", choices=HEADS, default="cross_attention")
     parser.add_argument("--question-encoder", choices=QUESTION_ENCODERS, default="gru")
     parser.add_argument("--cnn-norm", choices=("batch", "group"), default="batch")
-    parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--n-train", type=int, default=3000, help="training images (20 questions each)")
-    parser.add_argument("--n-val", type=int, default=100)
-    parser.add_argument("--n-test", type=int, default=200)
-    parser.add_argument("--images-per-batch", type=int, default=16, help="global batch, in images")
-    parser.add_argument("--epochs", type=int, default=16, help="epochs on all questions")
-    parser.add_argument("--curriculum-epochs", type=int, default=20, help="non-relational epochs first")
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--dim", type=positive_int, default=64)
+    parser.add_argument("--hidden", type=positive_int, default=64)
+    parser.add_argument("--n-train", type=positive_int, default=3000, help="training images (20 questions each)")
+    parser.add_argument("--n-val", type=positive_int, default=100)
+    parser.add_argument("--n-test", type=positive_int, default=200)
+    parser.add_argument("--images-per-batch", type=positive_int, default=16, help="global batch, in images")
+    parser.add_argument("--epochs", type=positive_int, default=16, help="epochs on all questions")
+    parser.add_argument("--curriculum-epochs", type=int_at_least(0), default=20, help="non-relational epochs first")
+    parser.add_argument("--lr", type=positive_float, default=1e-3)
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-    parser.add_argument("--budget-seconds", type=float, default=None)
+    parser.add_argument("--budget-seconds", type=positive_float, default=None)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
     parser.add_argument("--deterministic", action="store_true", help="deterministic algorithms (slower)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--checkpoint", required=True, help="where rank 0 saves the trained model")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if Path(args.checkpoint).is_dir():
+        parser.error(f"argument --checkpoint: {args.checkpoint} is a folder, expected a file path such as runs/vqa.pt")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        return _train(args)
+    except (ValueError, FileNotFoundError) as error:  # a bad value the argument types cannot see
+        fail(str(error))
+
+
+def _train(args: argparse.Namespace) -> int:
     context = init_distributed(args.device)
     try:
         generator = seed_everything(args.seed, deterministic=args.deterministic)
