@@ -353,7 +353,7 @@ class SweepInterrupted(KeyboardInterrupt):
 
     def __init__(self, finished: int, total: int, out: Path) -> None:
         super().__init__(f"interrupted: {finished} of {total} points finished; results so far in "
-                         f"{out}/results.csv; run the same command again to resume")
+                         f"{out / 'results.csv'}; run the same command again to resume")
         self.finished, self.total, self.out = finished, total, out
 
 
@@ -436,6 +436,7 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers={workers!r}: expected a positive int")
+    shown = Path(out)  # messages name the folder as the user did
     notebook, out = Path(notebook).resolve(), Path(out).resolve()
     fixed, axes = load_grid(grid)  # read a YAML file once
     to_run, done = plan_sweep(notebook, {"fixed": fixed, "grid": axes}, out)
@@ -479,14 +480,14 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
                 records[future.result()["point"]] = future.result()
         _write_table(out, list(records.values()))
         finished = sum(r["status"] == "ok" for r in records.values())
-        raise SweepInterrupted(finished, len(to_run) + len(done), out) from None
+        raise SweepInterrupted(finished, len(to_run) + len(done), shown) from None
     finally:
         pool.shutdown(wait=True)
         bar.close()
     table = _write_table(out, list(records.values()))
     failed = [r for r in records.values() if r["status"] != "ok"]
     print(f"{len(to_run)} points run in {time.perf_counter() - started:.0f}s ({len(done)} already finished); "
-          f"{len(failed)} failed; results in {out}/results.csv")
+          f"{len(failed)} failed; results in {shown / 'results.csv'}")
     for record in sorted(failed, key=lambda r: r["point"]):
         print(f"  failed {record['point']}: {record['error']}")
     return table
