@@ -43,6 +43,8 @@ __all__ = [
     "find_exercises",
     "stub_source",
     "student_edition",
+    "self_test_edition",
+    "SELF_TEST_TAG",
     "build_classroom",
     "read_notebook",
     "coverage_table",
@@ -198,6 +200,44 @@ def student_edition(notebook: nbformat.NotebookNode, name: str = "") -> nbformat
     student.cells = cells
     student.metadata.setdefault("mmtutorial", {})["edition"] = "student"
     return student
+
+
+#: Tag of the cells :func:`self_test_edition` adds.
+SELF_TEST_TAG = "self-test"
+
+
+def self_test_edition(notebook: nbformat.NotebookNode, name: str = "") -> nbformat.NotebookNode:
+    """``notebook`` with one cell added before each exercise's solution that tries the
+    student's stub with the exercise's self-checks and requires them to stop with the
+    stub's ``NotImplementedError`` (naming the exercise); the solution then runs as usual.
+
+    One execution of this edition checks everything a student and an instructor meet:
+    the lesson runs, every stub stops at its self-check with its hint, and every solution
+    passes. The added cells are tagged :data:`SELF_TEST_TAG` and print a ✓ line.
+    """
+    exercises = {e.cell: e for e in find_exercises(notebook, name)}
+    tested = copy.deepcopy(notebook)
+    cells = []
+    for index, cell in enumerate(tested.cells):
+        exercise = exercises.get(index)
+        if exercise is not None:
+            tried = "\n".join([stub_source(cell["source"], exercise),
+                                *(notebook.cells[i]["source"] for i in exercise.check_cells)])
+            label = f"Exercise {exercise.number}"
+            source = "\n".join([
+                f"# {SELF_TEST_TAG}: the student edition's stub for {label} must stop at its self-check",
+                "try:",
+                textwrap.indent(tried, "    "),
+                "except NotImplementedError as stopped:",
+                f"    assert {label!r} in str(stopped), stopped",
+                f"    print('✓ {label}: the student edition stops here:', str(stopped)[:70])",
+                "else:",
+                f"    raise AssertionError('{label}: the stub did not stop at the self-check')",
+            ])
+            cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": [SELF_TEST_TAG]}))
+        cells.append(cell)
+    tested.cells = cells
+    return tested
 
 
 def read_notebook(path: str | Path) -> nbformat.NotebookNode:

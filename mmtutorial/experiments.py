@@ -185,6 +185,7 @@ def execute_notebook(
     *,
     cell_timeout: int = CELL_TIMEOUT_S,
     env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike | None = None,
 ) -> NotebookResult:
     """Execute ``notebook`` with papermill into ``output`` and read its recorded metrics.
 
@@ -192,6 +193,8 @@ def execute_notebook(
         parameters: values for names of the notebook's ``parameters`` cell; unknown
             names raise ``ValueError`` before anything runs.
         env: extra environment variables for the kernel (e.g. ``MMTUTORIAL_SMOKE``).
+        cwd: the kernel's working directory (default: the notebook's folder, as in
+            JupyterLab); a copy of a notebook runs where the original would.
 
     A failing notebook does not raise: the result has ``status="failed"`` and the
     error, and the partially executed notebook is still written to ``output``.
@@ -213,7 +216,7 @@ def execute_notebook(
                 str(output),
                 parameters=parameters,
                 kernel_name="python3",
-                cwd=str(notebook.parent),
+                cwd=str(Path(cwd).resolve() if cwd is not None else notebook.parent),
                 progress_bar=False,
                 execution_timeout=cell_timeout,
             )

@@ -1,8 +1,7 @@
 """The classroom kit: exercises found in the notebooks, student stubs, both editions,
-the README's coverage table, and student notebooks that run up to their first exercise."""
+the README's coverage table and the self-test edition (test_notebooks.py executes it)."""
 
 import json
-import re
 from pathlib import Path
 
 import nbformat
@@ -10,14 +9,15 @@ import pytest
 
 from mmtutorial import checks
 from mmtutorial.classroom import (
+    SELF_TEST_TAG,
     build_classroom,
     coverage_table,
     find_exercises,
     main,
+    self_test_edition,
     stub_source,
     student_edition,
 )
-from mmtutorial.experiments import execute_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -172,30 +172,27 @@ def test_cli_builds_and_rejects_a_missing_path(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == "error: not a notebook or a folder of notebooks: nowhere"
 
 
-def _errors(notebook):
-    return [(i, o) for i, c in enumerate(notebook.cells) if c.cell_type == "code"
-            for o in c.get("outputs", []) if o.output_type == "error"]
+def test_self_test_edition_tries_each_stub_before_its_solution():
+    notebook = _toy_notebook()
+    tested = self_test_edition(notebook, "toy.ipynb")
+    tags = [c.metadata.get("tags", []) for c in tested.cells]
+    added = [i for i, t in enumerate(tags) if SELF_TEST_TAG in t]
+    assert len(tested.cells) == len(notebook.cells) + 2
+    assert [tags[i + 1] for i in added] == [["solution"], ["solution"]], "each added cell sits before its solution"
+    first = tested.cells[added[0]].source
+    compile(first, "self-test", "exec")  # valid Python
+    assert "raise NotImplementedError(" in first and "checks.check_double(double)" in first
+    assert "return 2 * x" not in first and "SECRET" not in first, "it tries the stub, not the solution"
 
+    class FakeChecks:  # a self-check calls the function under test
+        @staticmethod
+        def check_double(function):
+            function(1.0)
 
-@pytest.mark.notebook
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_student_notebook_runs_up_to_its_first_exercise_and_stops_there(path, classroom):
-    """Everything before the first exercise runs; the first self-check then meets the
-    stub and stops the notebook with its NotImplementedError and hint."""
-    out, by_notebook = classroom
-    first = by_notebook[path.name][0]
-    result = execute_notebook(out / "student" / path.name, out / "executed" / path.name, {"smoke": True, "seed": 1})
-    assert result.status == "failed", "a student notebook must stop at its first exercise"
-    executed = nbformat.read(result.output, as_version=4)
-    errors = _errors(executed)
-    assert len(errors) == 1, [o.ename for _, o in errors]
-    index, error = errors[0]
-    assert error.ename == "NotImplementedError", f"{error.ename}: {error.evalue}"
-    assert f"Exercise {first.number}" in error.evalue and "not implemented yet" in error.evalue
-    failing = executed.cells[index].source
-    assert f"checks.{first.checks[0]}(" in failing, "it stops at the first exercise's self-check"
-    stub = next(i for i, c in enumerate(executed.cells) if "exercise" in c.metadata.get("tags", []))
-    before = [c for c in executed.cells[:stub] if c.cell_type == "code" and c.source.strip()]
-    assert all(c.execution_count is not None for c in before), "every cell before the exercise ran"
-    assert not any(c.execution_count for c in executed.cells[index + 1 :] if c.cell_type == "code")
-    assert not re.search(r"^\s*return ", executed.cells[stub].source, re.M)
+    namespace = {"checks": FakeChecks}
+    exec(first, namespace, namespace)  # the stub stops the check: the cell passes
+    assert "double" in namespace
+    with pytest.raises(AssertionError, match="Exercise 1: the stub did not stop"):
+        exec(first.replace("raise NotImplementedError(", "return (", 1), namespace, namespace)
+    assert [c for c in tested.cells if SELF_TEST_TAG not in c.metadata.get("tags", [])] == notebook.cells
+

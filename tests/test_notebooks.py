@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mmtutorial.classroom import find_exercises
+from mmtutorial.classroom import SELF_TEST_TAG, find_exercises, read_notebook, self_test_edition
 from mmtutorial.course import COURSE
 from mmtutorial.experiments import execute_notebook, notebook_parameters
 from mmtutorial.notebook import read_metrics
@@ -177,17 +177,63 @@ def test_readme_learning_path_lists_every_notebook():
         assert path.name in readme, f"README does not link {path.name}"
 
 
+def _sanitizers() -> list[tuple[re.Pattern, str]]:
+    """The regex/replace pairs of tests/sanitize_outputs.cfg (addresses, timings)."""
+    text = (ROOT / "tests" / "sanitize_outputs.cfg").read_text()
+    pairs = re.findall(r"^regex: (.+)$\n^replace: (.*)$", text, flags=re.M)
+    return [(re.compile(regex), replace) for regex, replace in pairs]
+
+
+def _comparable_outputs(cell) -> list[tuple[str, str]]:
+    """A cell's text outputs (streams and text/plain results), sanitized, for comparison."""
+    found = []
+    for output in cell.get("outputs", []):
+        if output["output_type"] == "stream":
+            found.append((output["name"], output["text"]))
+        elif output["output_type"] in ("execute_result", "display_data") and "text/plain" in output["data"]:
+            found.append(("text/plain", output["data"]["text/plain"]))
+    sanitized = []
+    for kind, text in found:
+        for regex, replace in _sanitizers():
+            text = regex.sub(replace, text)
+        sanitized.append((kind, text))
+    return sanitized
+
+
+#: Cells whose committed output must be reproduced exactly by any run (smoke or not).
+CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_in_smoke_mode(path, tmp_path):
-    result = execute_notebook(path, tmp_path / path.name, {"smoke": True, "seed": 1})
+def test_notebook_in_smoke_mode(path, tmp_path):
+    """One execution per notebook checks everything: it runs in smoke mode within its
+    budget and records metrics that pass its checks; every student stub stops at its
+    self-check with its hint and every solution passes (the self-test edition); cells
+    marked NBVAL_CHECK_OUTPUT print what the committed notebook shows."""
+    committed = read_notebook(path)
+    edition = self_test_edition(committed, path.name)
+    nbformat.write(edition, tmp_path / path.name)
+    result = execute_notebook(tmp_path / path.name, tmp_path / "executed" / path.name,
+                              {"smoke": True, "seed": 1}, cwd=path.parent)
     assert result.status == "ok", result.error
-    # the full (solutions) edition passes every one of its exercises' self-checks
     executed = nbformat.read(result.output, as_version=4)
+    # the student edition stops at every exercise, and the solutions pass every self-check
+    tests = [c for c in executed.cells if SELF_TEST_TAG in c.metadata.get("tags", [])]
     exercises = find_exercises(executed, path.name)
-    for exercise in exercises:
+    assert len(tests) == len(exercises) > 0
+    for exercise, test in zip(exercises, tests, strict=True):
+        stopped = "".join(o.get("text", "") for o in test.outputs)
+        assert f"✓ Exercise {exercise.number}: the student edition stops here" in stopped, stopped
+        assert "not implemented yet" in stopped, stopped
         printed = "".join(o.get("text", "") for i in exercise.check_cells for o in executed.cells[i].outputs)
         assert printed.count("✓ ") >= len(exercise.checks) > 0, f"exercise {exercise.number}: {printed!r}"
+    # outputs that do not depend on the run are what the committed notebook shows
+    added = {SELF_TEST_TAG, "injected-parameters"}  # by the self-test edition and by papermill
+    lesson_cells = [c for c in executed.cells if not added & set(c.metadata.get("tags", []))]
+    for index, (mine, theirs) in enumerate(zip(lesson_cells, committed.cells, strict=True)):
+        if theirs.cell_type == "code" and CHECK_OUTPUT in theirs.source:
+            assert _comparable_outputs(mine) == _comparable_outputs(theirs), f"cell {index} differs from the committed one"
     budget = SMOKE_BUDGET_OVERRIDES_S.get(path.name[:2], SMOKE_BUDGET_S)
     assert result.seconds < budget, f"smoke run took {result.seconds:.0f}s"
     CHECKS[path.name[:2]](result.metrics, smoke=True)
