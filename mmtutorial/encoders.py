@@ -18,12 +18,23 @@ return ``(B, N, D)`` regions and keep the grid shape in ``last_grid``.
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 from torch import Tensor, nn
 
 from .attention import SinusoidalPositionalEncoding, TransformerEncoder
 from .data.text import minilm_path
+from .validation import (
+    check_bool,
+    check_choice,
+    check_index_range,
+    check_input_dtype,
+    check_int,
+    check_positive_int,
+    check_probability,
+    check_tensor,
+)
 
 __all__ = [
     "coordinate_grid",
@@ -39,6 +50,8 @@ __all__ = [
 
 def coordinate_grid(height: int, width: int, device=None) -> Tensor:
     """``(height * width, 2)`` region centres as (x, y) in [-1, 1], row by row."""
+    check_positive_int("height", height)
+    check_positive_int("width", width)
     ys = torch.linspace(-1, 1, height, device=device) if height > 1 else torch.zeros(1, device=device)
     xs = torch.linspace(-1, 1, width, device=device) if width > 1 else torch.zeros(1, device=device)
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
@@ -55,10 +68,11 @@ def _regions_with_coordinates(features: Tensor, add_coordinates: bool) -> Tensor
     return regions
 
 
-def _check_images(images: Tensor, channels: int) -> None:
-    if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != channels:
-        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"expected images of shape (batch, {channels}, height, width), got {shape}")
+def _check_images(images: Tensor, channels: int, module: nn.Module, name: str = "images") -> None:
+    check_tensor(name, images, dtype="float", layout=f"(batch, {channels}, height, width)")
+    if images.dim() != 4 or images.shape[1] != channels:
+        raise ValueError(f"expected {name} of shape (batch, {channels}, height, width), got {tuple(images.shape)}")
+    check_input_dtype(name, images, next(module.parameters()).dtype)
 
 
 class ConvRegionEncoder(nn.Module):
@@ -79,10 +93,13 @@ class ConvRegionEncoder(nn.Module):
     def __init__(self, in_channels: int = 3, channels: int = 24, layers: int = 4, add_coordinates: bool = True,
                  norm: str = "batch") -> None:
         super().__init__()
-        if layers < 1:
-            raise ValueError(f"layers must be >= 1, got {layers}")
-        if norm not in ("batch", "group"):
-            raise ValueError(f"norm={norm!r}: expected 'batch' or 'group'")
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("channels", channels)
+        check_positive_int("layers", layers)
+        check_choice("norm", norm, ("batch", "group"))
+        check_bool("add_coordinates", add_coordinates)
+        if norm == "group" and channels % 4:
+            raise ValueError(f"channels={channels}: expected a multiple of 4 with norm='group' (4 groups)")
         blocks, c = [], in_channels
         for _ in range(layers):
             # GroupNorm behaves the same in training and evaluation (no running statistics)
@@ -96,7 +113,7 @@ class ConvRegionEncoder(nn.Module):
         self.last_grid: tuple[int, int] | None = None
 
     def forward(self, images: Tensor) -> Tensor:
-        _check_images(images, self.in_channels)
+        _check_images(images, self.in_channels, self)
         features = self.net(images)
         self.last_grid = tuple(features.shape[-2:])
         return _regions_with_coordinates(features, self.add_coordinates)
@@ -116,8 +133,11 @@ class ResNet18Trunk(nn.Module):
         super().__init__()
         from torchvision.models import ResNet18_Weights, resnet18
 
-        if stop_at not in ("layer3", "layer4"):
-            raise ValueError(f"stop_at={stop_at!r}: expected 'layer3' or 'layer4'")
+        check_bool("pretrained", pretrained)
+        check_choice("stop_at", stop_at, ("layer3", "layer4"))
+        check_bool("add_coordinates", add_coordinates)
+        if weights_path is not None and not os.path.isfile(weights_path):
+            raise FileNotFoundError(f"weights_path={str(weights_path)!r}: no such file")
         net = resnet18(weights=ResNet18_Weights.DEFAULT if pretrained else None)
         if weights_path is not None:
             net.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
@@ -130,7 +150,7 @@ class ResNet18Trunk(nn.Module):
         self.last_grid: tuple[int, int] | None = None
 
     def forward(self, images: Tensor) -> Tensor:
-        _check_images(images, 3)
+        _check_images(images, 3, self)
         features = self.net(images)
         self.last_grid = tuple(features.shape[-2:])
         return _regions_with_coordinates(features, self.add_coordinates)
@@ -141,6 +161,8 @@ class DigitImageEncoder(nn.Module):
 
     def __init__(self, out_dim: int = 64, image_size: int = 28) -> None:
         super().__init__()
+        check_positive_int("out_dim", out_dim)
+        self.image_size = check_int("image_size", image_size, minimum=4)  # two 2x2 poolings
         self.net = nn.Sequential(
             nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -149,7 +171,10 @@ class DigitImageEncoder(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, images: Tensor) -> Tensor:
-        _check_images(images, 1)
+        _check_images(images, 1, self)
+        size = self.image_size
+        if images.shape[-2:] != (size, size):
+            raise ValueError(f"expected images of shape (batch, 1, {size}, {size}), got {tuple(images.shape)}")
         return self.net(images)
 
 
@@ -159,6 +184,9 @@ class SpectrogramEncoder(nn.Module):
 
     def __init__(self, out_dim: int = 64, n_mels: int = 40, mel_bins_kept: int = 10) -> None:
         super().__init__()
+        check_positive_int("out_dim", out_dim)
+        check_int("n_mels", n_mels, minimum=4)  # two 2x2 poolings
+        check_positive_int("mel_bins_kept", mel_bins_kept)
         self.net = nn.Sequential(
             nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -168,23 +196,42 @@ class SpectrogramEncoder(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, spectrogram: Tensor) -> Tensor:
+        layout = f"(batch, 1, {self.n_mels}, frames)"
+        check_tensor("spectrogram", spectrogram, dtype="float", layout=layout)
         if spectrogram.dim() != 4 or spectrogram.shape[1] != 1 or spectrogram.shape[2] != self.n_mels:
-            raise ValueError(f"expected spectrograms of shape (batch, 1, {self.n_mels}, frames), got {tuple(spectrogram.shape)}")
+            raise ValueError(f"expected spectrograms of shape {layout}, got {tuple(spectrogram.shape)}")
+        if spectrogram.shape[3] < 4:  # two 2x2 poolings need at least 4 frames
+            raise ValueError(f"expected spectrograms of shape {layout} with frames >= 4, got {tuple(spectrogram.shape)}")
+        check_input_dtype("spectrogram", spectrogram, next(self.parameters()).dtype)
         return self.net(spectrogram)
 
 
 def masked_mean(tokens: Tensor, attention_mask: Tensor) -> Tensor:
-    """Mean over the real tokens: ``tokens (B, L, D)``, ``attention_mask (B, L)`` True = token."""
-    mask = attention_mask.to(tokens.dtype).unsqueeze(-1)
-    return (tokens * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+    """Mean over the real tokens: ``tokens (B, L, D)``, ``attention_mask (B, L)`` True = token
+    (bool, or integer 0/1). Padding is removed by selection, so a NaN or inf held by a padded
+    token changes neither the mean nor the gradients; a row without tokens gives zeros."""
+    check_tensor("tokens", tokens, dtype="float", dims=3, layout="(batch, length, dim)")
+    check_tensor("attention_mask", attention_mask, dtype="int_or_bool", layout="(batch, length)")
+    if attention_mask.shape != tokens.shape[:2]:
+        raise ValueError(
+            f"attention_mask of shape {tuple(attention_mask.shape)} does not match tokens of shape "
+            f"{tuple(tokens.shape)}: expected (batch, length) = {tuple(tokens.shape[:2])}"
+        )
+    mask = attention_mask.bool().unsqueeze(-1)
+    count = mask.sum(1).to(tokens.dtype).clamp_min(1.0)
+    return torch.where(mask, tokens, 0).sum(1) / count
 
 
-def _check_text(input_ids: Tensor, attention_mask: Tensor) -> None:
-    if input_ids.dim() != 2 or attention_mask.shape != input_ids.shape:
+def _check_text(input_ids: Tensor, attention_mask: Tensor, vocab_size: int) -> None:
+    check_tensor("input_ids", input_ids, dtype="int", dims=2, layout="(batch, length)")
+    check_tensor("attention_mask", attention_mask, dtype="int_or_bool", layout="(batch, length)")
+    if attention_mask.shape != input_ids.shape:
         raise ValueError(
             f"expected input_ids and attention_mask of the same shape (batch, length), got "
             f"{tuple(input_ids.shape)} and {tuple(attention_mask.shape)}"
         )
+    # An id outside the vocabulary would fail inside the embedding ("index out of range in self").
+    check_index_range("input_ids", input_ids, vocab_size, what="token ids of the vocabulary")
 
 
 class WordTextEncoder(nn.Module):
@@ -201,10 +248,18 @@ class WordTextEncoder(nn.Module):
     def __init__(self, vocab_size: int, dim: int = 64, kind: str = "gru", layers: int = 1, heads: int = 4,
                  pad_id: int = 0, max_len: int = 128, dropout: float = 0.0) -> None:
         super().__init__()
-        if kind not in ("gru", "transformer"):
-            raise ValueError(f"kind={kind!r}: expected 'gru' or 'transformer'")
+        self.vocab_size = check_positive_int("vocab_size", vocab_size)
+        check_positive_int("dim", dim)
+        check_choice("kind", kind, ("gru", "transformer"))
         if kind == "gru" and dim % 2:
             raise ValueError(f"dim must be even for a bidirectional GRU, got {dim}")
+        check_positive_int("layers", layers)
+        check_positive_int("heads", heads)
+        if kind == "transformer" and dim % heads:
+            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
+        check_int("pad_id", pad_id, minimum=0, maximum=vocab_size - 1)
+        check_positive_int("max_len", max_len)
+        check_probability("dropout", dropout)
         self.kind, self.out_dim = kind, dim
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
         if kind == "gru":
@@ -214,10 +269,13 @@ class WordTextEncoder(nn.Module):
             self.encoder = TransformerEncoder(layers, dim, heads, ff_dim=2 * dim, dropout=dropout, norm_first=True)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
-        _check_text(input_ids, attention_mask)
+        _check_text(input_ids, attention_mask, self.vocab_size)
         attention_mask = attention_mask.bool()
         x = self.embed(input_ids)
-        if self.kind == "gru":
+        if self.kind == "gru" and 0 in input_ids.shape:
+            # nothing to encode (no sequence, or no position): packing cannot take it
+            tokens = x.new_zeros(*input_ids.shape, self.out_dim)
+        elif self.kind == "gru":
             lengths = attention_mask.sum(1).clamp_min(1).cpu()
             packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
             out, _ = self.rnn(packed)
@@ -242,6 +300,9 @@ class PretrainedTextEncoder(nn.Module):
         super().__init__()
         from transformers import AutoModel
 
+        if not isinstance(name_or_path, (str, os.PathLike)):
+            raise TypeError(f"name_or_path={name_or_path!r}: expected 'minilm', a local folder or a model name")
+        check_bool("freeze", freeze)
         source = str(minilm_path()) if name_or_path == "minilm" else name_or_path
         try:
             self.model = AutoModel.from_pretrained(source)
@@ -263,7 +324,10 @@ class PretrainedTextEncoder(nn.Module):
         return self
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
-        _check_text(input_ids, attention_mask)
+        _check_text(input_ids, attention_mask, self.model.config.vocab_size)
+        if input_ids.shape[0] == 0:  # the Hugging Face model cannot reshape an empty batch
+            tokens = self.model.get_input_embeddings().weight.new_zeros(*input_ids.shape, self.out_dim)
+            return tokens, tokens[:, 0] if tokens.shape[1] else tokens.new_zeros(0, self.out_dim)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             tokens = self.model(input_ids=input_ids, attention_mask=attention_mask.long()).last_hidden_state
         return tokens, masked_mean(tokens, attention_mask.bool())

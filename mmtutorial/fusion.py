@@ -2,7 +2,9 @@
 
 Vector fusion modules take a list of per-modality feature vectors ``[(B, D_1), ...]``
 and an optional ``present`` mask ``(B, M)`` (True = modality available for that sample);
-a missing modality's features are ignored, never silently used.
+a missing modality's features are ignored, never silently used: they are replaced by
+zeros with ``torch.where`` before anything reads them, so even a NaN or inf held by a
+missing modality changes neither the output nor the gradients.
 
 ========================  =====================================================================
 module                    formula (source)
@@ -32,6 +34,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import MultiHeadAttention, TransformerEncoder, masked_softmax
+from .validation import (
+    check_bool,
+    check_dims,
+    check_input_dtype,
+    check_nonnegative_int,
+    check_optional_positive_int,
+    check_positive_int,
+    check_probability,
+    check_tensor,
+)
 
 __all__ = [
     "EarlyFusion",
@@ -48,29 +60,44 @@ __all__ = [
     "ModalityDropout",
     "random_missing_mask",
     "check_features",
+    "check_present",
 ]
 
 
 def check_features(features: Sequence[Tensor], dims: Sequence[int], present: Tensor | None = None) -> Tensor:
     """Validate per-modality vectors and return the ``present`` mask (all True if None)."""
+    if not isinstance(features, (list, tuple)):
+        raise TypeError(f"features={type(features).__name__}: expected a list of (batch, dim) tensors, one per modality")
+    if not features:
+        raise ValueError(f"features=[]: expected {len(dims)} modalities")
     if len(features) != len(dims):
         raise ValueError(f"expected {len(dims)} modalities, got {len(features)}")
-    batch = features[0].shape[0] if features else 0
+    batch = features[0].shape[0] if isinstance(features[0], Tensor) else 0
     for m, (h, d) in enumerate(zip(features, dims, strict=True)):
+        check_tensor(f"features[{m}]", h, dtype="float", layout=f"({batch}, {d})")
         if h.dim() != 2 or h.shape != (batch, d):
             raise ValueError(f"modality {m}: expected features of shape ({batch}, {d}), got {tuple(h.shape)}")
+        if h.dtype != features[0].dtype:
+            raise TypeError(f"modality {m}: expected dtype {features[0].dtype} like modality 0, got {h.dtype}")
     if present is None:
         return torch.ones(batch, len(dims), dtype=torch.bool, device=features[0].device)
-    if present.dtype != torch.bool or present.shape != (batch, len(dims)):
-        raise ValueError(
-            f"present must be a boolean mask of shape (batch, modalities) = ({batch}, {len(dims)}), "
-            f"got {present.dtype} {tuple(present.shape)}"
-        )
+    return check_present(present, batch, len(dims))
+
+
+def check_present(present: Tensor, batch_size: int, num_modalities: int) -> Tensor:
+    """A ``present`` mask must be boolean ``(batch_size, num_modalities)`` (True = available)."""
+    expected = f"a boolean mask of shape (batch, modalities) = ({batch_size}, {num_modalities})"
+    if not isinstance(present, Tensor) or present.dtype != torch.bool:
+        got = present.dtype if isinstance(present, Tensor) else type(present).__name__
+        raise TypeError(f"present must be {expected}, got {got}")
+    if present.shape != (batch_size, num_modalities):
+        raise ValueError(f"present must be {expected}, got {present.dtype} {tuple(present.shape)}")
     return present
 
 
-def _zero_missing(features: Sequence[Tensor], present: Tensor) -> list[Tensor]:
-    return [h * present[:, m : m + 1].to(h.dtype) for m, h in enumerate(features)]
+def _select_present(features: Sequence[Tensor], present: Tensor) -> list[Tensor]:
+    """Each modality's features, zero where missing: selected, not multiplied (0 * NaN = NaN)."""
+    return [torch.where(present[:, m : m + 1], h, 0) for m, h in enumerate(features)]
 
 
 class EarlyFusion(nn.Module):
@@ -78,13 +105,14 @@ class EarlyFusion(nn.Module):
 
     def __init__(self, dims: Sequence[int], out_dim: int, hidden: int | None = None) -> None:
         super().__init__()
-        self.dims = list(dims)
-        hidden = hidden or out_dim
+        self.dims = check_dims("dims", dims)
+        check_positive_int("out_dim", out_dim)
+        hidden = out_dim if check_optional_positive_int("hidden", hidden) is None else hidden
         self.mlp = nn.Sequential(nn.Linear(sum(self.dims), hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
 
     def forward(self, features: Sequence[Tensor], present: Tensor | None = None) -> Tensor:
         present = check_features(features, self.dims, present)
-        return self.mlp(torch.cat(_zero_missing(features, present), dim=-1))
+        return self.mlp(torch.cat(_select_present(features, present), dim=-1))
 
 
 class LateFusion(nn.Module):
@@ -93,7 +121,9 @@ class LateFusion(nn.Module):
 
     def __init__(self, dims: Sequence[int], num_classes: int, learned: bool = False) -> None:
         super().__init__()
-        self.dims = list(dims)
+        self.dims = check_dims("dims", dims)
+        check_positive_int("num_classes", num_classes)
+        check_bool("learned", learned)
         self.heads = nn.ModuleList(nn.Linear(d, num_classes) for d in self.dims)
         self.learned = learned
         self.log_weights = nn.Parameter(torch.zeros(len(self.dims)), requires_grad=learned)
@@ -103,7 +133,7 @@ class LateFusion(nn.Module):
 
     def forward(self, features: Sequence[Tensor], present: Tensor | None = None) -> Tensor:
         present = check_features(features, self.dims, present)
-        logits = torch.stack(self.unimodal_logits(features), dim=1)  # (B, M, C)
+        logits = torch.stack(self.unimodal_logits(_select_present(features, present)), dim=1)  # (B, M, C)
         scores = self.log_weights.expand(present.shape)
         self.weights = masked_softmax(scores, present)  # renormalised over present modalities
         return (self.weights.unsqueeze(-1) * logits).sum(1)
@@ -114,6 +144,7 @@ class HybridFusion(nn.Module):
 
     def __init__(self, dims: Sequence[int], num_classes: int, hidden: int | None = None) -> None:
         super().__init__()
+        check_positive_int("num_classes", num_classes)
         self.early = EarlyFusion(dims, num_classes, hidden)
         self.late = LateFusion(dims, num_classes)
 
@@ -132,14 +163,17 @@ class GatedFusion(nn.Module):
 
     def __init__(self, dims: Sequence[int], dim: int, hidden: int = 32) -> None:
         super().__init__()
-        self.dims = list(dims)
+        self.dims = check_dims("dims", dims)
+        check_positive_int("dim", dim)
+        check_positive_int("hidden", hidden)
         self.project = nn.ModuleList(nn.Linear(d, dim) for d in self.dims)
         self.score = nn.Sequential(nn.Linear(sum(self.dims), hidden), nn.Tanh(), nn.Linear(hidden, len(self.dims)))
         self.weights: Tensor | None = None
 
     def forward(self, features: Sequence[Tensor], present: Tensor | None = None) -> Tensor:
         present = check_features(features, self.dims, present)
-        context = torch.cat(_zero_missing(features, present), dim=-1)  # a missing modality says nothing
+        features = _select_present(features, present)
+        context = torch.cat(features, dim=-1)  # a missing modality says nothing
         self.weights = masked_softmax(self.score(context), present)
         projected = torch.stack([p(h) for p, h in zip(self.project, features, strict=True)], dim=1)  # (B, M, dim)
         return (self.weights.unsqueeze(-1) * projected).sum(1)
@@ -156,7 +190,13 @@ class TokenFusion(nn.Module):
 
     def __init__(self, dims: Sequence[int], dim: int, heads: int = 4, layers: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
-        self.dims = list(dims)
+        self.dims = check_dims("dims", dims)
+        check_positive_int("dim", dim)
+        check_positive_int("heads", heads)
+        if dim % heads:
+            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
+        check_positive_int("layers", layers)
+        check_probability("dropout", dropout)
         self.project = nn.ModuleList(nn.Linear(d, dim) for d in self.dims)
         self.modality_embedding = nn.Parameter(torch.randn(len(self.dims), dim) * 0.02)
         self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
@@ -164,6 +204,7 @@ class TokenFusion(nn.Module):
 
     def forward(self, features: Sequence[Tensor], present: Tensor | None = None) -> Tensor:
         present = check_features(features, self.dims, present)
+        features = _select_present(features, present)
         tokens = torch.stack([p(h) for p, h in zip(self.project, features, strict=True)], dim=1) + self.modality_embedding
         tokens = torch.cat([self.cls.expand(len(tokens), -1, -1), tokens], dim=1)
         padding = torch.cat([torch.zeros_like(present[:, :1]), ~present], dim=1)  # [CLS] is always there
@@ -180,16 +221,23 @@ class FiLM(nn.Module):
 
     def __init__(self, cond_dim: int, channels: int) -> None:
         super().__init__()
-        self.channels = channels
+        self.cond_dim = check_positive_int("cond_dim", cond_dim)
+        self.channels = check_positive_int("channels", channels)
         self.to_gamma_beta = nn.Linear(cond_dim, 2 * channels)
         nn.init.zeros_(self.to_gamma_beta.weight)
         nn.init.zeros_(self.to_gamma_beta.bias)
 
     def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        check_tensor("x", x, dtype="float", layout=f"(batch, {self.channels}, ...)")
+        check_tensor("condition", condition, dtype="float", layout=f"(batch, {self.cond_dim})")
         if x.dim() < 2 or x.shape[1] != self.channels:
             raise ValueError(f"expected x of shape (batch, {self.channels}, ...), got {tuple(x.shape)}")
-        if condition.dim() != 2 or condition.shape[0] != x.shape[0]:
-            raise ValueError(f"expected condition of shape ({x.shape[0]}, cond_dim), got {tuple(condition.shape)}")
+        if condition.shape != (x.shape[0], self.cond_dim):
+            raise ValueError(
+                f"expected condition of shape ({x.shape[0]}, {self.cond_dim}) = (batch, cond_dim), "
+                f"got {tuple(condition.shape)}"
+            )
+        check_input_dtype("condition", condition, self.to_gamma_beta.weight.dtype)
         gamma, beta = self.to_gamma_beta(condition).chunk(2, dim=-1)
         view = (x.shape[0], self.channels) + (1,) * (x.dim() - 2)
         return (1 + gamma.view(view)) * x + beta.view(view)
@@ -202,7 +250,8 @@ class TensorFusion(nn.Module):
 
     def __init__(self, dims: Sequence[int], out_dim: int) -> None:
         super().__init__()
-        self.dims = list(dims)
+        self.dims = check_dims("dims", dims)
+        check_positive_int("out_dim", out_dim)
         size = 1
         for d in self.dims:
             size *= d + 1
@@ -211,7 +260,7 @@ class TensorFusion(nn.Module):
     def forward(self, features: Sequence[Tensor], present: Tensor | None = None) -> Tensor:
         present = check_features(features, self.dims, present)
         outer = None
-        for h in _zero_missing(features, present):
+        for h in _select_present(features, present):
             h1 = torch.cat([h, torch.ones_like(h[:, :1])], dim=-1)
             outer = h1 if outer is None else (outer.unsqueeze(-1) * h1.unsqueeze(1)).flatten(1)
         return self.linear(outer)
@@ -224,8 +273,12 @@ class LowRankBilinear(nn.Module):
 
     def __init__(self, dims: Sequence[int], out_dim: int, factor: int = 4, dropout: float = 0.0) -> None:
         super().__init__()
+        check_dims("dims", dims)
         if len(dims) != 2:
-            raise ValueError(f"LowRankBilinear fuses exactly two modalities, got {len(dims)}")
+            raise ValueError(f"LowRankBilinear fuses exactly two modalities, got {len(dims)}: dims={list(dims)}")
+        check_positive_int("out_dim", out_dim)
+        check_positive_int("factor", factor)
+        check_probability("dropout", dropout)
         self.dims, self.out_dim, self.factor = list(dims), out_dim, factor
         self.u = nn.Linear(dims[0], out_dim * factor)
         self.v = nn.Linear(dims[1], out_dim * factor)
@@ -233,7 +286,7 @@ class LowRankBilinear(nn.Module):
 
     def forward(self, features: Sequence[Tensor], present: Tensor | None = None) -> Tensor:
         present = check_features(features, self.dims, present)
-        x, y = _zero_missing(features, present)
+        x, y = _select_present(features, present)
         joint = self.dropout(self.u(x) * self.v(y)).view(-1, self.out_dim, self.factor).sum(-1)
         joint = torch.sign(joint) * torch.sqrt(joint.abs() + 1e-8)  # power normalisation
         return F.normalize(joint, dim=-1)
@@ -250,6 +303,11 @@ class CrossModalAttention(nn.Module):
 
     def __init__(self, query_dim: int, context_dim: int, heads: int = 4, dropout: float = 0.0) -> None:
         super().__init__()
+        check_positive_int("query_dim", query_dim)
+        check_positive_int("context_dim", context_dim)
+        check_positive_int("heads", heads)
+        if query_dim % heads:
+            raise ValueError(f"query_dim ({query_dim}) must be divisible by heads ({heads})")
         self.attention = MultiHeadAttention(query_dim, heads, dropout=dropout, kdim=context_dim, vdim=context_dim)
         self.norm = nn.LayerNorm(query_dim)
         self.weights: Tensor | None = None
@@ -272,6 +330,7 @@ class CoAttention(nn.Module):
 
     def __init__(self, dim: int, heads: int = 4, dropout: float = 0.0) -> None:
         super().__init__()
+        check_positive_int("dim", dim)
         self.text_to_image = CrossModalAttention(dim, dim, heads, dropout)
         self.image_to_text = CrossModalAttention(dim, dim, heads, dropout)
 
@@ -288,8 +347,7 @@ class MultiHopAttention(nn.Module):
 
     def __init__(self, query_dim: int, context_dim: int, hops: int = 2, heads: int = 4, dropout: float = 0.0) -> None:
         super().__init__()
-        if hops < 1:
-            raise ValueError(f"hops must be >= 1, got {hops}")
+        check_positive_int("hops", hops)
         self.hops = nn.ModuleList(CrossModalAttention(query_dim, context_dim, heads, dropout) for _ in range(hops))
         self.weights: list[Tensor] = []
 
@@ -305,8 +363,11 @@ def random_missing_mask(batch_size: int, p: float, generator: torch.Generator | 
                         num_modalities: int = 2) -> Tensor:
     """A test-time ``present`` mask ``(B, M)``: with probability ``p`` a sample loses one of
     its modalities (chosen uniformly), so at ``p = 1`` every sample has all but one."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must be in [0, 1], got {p!r}")
+    check_nonnegative_int("batch_size", batch_size)
+    check_probability("p", p, allow_one=True)
+    check_positive_int("num_modalities", num_modalities)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator={generator!r}: expected None or a torch.Generator")
     present = torch.ones(batch_size, num_modalities, dtype=torch.bool)
     drop = torch.rand(batch_size, generator=generator) < p
     which = torch.randint(0, num_modalities, (batch_size,), generator=generator)
@@ -318,25 +379,27 @@ class ModalityDropout(nn.Module):
     """Drop whole modalities during training (Neverova et al. 2016, "ModDrop").
 
     In training each modality of each sample is kept with probability ``1 - p``
-    (``m ~ Bernoulli(1 - p)``); if all would be dropped, one is kept at random, so every
-    sample still has an input. In eval mode nothing is dropped. Returns the ``present``
-    mask ``(B, M)``, combined (AND) with a given one.
+    (``m ~ Bernoulli(1 - p)``); if all would be dropped, one of the modalities present is
+    kept at random, so every sample that had an input still has one (a sample given
+    with no modality present keeps none). In eval mode nothing is dropped. Returns the
+    ``present`` mask ``(B, M)``, combined (AND) with a given one.
     """
 
     def __init__(self, p: float, num_modalities: int) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"p must be in [0, 1), got {p}")
-        self.p, self.num_modalities = p, num_modalities
+        self.p = check_probability("p", p)
+        self.num_modalities = check_positive_int("num_modalities", num_modalities)
 
     def forward(self, batch_size: int, device=None, present: Tensor | None = None) -> Tensor:
+        check_nonnegative_int("batch_size", batch_size)
         if present is None:
             present = torch.ones(batch_size, self.num_modalities, dtype=torch.bool, device=device)
+        check_present(present, batch_size, self.num_modalities)
         if not self.training or self.p == 0.0:
             return present
         keep = torch.rand(batch_size, self.num_modalities, device=present.device) >= self.p
         keep &= present
-        empty = ~keep.any(dim=1)
+        empty = ~keep.any(dim=1) & present.any(dim=1)  # lost everything it had
         if empty.any():  # rescue: keep one of the modalities that are actually present
             choice = torch.multinomial(present[empty].float(), 1).squeeze(1)
             keep[empty.nonzero().squeeze(1), choice] = True

@@ -10,10 +10,14 @@ clear message on a NaN or infinite loss.
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import os
+import pickle
 import random
+import re
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +27,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .validation import (
+    check_bool,
+    check_choice,
+    check_device,
+    check_float,
+    check_mapping,
+    check_optional_positive_int,
+    check_positive_int,
+    require_keys,
+)
 
 __all__ = [
     "seed_everything",
@@ -121,11 +136,20 @@ class TensorBatches:
 
     def __init__(self, tensors: Mapping[str, torch.Tensor], batch_size: int, shuffle: bool = False,
                  generator: torch.Generator | None = None) -> None:
+        check_mapping("tensors", tensors, "a dict name -> tensor")
+        if not tensors:
+            raise ValueError("tensors={}: expected at least one tensor")
+        for name, t in tensors.items():
+            if not isinstance(t, torch.Tensor) or t.dim() == 0:
+                what = f"a {t.dim()}-d tensor" if isinstance(t, torch.Tensor) else type(t).__name__
+                raise TypeError(f"tensors[{name!r}] is {what}: expected a tensor with a first (sample) dimension")
         lengths = {name: len(t) for name, t in tensors.items()}
         if len(set(lengths.values())) != 1:
             raise ValueError(f"all tensors must have the same length, got {lengths}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_positive_int("batch_size", batch_size)
+        check_bool("shuffle", shuffle)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator={generator!r}: expected None or a torch.Generator")
         self.tensors, self.batch_size, self.shuffle = dict(tensors), batch_size, shuffle
         self.generator = generator
         self.size = next(iter(lengths.values()))
@@ -146,6 +170,12 @@ class TensorBatches:
 # ---------------------------------------------------------------------------------
 # Evaluation
 # ---------------------------------------------------------------------------------
+
+
+def _check_batch(batch: Any, target_key: str, group_key: str | None, reader: str) -> None:
+    """A batch must be a dict holding the target (and group) key: cheap, once per step."""
+    check_mapping("batch", batch, "a dict of tensors (the model is called as model(batch))")
+    require_keys(batch, [target_key] if group_key is None else [target_key, group_key], reader=reader)
 
 
 def _autocast(device: torch.device, precision: str):
@@ -170,13 +200,15 @@ def evaluate(
 
     Returns ``{"loss", "acc", "n", "acc_by_group": {name: acc}}``.
     """
-    device = torch.device(device)
+    device = check_device("device", device)
+    check_choice("precision", precision, ("fp32", "bf16"))
     was_training = model.training
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
     group_correct: dict[int, int] = {}
     group_count: dict[int, int] = {}
     for batch in batches:
+        _check_batch(batch, target_key, group_key, f"evaluate(target_key={target_key!r})")
         batch = to_device(batch, device)
         with _autocast(device, precision):
             logits = model(batch)
@@ -239,21 +271,105 @@ def _as_tuple(value):
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
+CHECKSUM_KEY = "__checksum__"
+
+
+def _checksum(contents: Any) -> str:
+    """SHA-256 of every tensor (its place in the contents, dtype, shape and bytes).
+
+    Also rejects NumPy objects, which ``torch.load(weights_only=True)`` refuses: better a
+    clear error when saving than a checkpoint that cannot be loaded."""
+    digest = hashlib.sha256()
+
+    def visit(value: Any, where: str) -> None:
+        if isinstance(value, torch.Tensor):
+            t = value.detach()
+            digest.update(f"{where}|{t.dtype}|{tuple(t.shape)}|".encode())
+            if t.device.type != "meta":
+                t = t.to_dense() if t.layout != torch.strided else t
+                digest.update(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                visit(v, f"{where}[{k!r}]")
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                visit(v, f"{where}[{i}]")
+        elif type(value).__module__ == "numpy":
+            raise TypeError(
+                f"checkpoint entry {where} is a numpy {type(value).__name__}: expected a tensor or a plain "
+                "Python value (use .item(), .tolist() or torch.from_numpy)"
+            )
+
+    visit(contents, "contents")
+    return "sha256:" + digest.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, **contents: Any) -> None:
-    """``torch.save`` to a temporary file, then rename: never a half-written checkpoint."""
+    """``torch.save`` to a temporary file, then rename: never a half-written checkpoint
+    (and no temporary file left behind when the write fails).
+
+    A checksum of the tensors is stored with them (under ``"__checksum__"``), and
+    :func:`load_checkpoint` verifies it. The file still loads with plain
+    ``torch.load(path, weights_only=True)``, which returns the checksum as one more entry.
+    """
     path = Path(path)
+    if CHECKSUM_KEY in contents:
+        raise ValueError(f"{CHECKSUM_KEY!r} is reserved for the checksum save_checkpoint stores")
+    if path.is_dir():
+        raise ValueError(f"path={str(path)!r}: expected a file path, got a directory")
+    checksum = _checksum(contents)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(contents, tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save({**contents, CHECKSUM_KEY: checksum}, tmp)
+        os.replace(tmp, path)
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)
+        if isinstance(error, (pickle.PicklingError, AttributeError, TypeError)):  # an object pickle cannot save
+            message = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            raise TypeError(f"could not save a checkpoint to {path}: {type(error).__name__}: {message}") from error
+        raise
+
+
+def _unreadable_reason(path: Path, error: BaseException) -> str:
+    """Why torch.load failed, in words (never PyTorch's advice to load unsafely)."""
+    if not zipfile.is_zipfile(path):
+        return "not a complete zip archive written by torch.save: truncated, or another kind of file"
+    refused = re.search(r"Unsupported global: (?:GLOBAL )?([\w.]+)", str(error))
+    if refused:
+        return f"it holds a {refused.group(1)}, which a safe (weights_only) load refuses"
+    return f"corrupted archive ({type(error).__name__})"
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``: tensors and plain data only)."""
+    """Load a checkpoint safely (``weights_only=True``: tensors and plain data only) and
+    verify the checksum :func:`save_checkpoint` stored with it.
+
+    Raises ``FileNotFoundError`` if there is no file, and ``ValueError("PATH is not a valid
+    checkpoint (why)")`` for a directory, an empty, truncated or corrupted file, another
+    kind of file, or tensors that do not match their checksum. Checkpoints written before
+    checksums were stored (no ``"__checksum__"`` entry) load without verification.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+
+    def invalid(why: str) -> ValueError:
+        return ValueError(f"{path} is not a valid checkpoint ({why})")
+
+    if path.is_dir():
+        raise invalid("it is a directory")
+    if path.stat().st_size == 0:
+        raise invalid("the file is empty")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - every failure to read is "not a valid checkpoint"
+        raise invalid(_unreadable_reason(path, error)) from None
+    if isinstance(state, dict) and CHECKSUM_KEY in state:
+        stored = state.pop(CHECKSUM_KEY)
+        if stored != _checksum(state):
+            raise invalid("its tensors do not match the checksum saved with them: the file is corrupted")
+    return state
 
 
 # ---------------------------------------------------------------------------------
@@ -341,13 +457,19 @@ def fit(
     """
     from .notebook import progress as progress_bar
 
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    check_positive_int("epochs", epochs)
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision={precision!r}: expected 'fp32' or 'bf16'")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer={optimizer!r}: expected a torch.optim.Optimizer")
+    if clip_grad_norm is not None:
+        check_float("clip_grad_norm", clip_grad_norm, minimum=0.0, min_inclusive=False)
+    check_optional_positive_int("early_stopping_patience", early_stopping_patience)
+    if max_seconds is not None:
+        check_float("max_seconds", max_seconds, minimum=0.0)  # 0: one epoch
     if early_stopping_patience is not None and val_batches is None:
         raise ValueError("early stopping needs val_batches to watch")
-    device = torch.device(device)
+    device = check_device("device", device)
     model.to(device)
     history = History()
     best_loss, best_state, stale = math.inf, None, 0
@@ -377,6 +499,7 @@ def fit(
         total_loss, correct, count = torch.zeros((), device=device), torch.zeros((), device=device), 0
         unchecked: list[torch.Tensor] = []
         for step, batch in enumerate(train_batches):
+            _check_batch(batch, target_key, None, f"fit(target_key={target_key!r})")
             batch = to_device(batch, device)
             with _autocast(device, precision):
                 logits = model(batch)

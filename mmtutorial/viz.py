@@ -5,11 +5,14 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from .validation import check_positive_int
 
 __all__ = ["use_course_style", "plot_attention", "show_heatmaps", "plot_learning_path"]
 
@@ -29,13 +32,23 @@ def use_course_style() -> None:
     )
 
 
-def _as_matrix(weights) -> np.ndarray:
+def _as_matrix(weights, name: str = "weights") -> np.ndarray:
     if isinstance(weights, torch.Tensor):
         weights = weights.detach().float().cpu().numpy()
-    matrix = np.asarray(weights, dtype=float)
+    try:
+        matrix = np.asarray(weights, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}={weights!r:.60}: expected a 2-D (queries x keys) tensor or array of numbers") from None
     if matrix.ndim != 2:
-        raise ValueError(f"expected a 2-D (queries x keys) weight matrix, got shape {matrix.shape}")
+        raise ValueError(f"expected {name} to be a 2-D (queries x keys) weight matrix, got shape {matrix.shape}")
+    if matrix.size == 0:
+        raise ValueError(f"{name} of shape {matrix.shape}: expected at least one query and one key")
     return matrix
+
+
+def _check_cmap(cmap) -> None:
+    if isinstance(cmap, str) and cmap not in matplotlib.colormaps:
+        raise ValueError(f"cmap={cmap!r}: expected a matplotlib colormap name such as 'viridis' or 'magma'")
 
 
 def plot_attention(
@@ -59,6 +72,9 @@ def plot_attention(
         annotate: write each weight in its cell (default: only for small matrices).
     """
     matrix = _as_matrix(weights)
+    _check_cmap(cmap)
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"ax={ax!r:.60}: expected None or a matplotlib Axes")
     n_q, n_k = matrix.shape
     for name, labels, n in (("query_labels", query_labels, n_q), ("key_labels", key_labels, n_k)):
         if labels is not None and len(labels) != n:
@@ -95,12 +111,13 @@ def show_heatmaps(
     share_scale: bool = True,
 ) -> Figure:
     """A grid of attention heatmaps (e.g. one per head) with a shared colour scale."""
-    mats = [_as_matrix(m) for m in matrices]
+    mats = [_as_matrix(m, f"matrices[{i}]") for i, m in enumerate(matrices)]
     if not mats:
-        raise ValueError("show_heatmaps needs at least one matrix")
+        raise ValueError("matrices=[]: show_heatmaps needs at least one matrix")
     if titles is not None and len(titles) != len(mats):
         raise ValueError(f"got {len(titles)} titles for {len(mats)} matrices")
-    ncols = ncols or min(len(mats), 4)
+    _check_cmap(cmap)
+    ncols = min(len(mats), 4) if ncols is None else check_positive_int("ncols", ncols)
     nrows = -(-len(mats) // ncols)
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(3.6 * ncols + 1, 3.2 * nrows + 0.4), squeeze=False, layout="constrained"
@@ -133,6 +150,9 @@ def plot_learning_path(lessons, available: set[int] | None = None, per_row: int 
         lessons: sequence of :class:`mmtutorial.course.Lesson`.
         available: numbers of the lessons whose notebook exists (others drawn hollow).
     """
+    if not lessons:
+        raise ValueError("lessons=[]: expected at least one lesson (e.g. mmtutorial.course.COURSE)")
+    check_positive_int("per_row", per_row)
     parts = list(dict.fromkeys(lesson.part for lesson in lessons))
     colors = dict(zip(parts, plt.cm.tab10.colors, strict=False))
     n_rows = -(-len(lessons) // per_row)

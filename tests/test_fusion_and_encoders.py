@@ -103,8 +103,10 @@ def test_fusion_input_errors():
         EarlyFusion([5, 3], 4)([rand(2, 5)])
     with pytest.raises(ValueError, match=r"modality 1: expected features of shape \(2, 3\), got \(2, 4\)"):
         GatedFusion([5, 3], 4)([rand(2, 5), rand(2, 4)])
-    with pytest.raises(ValueError, match=r"present must be a boolean mask of shape \(batch, modalities\) = \(2, 2\)"):
+    with pytest.raises(TypeError, match=r"present must be a boolean mask of shape \(batch, modalities\) = \(2, 2\)"):
         EarlyFusion([5, 3], 4)([rand(2, 5), rand(2, 3)], torch.ones(2, 2))
+    with pytest.raises(ValueError, match=r"present must be a boolean mask of shape \(batch, modalities\) = \(2, 2\)"):
+        EarlyFusion([5, 3], 4)([rand(2, 5), rand(2, 3)], torch.ones(2, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="exactly two modalities"):
         LowRankBilinear([2, 2, 2], 4)
 
@@ -157,7 +159,7 @@ def test_modality_dropout():
     assert dropout.eval()(4).all()
     present = torch.tensor([[True, False]] * 5)
     assert torch.equal(dropout.train()(5, present=present), present)
-    with pytest.raises(ValueError, match=r"p must be in \[0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"p=1.0: expected a probability in \[0, 1\)"):
         ModalityDropout(1.0, 2)
 
 

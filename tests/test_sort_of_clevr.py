@@ -221,18 +221,18 @@ def test_tampered_or_stale_cache_is_rebuilt(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
+    "kwargs, error, match",
     [
-        ({"num_objects": 7}, r"num_objects=7: expected 2..6, one object per colour"),
-        ({"image_size": 30}, r"image_size=30 is too small for 6 objects of size 5: expected image_size >= 44"),
-        ({"n_train": -1}, r"n_train must be >= 0, got -1"),
-        ({"n_train": 0, "n_val": 0, "n_test": 0}, "at least one"),
-        ({"seed": -3}, "seed must be a non-negative int"),
-        ({"questions_per_type": 2.5}, "questions_per_type must be an int"),
+        ({"num_objects": 7}, ValueError, r"num_objects=7: expected 2..6, one object per colour"),
+        ({"image_size": 30}, ValueError, r"image_size=30 is too small for 6 objects of size 5: expected image_size >= 44"),
+        ({"n_train": -1}, ValueError, r"n_train must be >= 0, got -1"),
+        ({"n_train": 0, "n_val": 0, "n_test": 0}, ValueError, "at least one"),
+        ({"seed": -3}, ValueError, "seed=-3: expected a non-negative int"),
+        ({"questions_per_type": 2.5}, TypeError, "questions_per_type=2.5: expected an int"),
     ],
 )
-def test_bad_parameters(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_parameters(kwargs, error, match):
+    with pytest.raises(error, match=match):
         SortOfClevrConfig(**kwargs)
 
 

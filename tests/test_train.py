@@ -106,7 +106,7 @@ def test_resume_reaches_the_same_result_as_an_uninterrupted_run(tmp_path):
 
 def test_bad_arguments():
     model = Linear()
-    with pytest.raises(ValueError, match="epochs must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="epochs=0: expected a positive int"):
         fit(model, [], epochs=0, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
     with pytest.raises(ValueError, match="precision='fp16'"):
         fit(model, [], epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), precision="fp16")

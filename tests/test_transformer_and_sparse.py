@@ -65,7 +65,7 @@ def test_positional_encodings_add_to_input_and_apply_dropout():
     assert (out == 0).any() and not torch.allclose(out, x + sinusoidal_table(10, 16))
     with pytest.raises(ValueError, match="sequence length 40 exceeds max_len=32"):
         pe(rand(1, 40, 16))
-    with pytest.raises(ValueError, match=r"expected input of shape \(batch, length, 16\), got \(2, 10, 8\)"):
+    with pytest.raises(ValueError, match=r"x=<tensor of shape \(2, 10, 8\), float32>: expected a floating-point tensor of shape \(batch, length, 16\)"):
         pe(rand(2, 10, 8))
 
 
@@ -116,7 +116,7 @@ def test_encoder_stack_and_errors():
     assert out.shape == (2, 5, 16) and len(encoder.attention_weights) == 2
     with pytest.raises(ValueError, match="activation='tanh'"):
         TransformerEncoderBlock(16, 4, activation="tanh")
-    with pytest.raises(ValueError, match=r"embed_dim \(10\) must be divisible by num_heads \(4\)"):
+    with pytest.raises(ValueError, match=r"dim \(10\) must be divisible by num_heads \(4\)"):
         TransformerEncoderBlock(10, 4)
     with pytest.raises(ValueError, match="num_layers"):
         TransformerEncoder(0, 16, 4)
@@ -161,16 +161,16 @@ def test_pattern_density_shrinks_with_length():
 
 
 @pytest.mark.parametrize(
-    "make, match",
+    "make, error, match",
     [
-        (lambda: SlidingWindow(-1), "window must be an int >= 0, got -1"),
-        (lambda: SlidingWindow(2.5), "window must be an int"),
-        (lambda: GlobalLocal(4, -2), "num_global must be an int >= 0"),
-        (lambda: BlockSparse(0), "block_size must be an int >= 1, got 0"),
+        (lambda: SlidingWindow(-1), ValueError, "window=-1: expected an int >= 0"),
+        (lambda: SlidingWindow(2.5), TypeError, "window=2.5: expected an int"),
+        (lambda: GlobalLocal(4, -2), ValueError, "num_global=-2: expected an int >= 0"),
+        (lambda: BlockSparse(0), ValueError, "block_size=0: expected an int >= 1"),
     ],
 )
-def test_bad_pattern_parameters(make, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_pattern_parameters(make, error, match):
+    with pytest.raises(error, match=match):
         make()
 
 
@@ -182,7 +182,7 @@ def test_mismatched_lengths_and_shapes():
         blocked_local_attention(q, k, k, 2)
     with pytest.raises(ValueError, match=r"\(batch, heads, length, head_dim\), got \(2, 10, 8\)"):
         blocked_local_attention(rand(2, 10, 8), rand(2, 10, 8), rand(2, 10, 8), 2)
-    with pytest.raises(ValueError, match="window must be an int >= 0, got -3"):
+    with pytest.raises(ValueError, match="window=-3: expected an int >= 0"):
         blocked_local_attention(q, q, q, -3)
 
 

@@ -105,21 +105,21 @@ def test_resnet18_image_encoder_gives_a_5x5_grid(splits):
 
 
 @pytest.mark.parametrize(
-    ("overrides", "message"),
+    ("overrides", "error", "message"),
     [
-        ({"head": "lstm"}, "head='lstm'"),
-        ({"image_encoder": "vit"}, "image_encoder='vit'"),
-        ({"question_encoder": "gru", "vocab_size": None}, "needs vocab_size"),
-        ({"dim": 30, "heads": 4}, "divisible by heads"),
-        ({"dim": 0}, "dim must be a positive int"),
-        ({"hops": True}, "hops must be a positive int"),
-        ({"dropout": 1.0}, "dropout must be in"),
-        ({"pad_id": 99, "vocab_size": 10}, "pad_id=99"),
+        ({"head": "lstm"}, ValueError, "head='lstm'"),
+        ({"image_encoder": "vit"}, ValueError, "image_encoder='vit'"),
+        ({"question_encoder": "gru", "vocab_size": None}, ValueError, "needs vocab_size"),
+        ({"dim": 30, "heads": 4}, ValueError, "divisible by heads"),
+        ({"dim": 0}, ValueError, "dim=0: expected a positive int"),
+        ({"hops": True}, TypeError, "hops=True: expected a positive int"),
+        ({"dropout": 1.0}, ValueError, r"dropout=1.0: expected a probability in \[0, 1\)"),
+        ({"pad_id": 99, "vocab_size": 10}, ValueError, "pad_id=99"),
     ],
 )
-def test_config_errors_name_the_bad_value(overrides, message):
+def test_config_errors_name_the_bad_value(overrides, error, message):
     values = {"vocab_size": 10} | overrides
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         VQAConfig(**values)
 
 
@@ -159,7 +159,7 @@ def test_checkpoint_round_trip_restores_config_weights_answers_and_metrics(split
     with pytest.raises(ValueError, match="got 3 answers"):
         save_vqa_checkpoint(path, model, ds.answers[:3])
     save_checkpoint(tmp_path / "other.pt", weights=torch.zeros(2))
-    with pytest.raises(ValueError, match="not a VQA checkpoint"):
+    with pytest.raises(ValueError, match=r"other.pt is not a valid VQA checkpoint \(it lacks \['answers', 'config', 'model'\]\)"):
         load_vqa_checkpoint(tmp_path / "other.pt")
 
 

@@ -12,6 +12,11 @@ Conventions used throughout the package
   :class:`torch.nn.MultiheadAttention`: **True = padding, ignore this key**.
 * A query whose keys are all masked gets all-zero weights (and so a zero output),
   never NaN, and its gradients stay finite.
+* Masked keys are *removed*, not multiplied by zero: a NaN or inf in a masked score, or
+  in a key or value that no query may attend to (padding), never reaches the output or
+  the gradients (IEEE ``0 * NaN`` is NaN, so masks select with ``torch.where``). A key
+  masked for some queries only (e.g. causal) is still read by the others, so its value
+  must be finite.
 """
 
 from __future__ import annotations
@@ -21,6 +26,16 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..validation import (
+    check_bool,
+    check_float,
+    check_input_dtype,
+    check_nonnegative_int,
+    check_optional_positive_int,
+    check_positive_int,
+    check_probability,
+)
 
 __all__ = [
     "masked_softmax",
@@ -44,8 +59,9 @@ __all__ = [
 # ---------------------------------------------------------------------------
 
 
-def _shape(t: Tensor) -> str:
-    return "(" + ", ".join(str(s) for s in t.shape) + ")"
+def _shape(t: Tensor | tuple) -> str:
+    dims = t.shape if isinstance(t, Tensor) else t
+    return "(" + ", ".join(str(s) for s in dims) + ")"
 
 
 def _require_float(name: str, t: Tensor) -> None:
@@ -53,6 +69,11 @@ def _require_float(name: str, t: Tensor) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if not t.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+
+
+def _require_same_dtype(name: str, t: Tensor, reference: Tensor) -> None:
+    if t.dtype != reference.dtype:
+        raise TypeError(f"{name} must have the dtype of the query ({reference.dtype}), got {t.dtype}")
 
 
 def _require_min_dim(name: str, t: Tensor, n: int, layout: str) -> None:
@@ -94,6 +115,7 @@ def valid_lens_to_mask(valid_lens: Tensor, num_keys: int) -> Tensor:
     ``valid_lens`` of shape ``(B,)`` gives a mask ``(B, 1, L_k)``; of shape ``(B, L_q)``
     a mask ``(B, L_q, L_k)``. Either broadcasts against scores ``(B, L_q, L_k)``.
     """
+    check_nonnegative_int("num_keys", num_keys)
     if not isinstance(valid_lens, Tensor):
         valid_lens = torch.as_tensor(valid_lens)
     if valid_lens.is_floating_point() or valid_lens.dtype == torch.bool:
@@ -119,45 +141,82 @@ def causal_mask(num_queries: int, num_keys: int | None = None, device=None) -> T
     With ``num_keys > num_queries`` the mask is aligned to the top left, as in
     :func:`torch.nn.functional.scaled_dot_product_attention` with ``is_causal=True``.
     """
-    num_keys = num_queries if num_keys is None else num_keys
+    check_nonnegative_int("num_queries", num_queries)
+    num_keys = num_queries if num_keys is None else check_nonnegative_int("num_keys", num_keys)
     return torch.ones(num_queries, num_keys, dtype=torch.bool, device=device).tril()
 
 
-def _combine_masks(scores: Tensor, mask: Tensor | None, valid_lens: Tensor | None) -> Tensor | None:
-    """Return one boolean mask broadcastable to ``scores`` (or None), checking shapes."""
+def _check_mask(name: str, mask, shape: torch.Size) -> Tensor:
+    """A boolean mask (True = attend) that broadcasts to ``shape`` without enlarging it."""
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+        raise TypeError(f"{name} must be a boolean tensor (True = attend), got {got}")
+    try:
+        broadcast = torch.broadcast_shapes(mask.shape, shape)
+    except RuntimeError:
+        broadcast = None
+    if broadcast != shape:
+        raise ValueError(
+            f"{name} of shape {_shape(mask)} does not broadcast to the scores' shape "
+            f"{_shape(shape)} (..., num_queries, num_keys)"
+        )
+    return mask
+
+
+def _combine_masks(
+    shape: torch.Size, device: torch.device, mask: Tensor | None, valid_lens: Tensor | None
+) -> Tensor | None:
+    """Return one boolean mask broadcastable to scores of ``shape`` (or None), checking shapes."""
     if mask is not None:
-        if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
-            got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
-            raise TypeError(f"mask must be a boolean tensor (True = attend), got {got}")
-        try:
-            shape = torch.broadcast_shapes(mask.shape, scores.shape)
-        except RuntimeError:
-            shape = None
-        if shape != scores.shape:
-            raise ValueError(
-                f"mask of shape {_shape(mask)} does not broadcast to the scores' shape "
-                f"{_shape(scores)} (..., num_queries, num_keys)"
-            )
+        _check_mask("mask", mask, shape)
     if valid_lens is not None:
-        if scores.dim() < 3:
+        if not isinstance(valid_lens, Tensor):
+            valid_lens = torch.as_tensor(valid_lens)
+        if len(shape) < 3:
             raise ValueError(
                 "valid_lens needs scores of shape (batch, ..., num_queries, num_keys), "
-                f"got {_shape(scores)}"
+                f"got {_shape(shape)}"
             )
-        lens_mask = valid_lens_to_mask(valid_lens.to(scores.device), scores.shape[-1])
-        if lens_mask.shape[0] != scores.shape[0] or (
-            lens_mask.shape[1] != 1 and lens_mask.shape[1] != scores.shape[-2]
-        ):
+        lens_mask = valid_lens_to_mask(valid_lens.to(device), shape[-1])
+        if lens_mask.shape[0] != shape[0] or (lens_mask.shape[1] != 1 and lens_mask.shape[1] != shape[-2]):
             raise ValueError(
                 f"valid_lens of shape {_shape(valid_lens)} does not match scores of shape "
-                f"{_shape(scores)}: expected (batch,) or (batch, num_queries)"
+                f"{_shape(shape)}: expected (batch,) or (batch, num_queries)"
             )
         # Scores may carry extra dims between batch and queries (e.g. heads).
-        lens_mask = lens_mask.view(
-            lens_mask.shape[0], *([1] * (scores.dim() - 3)), *lens_mask.shape[1:]
-        )
+        lens_mask = lens_mask.view(lens_mask.shape[0], *([1] * (len(shape) - 3)), *lens_mask.shape[1:])
         mask = lens_mask if mask is None else mask & lens_mask
     return mask
+
+
+def _drop_unused_keys(mask: Tensor | None, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+    """Zero the keys and values that no query may attend to (padding), by selection.
+
+    Their weights are exactly 0, but ``0 * NaN`` is NaN: a NaN or inf in a padded value
+    row would reach every output through ``weights @ value``, and one in a padded key row
+    would reach the gradients through ``query @ key^T``. ``torch.where`` removes them.
+    """
+    if mask is None:
+        return key, value
+    used = (mask.any(dim=-2) if mask.dim() >= 2 else mask).unsqueeze(-1)  # (..., L_k, 1)
+    return torch.where(used, key, 0), torch.where(used, value, 0)
+
+
+def _softmax_with_mask(scores: Tensor, mask: Tensor | None) -> Tensor:
+    if mask is None:
+        return F.softmax(scores, dim=-1)
+    # Filling with the most negative finite number (not -inf) keeps a fully masked row
+    # finite: its softmax is uniform, and the selection below zeroes it. In any row with
+    # at least one real key, exp(min - max) underflows to exactly 0. Selecting (not
+    # multiplying by the mask) keeps a NaN or inf in a masked score out of the output.
+    filled = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    return torch.where(mask, F.softmax(filled, dim=-1), 0.0)
+
+
+def _check_scale(scale) -> float | None:
+    if scale is None:
+        return None
+    return check_float("scale", scale, minimum=0.0, min_inclusive=False)
 
 
 def masked_softmax(
@@ -182,14 +241,8 @@ def masked_softmax(
     """
     _require_float("scores", scores)
     _require_min_dim("scores", scores, 1, "(..., num_keys)")
-    mask = _combine_masks(scores, mask, valid_lens)
-    if mask is None:
-        return F.softmax(scores, dim=-1)
-    # Filling with the most negative finite number (not -inf) keeps a fully masked row
-    # finite: its softmax is uniform, and the multiplication below zeroes it. In any row
-    # with at least one real key, exp(min - max) underflows to exactly 0.
-    filled = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    return F.softmax(filled, dim=-1) * mask
+    mask = _combine_masks(scores.shape, scores.device, mask, valid_lens)
+    return _softmax_with_mask(scores, mask)
 
 
 # ---------------------------------------------------------------------------
@@ -214,6 +267,11 @@ def scaled_dot_product_score(query: Tensor, key: Tensor, scale: float | None = N
     ``scale`` overrides :math:`1/\sqrt{d}`.
     """
     _check_qkv(query, key, key, same_qk_dim=True)
+    scale = _check_scale(scale)
+    return _scaled_scores(query, key, scale)
+
+
+def _scaled_scores(query: Tensor, key: Tensor, scale: float | None) -> Tensor:
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     # Scaling the (L_q, d) queries instead of the (L_q, L_k) scores saves a pass over
     # the largest tensor in attention; the result is the same up to rounding.
@@ -228,6 +286,7 @@ def bilinear_score(query: Tensor, key: Tensor, weight: Tensor) -> Tensor:
     """
     _check_qkv(query, key, key, same_qk_dim=False)
     _require_float("weight", weight)
+    _require_same_dtype("weight", weight, query)
     if weight.shape != (query.shape[-1], key.shape[-1]):
         raise ValueError(
             f"weight must have shape (d_q, d_k) = ({query.shape[-1]}, {key.shape[-1]}), "
@@ -252,6 +311,10 @@ def additive_score(
     than dot-product attention.
     """
     _check_qkv(query, key, key, same_qk_dim=False)
+    for name, t in (("w_query", w_query), ("w_key", w_key), ("v", v), ("bias", bias)):
+        if t is not None:
+            _require_float(name, t)
+            _require_same_dtype(name, t, query)
     hidden = v.shape[-1]
     expected = {
         "w_query": (hidden, query.shape[-1]),
@@ -263,7 +326,6 @@ def additive_score(
         expected["bias"] = (hidden,)
         tensors["bias"] = bias
     for name, shape in expected.items():
-        _require_float(name, tensors[name])
         if tuple(tensors[name].shape) != shape:
             raise ValueError(f"{name} must have shape {shape}, got {_shape(tensors[name])}")
     q = query @ w_query.T  # (..., L_q, h)
@@ -294,19 +356,26 @@ def scaled_dot_product_attention(
     r"""From-scratch :math:`\mathrm{softmax}(QK^\top/\sqrt{d} + \text{mask})\,V`.
 
     Gives the same output as :func:`torch.nn.functional.scaled_dot_product_attention`
-    (same boolean mask convention: True = attend) and also returns the weights.
+    (same boolean mask convention: True = attend) and also returns the weights. Keys and
+    values that no query may attend to are removed by selection, so a NaN or inf in
+    padding changes neither the output nor the gradients.
 
     Returns:
         ``(output (..., L_q, d_v), weights (..., L_q, L_k))``.
     """
     _check_qkv(query, key, value, same_qk_dim=True)
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
-    scores = scaled_dot_product_score(query, key, scale)
+    dropout_p = check_probability("dropout_p", dropout_p)
+    check_bool("is_causal", is_causal)
+    check_bool("training", training)
+    scale = _check_scale(scale)
+    num_queries, num_keys = query.shape[-2], key.shape[-2]
+    shape = torch.Size((*torch.broadcast_shapes(query.shape[:-2], key.shape[:-2]), num_queries, num_keys))
+    mask = _combine_masks(shape, query.device, mask, valid_lens)
     if is_causal:
-        causal = causal_mask(scores.shape[-2], scores.shape[-1], device=scores.device)
+        causal = causal_mask(num_queries, num_keys, device=query.device)
         mask = causal if mask is None else mask & causal
-    weights = masked_softmax(scores, mask, valid_lens)
+    key, value = _drop_unused_keys(mask, key, value)
+    weights = _softmax_with_mask(_scaled_scores(query, key, scale), mask)
     if dropout_p > 0.0 and training:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ value, weights
@@ -334,9 +403,11 @@ class AdditiveAttention(nn.Module):
         self, query_dim: int, key_dim: int, hidden_dim: int, dropout: float = 0.0, bias: bool = False
     ) -> None:
         super().__init__()
-        for name, value in (("query_dim", query_dim), ("key_dim", key_dim), ("hidden_dim", hidden_dim)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.query_dim = check_positive_int("query_dim", query_dim)
+        self.key_dim = check_positive_int("key_dim", key_dim)
+        check_positive_int("hidden_dim", hidden_dim)
+        check_probability("dropout", dropout)
+        check_bool("bias", bias)
         self.w_query = nn.Linear(query_dim, hidden_dim, bias=False)
         self.w_key = nn.Linear(key_dim, hidden_dim, bias=False)
         self.v = nn.Linear(hidden_dim, 1, bias=False)
@@ -353,10 +424,17 @@ class AdditiveAttention(nn.Module):
         need_weights: bool = True,
     ) -> tuple[Tensor, Tensor | None]:
         _check_qkv(query, key, value, same_qk_dim=False)
+        for name, t, size in (("query", query, self.query_dim), ("key", key, self.key_dim)):
+            if t.shape[-1] != size:
+                raise ValueError(f"{name} must have shape (..., length, {size}), got {_shape(t)}")
+        check_input_dtype("query", query, self.w_query.weight.dtype)
+        shape = torch.Size((*torch.broadcast_shapes(query.shape[:-2], key.shape[:-2]), query.shape[-2], key.shape[-2]))
+        mask = _combine_masks(shape, query.device, mask, valid_lens)
+        key, value = _drop_unused_keys(mask, key, value)
         scores = additive_score(
             query, key, self.w_query.weight, self.w_key.weight, self.v.weight[0], self.bias
         )
-        weights = masked_softmax(scores, mask, valid_lens)
+        weights = _softmax_with_mask(scores, mask)
         output = self.dropout(weights) @ value
         return output, (weights if need_weights else None)
 
@@ -375,7 +453,8 @@ class DotProductAttention(nn.Module):
 
     def __init__(self, scaled: bool = True, dropout: float = 0.0) -> None:
         super().__init__()
-        self.scaled = scaled
+        self.scaled = check_bool("scaled", scaled)
+        check_probability("dropout", dropout)
         self.dropout = nn.Dropout(dropout)
 
     def forward(
@@ -438,19 +517,19 @@ class MultiHeadAttention(nn.Module):
         vdim: int | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(embed_dim, int) or embed_dim <= 0:
-            raise ValueError(f"embed_dim must be a positive int, got {embed_dim!r}")
-        if not isinstance(num_heads, int) or num_heads <= 0:
-            raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
+        check_positive_int("embed_dim", embed_dim)
+        check_positive_int("num_heads", num_heads)
         if embed_dim % num_heads:
             raise ValueError(
                 f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
             )
+        check_probability("dropout", dropout)
+        check_bool("bias", bias)
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
-        self.kdim = embed_dim if kdim is None else kdim
-        self.vdim = embed_dim if vdim is None else vdim
+        self.kdim = embed_dim if kdim is None else check_optional_positive_int("kdim", kdim)
+        self.vdim = embed_dim if vdim is None else check_optional_positive_int("vdim", vdim)
         self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.k_proj = nn.Linear(self.kdim, embed_dim, bias=bias)
         self.v_proj = nn.Linear(self.vdim, embed_dim, bias=bias)
@@ -460,7 +539,7 @@ class MultiHeadAttention(nn.Module):
     def _split_heads(self, x: Tensor) -> Tensor:
         # (B, L, d) -> (B, h, L, d/h): each head attends in its own subspace.
         b, length, _ = x.shape
-        return x.view(b, length, self.num_heads, self.head_dim).transpose(1, 2)
+        return x.reshape(b, length, self.num_heads, self.head_dim).transpose(1, 2)
 
     def forward(
         self,
@@ -494,6 +573,8 @@ class MultiHeadAttention(nn.Module):
                 raise ValueError(
                     f"{name} must have shape (batch, length, {size}), got {_shape(t)}"
                 )
+            check_input_dtype(name, t, self.q_proj.weight.dtype)
+        check_bool("is_causal", is_causal)
         if not (query.shape[0] == key.shape[0] == value.shape[0]):
             raise ValueError(
                 f"query, key and value must share the batch size, got {_shape(query)}, "
@@ -507,16 +588,24 @@ class MultiHeadAttention(nn.Module):
 
         allowed = None
         if key_padding_mask is not None:
-            if key_padding_mask.dtype != torch.bool or key_padding_mask.shape != (batch, num_keys):
-                raise ValueError(
-                    "key_padding_mask must be a boolean tensor of shape (batch, num_keys) = "
-                    f"({batch}, {num_keys}), got {key_padding_mask.dtype} {_shape(key_padding_mask)}"
-                )
+            expected = f"a boolean tensor of shape (batch, num_keys) = ({batch}, {num_keys}), True = padding"
+            if not isinstance(key_padding_mask, Tensor) or key_padding_mask.dtype != torch.bool:
+                got = key_padding_mask.dtype if isinstance(key_padding_mask, Tensor) else type(key_padding_mask).__name__
+                raise TypeError(f"key_padding_mask must be {expected}, got {got}")
+            if key_padding_mask.shape != (batch, num_keys):
+                raise ValueError(f"key_padding_mask must be {expected}, got {_shape(key_padding_mask)}")
             allowed = ~key_padding_mask[:, None, None, :]  # (B, 1, 1, L_k)
         if mask is not None:
-            if mask.dim() == 3:  # (B, L_q, L_k) -> (B, 1, L_q, L_k), shared by the heads
+            if isinstance(mask, Tensor) and mask.dim() == 3:  # (B, L_q, L_k) -> (B, 1, L_q, L_k), shared by the heads
                 mask = mask.unsqueeze(1)
+            _check_mask("mask", mask, torch.Size((batch, self.num_heads, num_queries, num_keys)))
             allowed = mask if allowed is None else allowed & mask
+        if allowed is not None:
+            # Remove the keys no head and no query may see before projecting them: their
+            # projections' weight gradients would otherwise read a NaN held in padding.
+            used = allowed.expand(batch, self.num_heads, num_queries, num_keys).any(dim=(1, 2))
+            key = torch.where(used[..., None], key, 0)
+            value = torch.where(used[..., None], value, 0)
 
         q = self._split_heads(self.q_proj(query))
         k = self._split_heads(self.k_proj(key))

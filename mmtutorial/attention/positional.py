@@ -11,6 +11,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..validation import check_float, check_positive_int, check_probability, check_tensor
+
 __all__ = ["sinusoidal_table", "SinusoidalPositionalEncoding", "LearnedPositionalEncoding"]
 
 
@@ -23,11 +25,11 @@ def sinusoidal_table(length: int, dim: int, base: float = 10_000.0) -> Tensor:
 
     Every entry lies in [-1, 1]; the frequency term multiplies the position ``p``, so
     each position gets its own pattern, and ``PE_p · PE_q`` depends only on ``p - q``.
+    ``base`` must exceed 1: at 1 every frequency is 1 and all pairs of dims are equal.
     """
-    if not isinstance(length, int) or length < 1:
-        raise ValueError(f"length must be a positive int, got {length!r}")
-    if not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"dim must be a positive int, got {dim!r}")
+    check_positive_int("length", length)
+    check_positive_int("dim", dim)
+    base = check_float("base", base, minimum=1.0, min_inclusive=False)
     position = torch.arange(length, dtype=torch.float64)[:, None]  # (length, 1)
     frequency = torch.exp(-math.log(base) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)
     angles = position * frequency  # (length, ceil(dim / 2)): position times frequency
@@ -38,8 +40,7 @@ def sinusoidal_table(length: int, dim: int, base: float = 10_000.0) -> Tensor:
 
 
 def _check_input(x: Tensor, dim: int, max_len: int) -> None:
-    if x.dim() != 3 or x.shape[-1] != dim:
-        raise ValueError(f"expected input of shape (batch, length, {dim}), got {tuple(x.shape)}")
+    check_tensor("x", x, dtype="float", shape=(None, None, dim), layout=f"(batch, length, {dim})")
     if x.shape[1] > max_len:
         raise ValueError(f"sequence length {x.shape[1]} exceeds max_len={max_len} of the positional encoding")
 
@@ -51,11 +52,14 @@ class SinusoidalPositionalEncoding(nn.Module):
         dim: model size.
         max_len: longest sequence the table covers.
         dropout: dropout applied to ``x + PE`` (the returned tensor).
+        base: the wavelength scale of :func:`sinusoidal_table` (> 1).
     """
 
     def __init__(self, dim: int, max_len: int = 4096, dropout: float = 0.0, base: float = 10_000.0) -> None:
         super().__init__()
-        self.dim, self.max_len = dim, max_len
+        self.dim = check_positive_int("dim", dim)
+        self.max_len = check_positive_int("max_len", max_len)
+        check_probability("dropout", dropout)
         self.dropout = nn.Dropout(dropout)
         # A buffer: moves with .to(device), not a parameter, not saved (it is a formula).
         self.register_buffer("table", sinusoidal_table(max_len, dim, base), persistent=False)
@@ -73,9 +77,9 @@ class LearnedPositionalEncoding(nn.Module):
 
     def __init__(self, dim: int, max_len: int = 512, dropout: float = 0.0) -> None:
         super().__init__()
-        if not isinstance(max_len, int) or max_len < 1:
-            raise ValueError(f"max_len must be a positive int, got {max_len!r}")
-        self.dim, self.max_len = dim, max_len
+        self.dim = check_positive_int("dim", dim)
+        self.max_len = check_positive_int("max_len", max_len)
+        check_probability("dropout", dropout)
         self.embedding = nn.Embedding(max_len, dim)
         nn.init.normal_(self.embedding.weight, std=0.02)
         self.dropout = nn.Dropout(dropout)

@@ -31,6 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..validation import (
+    check_choice,
+    check_input_dtype,
+    check_int,
+    check_nonnegative_int,
+    check_positive_int,
+    check_tensor,
+)
 from .core import masked_softmax
 
 __all__ = [
@@ -46,8 +54,7 @@ __all__ = [
 
 
 def _positive_int(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    check_int(name, value, minimum=minimum)
 
 
 class AttentionPattern:
@@ -55,6 +62,7 @@ class AttentionPattern:
 
     def dense_mask(self, length: int, device=None) -> Tensor:
         """``(length, length)`` boolean mask, True = may attend."""
+        check_nonnegative_int("length", length)
         positions = torch.arange(length, device=device)
         return self._allowed(positions[:, None], positions[None, :])
 
@@ -71,6 +79,7 @@ class AttentionPattern:
 
     def density(self, length: int) -> float:
         """Fraction of the ``length x length`` scores the pattern keeps."""
+        check_positive_int("length", length)
         return self.dense_mask(length).float().mean().item()
 
 
@@ -122,11 +131,22 @@ class BlockSparse(AttentionPattern):
         return ((q_block - kv_block).abs() < self.local_blocks) | (kv_block % self.stride == 0)
 
 
+def _check_pattern(pattern) -> None:
+    if not isinstance(pattern, AttentionPattern):
+        raise TypeError(
+            f"pattern={pattern!r}: expected an AttentionPattern (SlidingWindow, GlobalLocal, BlockSparse)"
+        )
+
+
 def _check_qkv(query: Tensor, key: Tensor, value: Tensor) -> None:
     for name, t in (("query", query), ("key", key), ("value", value)):
-        if not isinstance(t, Tensor) or t.dim() != 4 or not t.is_floating_point():
-            shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-            raise ValueError(f"{name} must be a float tensor (batch, heads, length, head_dim), got {shape}")
+        check_tensor(name, t, dtype="float", layout="(batch, heads, length, head_dim)")
+        if t.dim() != 4:
+            raise ValueError(f"{name} must be a float tensor (batch, heads, length, head_dim), got {tuple(t.shape)}")
+    if not (query.dtype == key.dtype == value.dtype):
+        raise TypeError(
+            f"query, key and value must share a dtype, got {query.dtype}, {key.dtype}, {value.dtype}"
+        )
     if not (query.shape[2] == key.shape[2] == value.shape[2]):
         raise ValueError(
             "sparse self-attention needs queries, keys and values of the same length, got "
@@ -140,6 +160,7 @@ def _check_qkv(query: Tensor, key: Tensor, value: Tensor) -> None:
 
 def dense_sparse_attention(query: Tensor, key: Tensor, value: Tensor, pattern: AttentionPattern) -> Tensor:
     """The reference: ``scaled_dot_product_attention`` with the pattern's dense mask."""
+    _check_pattern(pattern)
     _check_qkv(query, key, value)
     mask = pattern.dense_mask(query.shape[2], device=query.device)
     return F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
@@ -179,7 +200,10 @@ def flex_sparse_attention(query: Tensor, key: Tensor, value: Tensor, pattern: At
     with a warning when compilation is unavailable, or when gradients are needed on CPU
     (FlexAttention has no CPU backward in this PyTorch: use :func:`blocked_local_attention`).
     """
+    _check_pattern(pattern)  # before anything is compiled: a bad pattern is not a broken compiler
     _check_qkv(query, key, value)
+    if query.shape[2] == 0:  # nothing to attend: no block mask for an empty sequence
+        return dense_sparse_attention(query, key, value, pattern)
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
     if needs_grad and query.device.type == "cpu":
         warnings.warn(
@@ -218,6 +242,9 @@ def blocked_local_attention(query: Tensor, key: Tensor, value: Tensor, window: i
     _check_qkv(query, key, value)
     _positive_int("window", window, minimum=0)
     batch, heads, length, dim = query.shape
+    value_dim = value.shape[-1]
+    if length == 0:  # no chunks: unfold needs at least one window
+        return value.new_zeros(batch, heads, 0, value_dim)
     chunk = max(window, 1)
     n_chunks = math.ceil(length / chunk)
     pad = n_chunks * chunk - length
@@ -233,8 +260,8 @@ def blocked_local_attention(query: Tensor, key: Tensor, value: Tensor, window: i
     k_pos = chunk_start - chunk + torch.arange(3 * chunk, device=query.device)[None, None, :]
     allowed = ((q_pos - k_pos).abs() <= window) & (k_pos >= 0) & (k_pos < length)
     weights = masked_softmax(scores, allowed)
-    out = weights @ v  # (B, H, n, c, dim)
-    return out.reshape(batch, heads, n_chunks * chunk, dim)[:, :, :length]
+    out = weights @ v  # (B, H, n, c, value_dim)
+    return out.reshape(batch, heads, n_chunks * chunk, value_dim)[:, :, :length]
 
 
 class SparseSelfAttention(nn.Module):
@@ -254,8 +281,10 @@ class SparseSelfAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, pattern: AttentionPattern, backend: str = "dense") -> None:
         super().__init__()
-        if backend not in self.backends:
-            raise ValueError(f"backend={backend!r}: expected one of {self.backends}")
+        check_positive_int("dim", dim)
+        check_positive_int("num_heads", num_heads)
+        _check_pattern(pattern)
+        check_choice("backend", backend, self.backends)
         if backend == "blocked" and not isinstance(pattern, SlidingWindow):
             raise ValueError(f"backend='blocked' supports SlidingWindow only, got {pattern!r}")
         if dim % num_heads:
@@ -265,10 +294,11 @@ class SparseSelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 3 or x.shape[-1] != self.dim:
-            raise ValueError(f"expected input (batch, length, {self.dim}), got {tuple(x.shape)}")
+        check_tensor("x", x, dtype="float", shape=(None, None, self.dim), layout=f"(batch, length, {self.dim})")
+        check_input_dtype("x", x, self.qkv.weight.dtype)
         batch, length, _ = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        head_dim = self.dim // self.num_heads
+        q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, head_dim).permute(2, 0, 3, 1, 4)
         if self.backend == "blocked":
             heads = blocked_local_attention(q, k, v, self.pattern.window)
         elif self.backend == "flex":

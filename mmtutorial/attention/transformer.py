@@ -19,11 +19,21 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..validation import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_input_dtype,
+    check_positive_int,
+    check_probability,
+    check_tensor,
+)
 from .core import MultiHeadAttention
 
 __all__ = ["TransformerEncoderBlock", "TransformerEncoder"]
 
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+_BLOCK_OPTIONS = {"ff_dim", "dropout", "activation", "norm_first", "layer_norm_eps", "bias"}
 
 
 class TransformerEncoderBlock(nn.Module):
@@ -54,10 +64,16 @@ class TransformerEncoderBlock(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation={activation!r}: expected one of {sorted(_ACTIVATIONS)}")
-        if not isinstance(ff_dim, int) or ff_dim < 1:
-            raise ValueError(f"ff_dim must be a positive int, got {ff_dim!r}")
+        self.dim = check_positive_int("dim", dim)
+        check_positive_int("num_heads", num_heads)
+        if dim % num_heads:
+            raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
+        check_positive_int("ff_dim", ff_dim)
+        check_probability("dropout", dropout)
+        check_choice("activation", activation, sorted(_ACTIVATIONS))
+        check_bool("norm_first", norm_first)
+        check_float("layer_norm_eps", layer_norm_eps, minimum=0.0, min_inclusive=False)
+        check_bool("bias", bias)
         self.self_attn = MultiHeadAttention(dim, num_heads, dropout=dropout, bias=bias)
         self.linear1 = nn.Linear(dim, ff_dim, bias=bias)
         self.linear2 = nn.Linear(ff_dim, dim, bias=bias)
@@ -90,6 +106,8 @@ class TransformerEncoderBlock(nn.Module):
         is_causal: bool = False,
         need_weights: bool = False,
     ) -> Tensor:
+        check_tensor("x", x, dtype="float", shape=(None, None, self.dim), layout=f"(batch, length, {self.dim})")
+        check_input_dtype("x", x, self.linear1.weight.dtype)
         if self.norm_first:
             x = x + self._attend(self.norm1(x), key_padding_mask, mask, is_causal, need_weights)
             return x + self._feed_forward(self.norm2(x))
@@ -123,14 +141,19 @@ class TransformerEncoderBlock(nn.Module):
 class TransformerEncoder(nn.Module):
     """A stack of :class:`TransformerEncoderBlock` (plus a final LayerNorm for pre-norm).
 
+    ``block_kwargs`` are the block's keyword arguments (``ff_dim``, ``dropout``,
+    ``activation``, ``norm_first``, ``layer_norm_eps``, ``bias``).
+
     ``forward(x, key_padding_mask=None, mask=None, is_causal=False, need_weights=False)``;
     with ``need_weights`` each block keeps its weights in ``block.attention_weights``.
     """
 
     def __init__(self, num_layers: int, dim: int, num_heads: int, **block_kwargs) -> None:
         super().__init__()
-        if not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
+        check_positive_int("num_layers", num_layers)
+        unknown = sorted(set(block_kwargs) - _BLOCK_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown TransformerEncoder option(s) {unknown}: expected some of {sorted(_BLOCK_OPTIONS)}")
         self.layers = nn.ModuleList(TransformerEncoderBlock(dim, num_heads, **block_kwargs) for _ in range(num_layers))
         self.norm = nn.LayerNorm(dim) if block_kwargs.get("norm_first", False) else nn.Identity()
 

@@ -19,7 +19,10 @@ sample (recorded with every sample), so a fusion model can learn which modality 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import math
+import numbers
+import operator
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,6 +31,8 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 from torch.utils.data import Dataset
+
+from ..validation import check_nonnegative_int
 
 __all__ = ["AVDigitsConfig", "AVDigits", "spoken_digits_dir", "load_spoken_digits", "SAMPLE_RATE"]
 
@@ -65,11 +70,17 @@ def load_spoken_digits() -> tuple[list[dict], list[torch.Tensor]]:
     return rows, waveforms
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _range(name: str, value) -> tuple[float, float]:
-    if isinstance(value, (int, float)):
-        value = (float(value), float(value))
-    if not (isinstance(value, (tuple, list)) and len(value) == 2 and value[0] <= value[1]):
-        raise ValueError(f"{name}={value!r}: expected a number or a (low, high) pair with low <= high")
+    original = value
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        value = (value, value)
+    if not (isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_number(v) for v in value)
+            and value[0] <= value[1]):
+        raise ValueError(f"{name}={original!r}: expected a number or a (low, high) pair with low <= high, all finite")
     return float(value[0]), float(value[1])
 
 
@@ -94,13 +105,13 @@ class AVDigitsConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_val", "n_test", "image_size", "n_mels", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}={value!r}: expected a non-negative int")
+            check_nonnegative_int(name, getattr(self, name))
         if self.image_size < 8:
             raise ValueError(f"image_size={self.image_size}: expected at least 8 (the source images are 8x8)")
         if self.n_mels < 1:
             raise ValueError(f"n_mels={self.n_mels}: expected a positive int")
+        if not isinstance(self.pca_energy, numbers.Real) or isinstance(self.pca_energy, bool):
+            raise TypeError(f"pca_energy={self.pca_energy!r}: expected a fraction in (0, 1]")
         if not 0.0 < self.pca_energy <= 1.0:
             raise ValueError(f"pca_energy={self.pca_energy}: expected a fraction in (0, 1]")
         noise, occ = _range("image_noise", self.image_noise), _range("occlusion", self.occlusion)
@@ -146,6 +157,10 @@ class AVDigits(Dataset):
     def __init__(self, split: str = "train", **config) -> None:
         if split not in SPLITS:
             raise ValueError(f"split={split!r}: expected one of {SPLITS}")
+        known = {f.name for f in fields(AVDigitsConfig)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise TypeError(f"unknown AVDigits option(s) {unknown}: expected split or fields of AVDigitsConfig {sorted(known)}")
         from sklearn.datasets import load_digits
 
         self.config = AVDigitsConfig(**config)
@@ -167,9 +182,10 @@ class AVDigits(Dataset):
         self.labels = rng.integers(0, 10, size=n)
         pool_images = image_splits[split_id]
         pool_audio = np.array([i for i, r in enumerate(rows) if r["speaker"] in set(self.speakers)])
-        self.image_ids = np.array([rng.choice(pool_images[labels[pool_images] == d]) for d in self.labels])
+        # int64 even when empty (a split of 0 samples), so the ids always index
+        self.image_ids = np.array([rng.choice(pool_images[labels[pool_images] == d]) for d in self.labels], dtype=np.int64)
         audio_digits = np.array([rows[i]["digit"] for i in pool_audio])
-        self.audio_ids = np.array([rng.choice(pool_audio[audio_digits == d]) for d in self.labels])
+        self.audio_ids = np.array([rng.choice(pool_audio[audio_digits == d]) for d in self.labels], dtype=np.int64)
         self.speaker = [rows[i]["speaker"] for i in self.audio_ids]
 
         self.image_noise = rng.uniform(*_range("image_noise", cfg.image_noise), size=n)
@@ -185,7 +201,7 @@ class AVDigits(Dataset):
     # -- features ---------------------------------------------------------------------
 
     def _upscale(self, flat: np.ndarray) -> torch.Tensor:
-        images = torch.from_numpy(flat.astype(np.float32)).view(-1, 1, 8, 8)
+        images = torch.from_numpy(flat.astype(np.float32)).view(len(flat), 1, 8, 8)
         size = self.config.image_size
         return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
 
@@ -226,6 +242,9 @@ class AVDigits(Dataset):
         mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=SAMPLE_RATE, n_fft=400, hop_length=160, n_mels=self.config.n_mels
         )  # 25 ms windows, 10 ms hop -> 101 frames per second
+        if len(waveforms) == 0:  # an empty split: (0, 1, n_mels, 101)
+            frames = SAMPLE_RATE // 160 + 1
+            return torch.zeros(0, 1, self.config.n_mels, frames)
         with torch.no_grad():
             spectra = torch.cat([mel(chunk) for chunk in waveforms.split(512)])
         return torch.log(spectra + 1e-6).unsqueeze(1)
@@ -236,6 +255,12 @@ class AVDigits(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> dict:
+        try:
+            if isinstance(index, bool):
+                raise TypeError
+            index = operator.index(index)
+        except TypeError:
+            raise TypeError(f"index={index!r}: expected an int") from None
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for a split of {len(self)} samples")
         return {
@@ -259,6 +284,10 @@ class AVDigits(Dataset):
         ``audio_statistics=(mean, std)`` the spectrograms are standardised."""
         audio = self.audio
         if audio_statistics is not None:
+            if not (isinstance(audio_statistics, (tuple, list)) and len(audio_statistics) == 2
+                    and all(_is_number(v) for v in audio_statistics) and audio_statistics[1] > 0):
+                raise ValueError(f"audio_statistics={audio_statistics!r}: expected (mean, std), finite, with std > 0, "
+                                 "as the training split's audio_statistics() returns")
             mean, std = audio_statistics
             audio = (audio - mean) / std
         return {

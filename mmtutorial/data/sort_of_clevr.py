@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 
@@ -45,6 +46,15 @@ import torch
 from torch.utils.data import Dataset
 
 from ..train import TensorBatches
+from ..validation import (
+    check_bool,
+    check_device,
+    check_int,
+    check_nonnegative_int,
+    check_positive_int,
+    check_tensor,
+    require_keys,
+)
 from .text import load_tokenizer
 
 __all__ = [
@@ -162,8 +172,14 @@ SPLITS = ("train", "val", "test", "test_heldout")
 
 
 def question_text(qtype: int, subtype: int, color_a: int, color_b: int = -1, template: int = 0) -> str:
-    """Render one question from its template (colours by index into :data:`COLORS`)."""
+    """Render one question from its template (colours by index into :data:`COLORS`;
+    ``color_b`` only for ternary questions, ``-1`` otherwise)."""
+    check_int("qtype", qtype, minimum=0, maximum=len(QUESTION_TYPES) - 1)
+    check_int("subtype", subtype, minimum=0, maximum=2)
     templates = TEMPLATES[(qtype, subtype)]
+    check_int("color_a", color_a, minimum=0, maximum=len(COLORS) - 1)
+    check_int("color_b", color_b, minimum=0 if qtype == 2 else -1, maximum=len(COLORS) - 1)
+    check_int("template", template, minimum=0, maximum=len(templates) - 1)
     return templates[template].format(a=COLORS[color_a], b=COLORS[color_b] if color_b >= 0 else "")
 
 
@@ -183,9 +199,8 @@ class SortOfClevrConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_val", "n_test", "questions_per_type", "image_size", "object_size", "num_objects"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an int, got {value!r}")
+            check_int(name, getattr(self, name))
+        check_bool("ternary", self.ternary)
         for name in ("n_train", "n_val", "n_test"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -211,8 +226,7 @@ class SortOfClevrConfig:
                 f"image_size={self.image_size} is too small for {self.num_objects} objects of size "
                 f"{self.object_size}: expected image_size >= {self.minimum_image_size()}"
             )
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        check_nonnegative_int("seed", self.seed)
 
     def minimum_image_size(self) -> int:
         box = 2 * self.object_size + 1
@@ -356,9 +370,15 @@ def _answers(centers: np.ndarray, shapes: np.ndarray, image_index, qtype, subtyp
     return answers
 
 
+def _check_config(config) -> None:
+    if not isinstance(config, SortOfClevrConfig):
+        raise TypeError(f"config={config!r}: expected a SortOfClevrConfig")
+
+
 def generate_sort_of_clevr(config: SortOfClevrConfig) -> dict[str, np.ndarray]:
     """Generate every split. Returns plain arrays (images uint8 ``(N, 3, H, W)``, one row
     per question for the question arrays); deterministic for a given config."""
+    _check_config(config)
     rng = np.random.default_rng(config.seed)
     n_images = config.n_train + config.n_val + config.n_test
     k = config.num_objects
@@ -421,8 +441,9 @@ def _checksum(arrays: dict[str, np.ndarray]) -> str:
 
 
 def _read_cache(path: Path, config: SortOfClevrConfig) -> dict[str, np.ndarray] | None:
-    """The cached arrays, or None (with a warning) if missing, stale or corrupted."""
-    if not path.exists():
+    """The cached arrays, or None (with a warning) if stale or corrupted; None without a
+    warning if there is no cache file (``_write_cache`` says why it cannot write one)."""
+    if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as stored:
@@ -430,31 +451,79 @@ def _read_cache(path: Path, config: SortOfClevrConfig) -> dict[str, np.ndarray] 
             arrays = {name: stored[name] for name in stored.files if name != "__meta__"}
         expected = {"version": GENERATOR_VERSION, "config": asdict(config)}
         if {"version": meta.get("version"), "config": meta.get("config")} != expected:
-            warnings.warn(f"stale Sort-of-CLEVR cache {path.name} (other version or parameters): rebuilding", stacklevel=3)
+            warnings.warn(f"stale Sort-of-CLEVR cache {path.name} (other version or parameters): rebuilding", stacklevel=4)
             return None
         if meta.get("checksum") != _checksum(arrays):
-            warnings.warn(f"corrupted Sort-of-CLEVR cache {path.name} (checksum mismatch): rebuilding", stacklevel=3)
+            warnings.warn(f"corrupted Sort-of-CLEVR cache {path.name} (checksum mismatch): rebuilding", stacklevel=4)
             return None
         return arrays
     except Exception as error:  # truncated zip, bad JSON, missing arrays ...
-        warnings.warn(f"unreadable Sort-of-CLEVR cache {path.name} ({type(error).__name__}): rebuilding", stacklevel=3)
+        warnings.warn(f"unreadable Sort-of-CLEVR cache {path.name} ({type(error).__name__}): rebuilding", stacklevel=4)
         return None
 
 
+def _process_alive(pid: int, tmp: Path) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows: go by age
+        return time.time() - tmp.stat().st_mtime < 3600
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _remove_stale_temp_files(path: Path) -> None:
+    """Remove the ``.NAME.<pid>.tmp`` files that killed writes (of dead processes) left."""
+    try:
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            pid = tmp.name[len(path.name) + 2 : -len(".tmp")]
+            if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid), tmp):
+                tmp.unlink(missing_ok=True)
+    except OSError:  # no folder, or not a folder: nothing to clean
+        pass
+
+
 def _write_cache(path: Path, config: SortOfClevrConfig, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the cache file (to a temporary file, then rename: never half a file). A cache
+    that cannot be written (read-only folder, a file or folder in the way) is not an
+    error: the data stay in memory, with one warning."""
     meta = {"version": GENERATOR_VERSION, "config": asdict(config), "checksum": _checksum(arrays)}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:  # write then rename: a crash never leaves half a file
-        np.savez_compressed(handle, __meta__=np.array(json.dumps(meta)), **arrays)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, __meta__=np.array(json.dumps(meta)), **arrays)
+        os.replace(tmp, path)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        warnings.warn(
+            f"cannot write the Sort-of-CLEVR cache {path} ({reason}): the data stay in memory only "
+            "(set MMTUTORIAL_CACHE to a writable folder to keep them)",
+            stacklevel=5,
+        )
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)  # after a failed write (a successful one renamed it)
+        except OSError:
+            pass
+
+
+def load_sort_of_clevr(config: SortOfClevrConfig, use_cache: bool = True) -> dict[str, np.ndarray]:
+    """Arrays for ``config``: from memory, from the disk cache, or freshly generated
+    (then cached). Also reports how long generation took in ``arrays["__seconds__"]``.
+    ``load_sort_of_clevr.cache_clear()`` empties the in-memory cache."""
+    _check_config(config)
+    check_bool("use_cache", use_cache)
+    return _load_sort_of_clevr(config, use_cache)
 
 
 @lru_cache(maxsize=4)
-def load_sort_of_clevr(config: SortOfClevrConfig, use_cache: bool = True) -> dict[str, np.ndarray]:
-    """Arrays for ``config``: from memory, from the disk cache, or freshly generated
-    (then cached). Also reports how long generation took in ``arrays["__seconds__"]``."""
+def _load_sort_of_clevr(config: SortOfClevrConfig, use_cache: bool) -> dict[str, np.ndarray]:
     path = cache_dir() / f"sort_of_clevr-{config.key()}.npz"
+    if use_cache:
+        _remove_stale_temp_files(path)
     arrays = _read_cache(path, config) if use_cache else None
     if arrays is None:
         start = time.perf_counter()
@@ -466,6 +535,9 @@ def load_sort_of_clevr(config: SortOfClevrConfig, use_cache: bool = True) -> dic
     for array in arrays.values():
         array.setflags(write=False)  # shared between datasets: nobody may modify it
     return arrays
+
+
+load_sort_of_clevr.cache_clear = _load_sort_of_clevr.cache_clear
 
 
 # --------------------------------------------------------------------------------
@@ -496,6 +568,15 @@ class SortOfClevr(Dataset):
     def __init__(self, split: str = "train", tokenizer="minilm", use_cache: bool = True, **config) -> None:
         if split not in SPLITS:
             raise ValueError(f"split={split!r}: expected one of {SPLITS}")
+        known = {f.name for f in fields(SortOfClevrConfig)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise TypeError(f"unknown SortOfClevr option(s) {unknown}: expected split, tokenizer, use_cache "
+                            f"or fields of SortOfClevrConfig {sorted(known)}")
+        if tokenizer is not None and not isinstance(tokenizer, str) and not callable(tokenizer):
+            raise TypeError(f"tokenizer={tokenizer!r}: expected 'minilm', 'words', a model name or path, "
+                            "a tokenizer object, or None")
+        check_bool("use_cache", use_cache)
         self.config = SortOfClevrConfig(**config)
         self.split = split
         arrays = load_sort_of_clevr(self.config, use_cache)
@@ -555,20 +636,32 @@ class SortOfClevr(Dataset):
     def __len__(self) -> int:
         return len(self.answer)
 
+    def _index(self, index) -> int:
+        """``index`` as an int in range (negative counts from the end), or a clear error."""
+        try:
+            if isinstance(index, bool):
+                raise TypeError
+            index = operator.index(index)
+        except TypeError:
+            raise TypeError(f"index={index!r}: expected an int") from None
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for a split of {len(self)} questions")
+        return index
+
     def text(self, index: int) -> str:
-        return self._texts[self._text_id[index]]
+        """The question text of question ``index``."""
+        return self._texts[self._text_id[self._index(index)]]
 
     def scene(self, index: int) -> list[dict]:
         """The scene graph of question ``index``'s image, as readable dicts."""
-        i = self.image_index[index]
+        i = self.image_index[self._index(index)]
         return [
             {"color": COLORS[j], "shape": SHAPES[int(self.shapes[i, j])], "x": int(self.centers[i, j, 0]), "y": int(self.centers[i, j, 1])}
             for j in range(self.config.num_objects)
         ]
 
     def __getitem__(self, index: int) -> dict:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for a split of {len(self)} questions")
+        index = self._index(index)
         i = int(self.image_index[index])
         objects = np.concatenate(
             [np.arange(self.config.num_objects)[:, None], self.shapes[i][:, None], self.centers[i]], axis=1
@@ -592,6 +685,8 @@ class SortOfClevr(Dataset):
 
     def collate(self, batch: list[dict]) -> dict:
         """Stack a list of items; pad ``input_ids`` and add a boolean ``attention_mask``."""
+        if not isinstance(batch, (list, tuple)) or not batch:
+            raise ValueError(f"batch={batch!r:.60}: expected a non-empty list of items (dataset[i])")
         out = {}
         for key in ("image", "structured", "objects"):
             out[key] = torch.stack([item[key] for item in batch])
@@ -633,7 +728,10 @@ class SortOfClevr(Dataset):
         (see :class:`ImageBatches`), so a model encodes each image once, not once per
         question. ``question_types`` keeps only those types (e.g. ``(0,)``: non-relational).
         """
+        device = check_device("device", device)
         if question_types is not None:
+            if not isinstance(question_types, (list, tuple)):
+                raise TypeError(f"question_types={question_types!r}: expected a tuple of question types, e.g. (0,)")
             unknown = set(question_types) - set(range(self.config.question_types))
             if unknown:
                 raise ValueError(f"question_types={question_types!r}: expected values in "
@@ -662,6 +760,7 @@ class QuestionBatches:
 
     def __init__(self, tensors: dict[str, torch.Tensor], batch_size: int, shuffle: bool = False,
                  generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> None:
+        require_keys(tensors, ("images", "image_index"), reader="QuestionBatches")
         rows = {k: v.to(device) for k, v in tensors.items()}
         self.images = rows.pop("images")
         self.rows = TensorBatches(rows, batch_size, shuffle=shuffle, generator=generator)
@@ -687,8 +786,8 @@ class ImageBatches:
 
     def __init__(self, tensors: dict[str, torch.Tensor], images_per_batch: int, shuffle: bool = False,
                  generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> None:
-        if not isinstance(images_per_batch, int) or images_per_batch < 1:
-            raise ValueError(f"images_per_batch must be a positive int, got {images_per_batch!r}")
+        check_positive_int("images_per_batch", images_per_batch)
+        require_keys(tensors, ("images", "image_index"), reader="ImageBatches")
         rows = {k: v.to(device) for k, v in tensors.items()}
         self.images = rows.pop("images")
         # sort the questions by image once, so a batch's rows are contiguous runs
@@ -731,8 +830,12 @@ def object_region_mask(centers: torch.Tensor, grid: int = 5, image_size: int = 7
     measures how much attention lands on the object; ``mask.sum(1) / grid**2`` is what a
     uniform map would put there.
     """
+    check_tensor("centers", centers, layout="(batch, 2)")
     if centers.dim() != 2 or centers.shape[1] != 2:
         raise ValueError(f"expected centers of shape (batch, 2), got {tuple(centers.shape)}")
+    check_positive_int("grid", grid)
+    check_positive_int("image_size", image_size)
+    check_nonnegative_int("object_size", object_size)
     cell = image_size / grid
     edges = torch.arange(grid, device=centers.device) * cell
     x, y = centers[:, :1].float(), centers[:, 1:].float()
@@ -743,9 +846,13 @@ def object_region_mask(centers: torch.Tensor, grid: int = 5, image_size: int = 7
 
 
 def pad_token_ids(sequences: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad 1-D id tensors to one ``(B, L_max)`` tensor plus a boolean mask (True = token)."""
-    lengths = torch.tensor([len(s) for s in sequences])
-    ids = torch.full((len(sequences), int(lengths.max())), pad_id, dtype=torch.long)
+    """Right-pad 1-D id tensors to one ``(B, L_max)`` tensor plus a boolean mask (True = token);
+    no sequences give ``(0, 0)``."""
+    for i, seq in enumerate(sequences):
+        check_tensor(f"sequences[{i}]", seq, dtype="int", dims=1, layout="(length,)")
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
+    longest = int(lengths.max()) if len(sequences) else 0
+    ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
     for row, seq in enumerate(sequences):
         ids[row, : len(seq)] = seq
     mask = torch.arange(ids.shape[1])[None, :] < lengths[:, None]

