@@ -268,10 +268,23 @@ def test_unknown_parameter_is_rejected_before_running(tmp_path):
     assert not (tmp_path / "x.ipynb").exists()
 
 
-def test_bad_parameter_value_fails_with_clear_error(tmp_path):
-    result = execute_notebook(NOTEBOOKS[0], tmp_path / "x.ipynb", {"smoke": True, "seed": -1})
-    assert result.status == "failed"
-    assert "seed must be a non-negative int, got -1" in result.error
+def test_bad_parameter_value_is_rejected_before_a_kernel_starts(tmp_path):
+    with pytest.raises(ValueError, match=r"00_welcome.ipynb: parameter seed=-1: expected a value >= 0"):
+        execute_notebook(NOTEBOOKS[0], tmp_path / "x.ipynb", {"smoke": True, "seed": -1})
+    assert not (tmp_path / "x.ipynb").exists()
+
+
+def test_a_choice_from_a_package_constant_is_checked_before_running(tmp_path):
+    """fusion_experiment.ipynb declares ``Param(fusion, str, choices=FUSIONS)`` with FUSIONS
+    imported from the package: a misspelled fusion is caught up front, not in the kernel."""
+    from mmtutorial.experiments import declared_parameters, plan_sweep
+    from mmtutorial.models.av_fusion import FUSIONS
+
+    experiment = ROOT / "notebooks" / "experiments" / "fusion_experiment.ipynb"
+    assert declared_parameters(experiment)["fusion"].choices == FUSIONS
+    with pytest.raises(ValueError, match=r"point fusion=lat: parameter fusion='lat': expected one of \['image'"):
+        plan_sweep(experiment, {"fixed": {"smoke": True}, "grid": {"fusion": ["early", "lat"]}}, tmp_path / "s")
+    assert not (tmp_path / "s").exists()
 
 
 def test_metrics_are_finite_numbers_where_numeric():

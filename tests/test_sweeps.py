@@ -1,4 +1,4 @@
-"""Sweeps (mmtutorial.sweeps and `python -m mmtutorial.experiments sweep/report`) on a tiny
+"""Sweeps (mmtutorial.experiments.sweeps and `python -m mmtutorial.experiments sweep/report`) on a tiny
 notebook: grid expansion and validation, resume, failure isolation, report."""
 
 import json
@@ -7,12 +7,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mmtutorial.experiments import main
-from mmtutorial.sweeps import (
+from mmtutorial.experiments import (
     SweepPoint,
     collect_results,
     expand_grid,
     load_grid,
+    main,
     plan_sweep,
     run_sweep,
     sweep_report,
@@ -170,33 +170,14 @@ def test_relative_paths_and_parallel_workers_leave_the_working_directory_alone(t
     assert (tmp_path / "runs" / "relative" / "results.csv").exists()
 
 
-def test_child_stderr_goes_to_a_log_inside_jupyter_only(tmp_path, monkeypatch, capfd):
-    import subprocess
-    import sys
+def test_a_headless_run_keeps_the_kernels_noise_in_its_log(toy, tmp_path, capfd):
+    from mmtutorial.experiments import execute_notebook
 
-    from mmtutorial.experiments import child_stderr_to
-
-    def child_says(text):
-        subprocess.run([sys.executable, "-c", f"import sys; sys.stderr.write({text!r})"], check=True)
-
-    log = tmp_path / "kernels.log"
-    with child_stderr_to(log):  # a terminal: the child's stderr stays where it was
-        child_says("terminal warning")
-    assert not log.exists() and "terminal warning" in capfd.readouterr().err
-
-    class KernelStream:  # what sys.stderr looks like inside a Jupyter kernel
-        __module__ = "ipykernel.iostream"
-
-        def flush(self):
-            pass
-
-    monkeypatch.setattr(sys, "stderr", KernelStream())
-    with child_stderr_to(log), child_stderr_to(tmp_path / "nested.log"):
-        child_says("kernel warning")
-    monkeypatch.undo()
-    child_says("after")
-    assert log.read_text() == "kernel warning" and not (tmp_path / "nested.log").exists()
-    assert capfd.readouterr().err == "after", "stderr is restored afterwards"
+    result = execute_notebook(toy, tmp_path / "out" / "toy.ipynb", {"rate": 0.3})
+    assert result.status == "ok"
+    terminal = capfd.readouterr()
+    assert "eavesdropping" not in terminal.err and "KeyboardInterrupt" not in terminal.err, terminal.err
+    assert "Kernel is running over TCP" in (tmp_path / "out" / "toy.kernel.log").read_text()
 
 
 # ---------------------------------------------------------------------------------
@@ -369,3 +350,22 @@ def test_command_line_errors_are_one_line(toy, tmp_path, capsys):
         error = capsys.readouterr().err.strip()
         assert message in error and len(error.splitlines()) == 1
     assert not out.exists() and not (tmp_path / "executed").exists()
+
+
+def test_grading_submissions_of_the_same_name_keeps_each_result(toy, tmp_path, capsys):
+    import shutil
+
+    for student in ("alice", "bob", "carol"):
+        (tmp_path / student).mkdir()
+        shutil.copyfile(toy, tmp_path / student / "submission.ipynb")
+    graded = tmp_path / "graded"
+    argv = ["run", str(tmp_path / "alice" / "submission.ipynb"), str(tmp_path / "bob" / "submission.ipynb"),
+            "--out", str(graded), "-p", "rate", "0.2"]
+    assert main(argv) == 0
+    assert {p.name for p in graded.glob("*.ipynb")} == {"alice__submission.ipynb", "bob__submission.ipynb"}
+    capsys.readouterr()
+    # one submission per call: the second would overwrite the first's result, and is refused
+    assert main(["run", str(tmp_path / "carol" / "submission.ipynb"), "--out", str(tmp_path / "one")]) == 0
+    assert main(["run", str(tmp_path / "bob" / "submission.ipynb"), "--out", str(tmp_path / "one")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "holds the run of" in error and "carol" in error and len(error.splitlines()) == 1

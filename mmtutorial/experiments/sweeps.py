@@ -23,10 +23,7 @@ sweep (mean ± std over seeds, seaborn plots) as a self-contained HTML page.
 
 from __future__ import annotations
 
-import ast
-import base64
 import contextlib
-import io
 import itertools
 import json
 import os
@@ -43,12 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .experiments import check_parameter_names, execute_notebook, notebook_parameters
-from .notebook import Param
-from .outputs import atomic_write_json, atomic_write_text, prepare_output_folder
+from ..outputs import atomic_write_json, atomic_write_text, prepare_output_folder
+from .parameters import check_parameters, declared_parameters, notebook_parameters
+from .runner import execute_notebook
 
 __all__ = ["SweepPoint", "SweepInterrupted", "load_grid", "expand_grid", "validate_points", "plan_sweep",
-           "run_point", "run_sweep", "collect_results", "sweep_report"]
+           "run_point", "run_sweep", "collect_results", "RESULT_FILE", "SWEEP_FILE"]
 
 RESULT_FILE = "result.json"
 SWEEP_FILE = "sweep.json"
@@ -118,66 +115,18 @@ def expand_grid(grid: str | os.PathLike | Mapping[str, Any]) -> list[SweepPoint]
     return points
 
 
-# ---------------------------------------------------------------------------------
-# Validation before anything runs
-# ---------------------------------------------------------------------------------
-
-_KINDS = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "tuple": tuple, "dict": dict}
-
-
-def _declared_params(notebook: Path) -> dict[str, Param]:
-    """The ``Param(...)`` declarations of the notebook's ``setup(...)`` call, as far as
-    their arguments are literals (a ``choices=`` given by a variable is not checked here;
-    the notebook itself still checks it when it runs)."""
-    cells = json.loads(notebook.read_text()).get("cells", [])
-    declared: dict[str, Param] = {"smoke": Param(False, bool), "device": Param("auto", str),
-                                  "seed": Param(0, int, low=0)}
-    for cell in cells:
-        source = "".join(cell.get("source", []))
-        if cell.get("cell_type") != "code" or "setup(" not in source:
-            continue
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            continue
-        for call in ast.walk(tree):
-            if not (isinstance(call, ast.Call) and getattr(call.func, "id", None) == "setup"):
-                continue
-            for keyword in call.keywords:
-                value = keyword.value
-                if not (isinstance(value, ast.Call) and getattr(value.func, "id", None) == "Param"):
-                    continue
-                kind = value.args[1] if len(value.args) > 1 else None
-                kinds = kind.elts if isinstance(kind, ast.Tuple) else [kind] if kind is not None else []
-                resolved = tuple(_KINDS[k.id] for k in kinds if isinstance(k, ast.Name) and k.id in _KINDS)
-                options: dict[str, Any] = {}
-                for option in value.keywords:
-                    if option.arg in ("low", "high", "choices"):
-                        try:
-                            options[option.arg] = ast.literal_eval(option.value)
-                        except ValueError:
-                            pass  # not a literal: left to the notebook
-                declared[keyword.arg] = Param(None, resolved or object, **options)
-    return declared
-
-
 def validate_points(notebook: str | os.PathLike, points: Sequence[SweepPoint]) -> None:
-    """Raise ``ValueError`` naming the first bad parameter name or value, and the
-    notebook's valid parameters, before anything runs."""
-    notebook = Path(notebook)
-    if not notebook.exists():
-        raise FileNotFoundError(f"no notebook at {notebook}")
-    known = notebook_parameters(notebook)
-    declared = _declared_params(notebook)
+    """Raise a one-line error naming the first bad parameter name or value (and the
+    notebook's valid parameters) before anything runs."""
+    known, declared = notebook_parameters(notebook), declared_parameters(notebook)
     for point in points:
-        check_parameter_names(notebook, point.parameters, known)
-        for name, value in point.parameters.items():
-            if name in declared:
-                rule = declared[name]
-                try:
-                    Param(value, rule.kind, rule.low, rule.high, rule.choices).validate(name)
-                except ValueError as error:
-                    raise ValueError(f"{notebook.name}, point {point.name}: {error}") from None
+        try:
+            check_parameters(notebook, point.parameters, known, declared)
+        except ValueError as error:
+            message = str(error)
+            if "unknown parameter" not in message:
+                message = message.replace(": ", f", point {point.name}: ", 1)
+            raise ValueError(message) from None
 
 
 # ---------------------------------------------------------------------------------
@@ -298,11 +247,12 @@ def run_point(notebook: str | os.PathLike, point: SweepPoint, out: str | os.Path
     ``log.txt``, then ``result.json``, written last and atomically). Returns the record.
 
     :func:`run_sweep` calls this in a child process per point (``python -m
-    mmtutorial.sweeps``), so that an interrupted sweep can stop the point's kernel.
+    mmtutorial.experiments.point``), so that an interrupted sweep can stop the point's kernel.
     """
     folder = Path(out) / point.name
     folder.mkdir(parents=True, exist_ok=True)
-    result = execute_notebook(notebook, folder / "notebook.ipynb", point.parameters)
+    result = execute_notebook(notebook, folder / "notebook.ipynb", point.parameters,
+                              kernel_log=folder / "stderr.log")  # the kernel's, next to this process's
     record = {"point": point.name, "notebook": Path(notebook).name, "parameters": point.parameters,
               "status": result.status, "error": result.error, "seconds": round(result.seconds, 2),
               "device": device, "metrics": result.metrics}
@@ -377,7 +327,7 @@ class _PointProcesses:
                 return None
             with open(folder / "stderr.log", "ab") as log:
                 # its own session: Ctrl-C in the terminal reaches the sweep, which stops the points
-                process = subprocess.Popen([sys.executable, "-m", "mmtutorial.sweeps", spec], stdin=subprocess.DEVNULL,
+                process = subprocess.Popen([sys.executable, "-m", "mmtutorial.experiments.point", spec], stdin=subprocess.DEVNULL,
                                            stdout=log, stderr=log, env=self.env, start_new_session=True)
             self.running[point.name] = process
         process.wait()
@@ -430,9 +380,9 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
     stops the running ones (their kernels included), writes ``results.csv`` from what
     finished and raises :class:`SweepInterrupted`; running the sweep again resumes it.
     """
-    from .benchmarking import device_label
-    from .notebook import progress as progress_bar
-    from .train import pick_device
+    from ..benchmarking import device_label
+    from ..notebook import progress as progress_bar
+    from ..train import pick_device
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers={workers!r}: expected a positive int")
@@ -491,81 +441,3 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
     for record in sorted(failed, key=lambda r: r["point"]):
         print(f"  failed {record['point']}: {record['error']}")
     return table
-
-
-def _point_main(argv: Sequence[str]) -> int:
-    """Entry point of a sweep's child process: run one point (see :func:`run_point`)."""
-    spec = json.loads(argv[0])
-    run_point(spec["notebook"], SweepPoint(spec["point"], spec["parameters"]), spec["out"], spec["device"])
-    return 0
-
-
-# ---------------------------------------------------------------------------------
-# Report
-# ---------------------------------------------------------------------------------
-
-
-def _figure_html(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    data = base64.b64encode(buffer.getvalue()).decode()
-    return f'<img alt="{fig.axes[0].get_title()}" src="data:image/png;base64,{data}">'
-
-
-def sweep_report(out: str | os.PathLike, metrics: Sequence[str] | None = None, html: str | os.PathLike | None = None,
-                 over: str = "seed") -> Path:
-    """Write a self-contained HTML summary of a sweep: per setting (every axis but
-    ``over``), mean ± std and count of each metric over ``over``, and a seaborn plot per
-    metric (mean with a ±1 std bar). Returns the HTML path (default ``OUT/report.html``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    import seaborn as sns
-
-    out = Path(out)
-    if not (out / "results.csv").exists():
-        raise FileNotFoundError(f"{out} holds no results.csv: run the sweep first")
-    try:
-        table = pd.read_csv(out / "results.csv")
-    except (ValueError, OSError) as error:  # pandas' ParserError is a ValueError
-        raise ValueError(f"{out / 'results.csv'} is unreadable ({str(error).strip()[:80]}); rerun the sweep "
-                         "to rebuild it") from None
-    sweep = json.loads((out / SWEEP_FILE).read_text()) if (out / SWEEP_FILE).exists() else {"axes": {}}
-    axes = [a for a in sweep["axes"] if a != over and a in table]
-    ok = table[table["status"] == "ok"]
-    if ok.empty:
-        raise ValueError(f"{out}: no finished point to report ({len(table)} points, all failed)")
-    known = {"point", "status", "seconds", "device", "error", *sweep.get("fixed", {}), *sweep["axes"]}
-    numeric = [c for c in ok.columns if c not in known and pd.api.types.is_numeric_dtype(ok[c])]
-    metrics = list(metrics) if metrics else numeric
-    missing = [m for m in metrics if m not in ok]
-    if missing:
-        raise ValueError(f"metric(s) {missing} not in the results; available: {numeric}")
-    keys = [ok[a].astype(str) for a in axes] if axes else [pd.Series("all", index=ok.index, name="setting")]
-    summary = ok.groupby(keys)[metrics].agg(["mean", "std", "count"])
-    parts = [f"<h1>Sweep {out.name}</h1>",
-             f"<p>notebook {sweep.get('notebook', '?')}; {len(table)} points, {len(ok)} finished, "
-             f"{len(table) - len(ok)} failed; mean ± std over {over!r}</p>", summary.round(4).to_html()]
-    plotted = ok.assign(**{a: ok[a].astype(str) for a in axes})
-    for metric in metrics:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        x = axes[0] if axes else None
-        hue = axes[1] if len(axes) > 1 else None
-        sns.pointplot(data=plotted, x=x, y=metric, hue=hue, errorbar="sd", capsize=0.1, ax=ax, linestyle="none",
-                      dodge=0.3 if hue else False)
-        ax.set_title(f"{metric} (mean ± 1 std over {over})")
-        parts.append(_figure_html(fig))
-        plt.close(fig)
-    failed = table[table["status"] != "ok"]
-    if len(failed):
-        parts.append("<h2>Failed points</h2>" + failed[["point", "error"]].to_html(index=False))
-    path = Path(html) if html else out / "report.html"
-    path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>Sweep report</title></head><body>"
-                    + "\n".join(parts) + "</body></html>\n")
-    return path
-
-
-if __name__ == "__main__":
-    sys.exit(_point_main(sys.argv[1:]))
