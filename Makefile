@@ -1,31 +1,39 @@
-# mmtutorial: two commands for a new user (`make lab`, `make test`); the rest for authors.
+# mmtutorial: two commands for a new user (`make lab`, `make test`); `make check` checks a
+# setup in minutes; the rest is for authors and instructors. `make help` lists them all.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
-# Tests run on every core, one torch thread each (two threads per job on two cores made
-# training steps 6-13x slower than one).
+# Tests run on every core (up to 4), one torch thread each: two threads per job on two
+# cores made training steps 6-13x slower than one.
 JOBS ?= $(shell $(PYTHON) -c "import os; print(min(4, os.cpu_count() or 1))")
+# Extra arguments for JupyterLab, e.g. make lab LAB_ARGS="--ip 0.0.0.0 --port 8888 --no-browser"
+LAB_ARGS ?=
 
-.PHONY: help setup kernel lab run refresh test lint classroom site browser clean
+.PHONY: help setup kernel lab run refresh check test lint format classroom site browser clean
 
 help:
-	@echo "make lab      set up .venv, register the Jupyter kernel, open JupyterLab on notebooks/"
-	@echo "make test     set up, then lint + unit tests + every notebook once in smoke mode (all checks)"
-	@echo "make run      set up, then execute every notebook (default parameters) into build/executed/"
-	@echo "make refresh  re-execute every notebook in place so committed outputs are current"
+	@echo "make lab        set up .venv (first time: ~5 GB, 3-10 min), register the kernel, open JupyterLab"
+	@echo "                (remote or classroom server: make lab LAB_ARGS=\"--ip 0.0.0.0 --port 8888 --no-browser\")"
+	@echo "make check      check your setup in about 3 minutes: lint, fast unit tests, notebook 00 in smoke mode"
+	@echo "make test       the whole suite (about 12 minutes on 2 cores): every test, every notebook once in smoke mode"
+	@echo "make run        execute every notebook (default parameters) into build/executed/"
+	@echo "make refresh    re-execute every notebook in place so committed outputs are current"
 	@echo "make classroom  student edition (stubs) + solutions + exercise lists into build/classroom/"
-	@echo "make site     the executed notebooks as a static web site in build/site/"
+	@echo "make site       the executed notebooks as a static web site in build/site/ (a small install)"
+	@echo "make format     ruff format the package, tests, benchmarks and notebooks"
 
 setup: $(STAMP)
 
 # Reinstall when pyproject.toml changes; the package itself is editable.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing into $(VENV)/: about 5 GB (PyTorch is most of it), 3-10 minutes the first time."
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install -e '.[dev]'
+	@$(BIN)/python -c "import mmtutorial, torch" || { echo "setup failed: see the pip output above"; exit 1; }
 	@touch $@
 
 kernel: setup
@@ -35,7 +43,7 @@ kernel: setup
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lab: kernel
-	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG)
+	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG) $(LAB_ARGS)
 
 run: setup
 	$(BIN)/python -m mmtutorial.experiments run $(NOTEBOOKS) --out build/executed
@@ -45,23 +53,36 @@ refresh: setup
 
 lint: setup
 	$(BIN)/ruff check mmtutorial tests data benchmarks notebooks
+	$(BIN)/ruff format --check mmtutorial tests data benchmarks notebooks
+
+format: setup
+	$(BIN)/ruff format mmtutorial tests data benchmarks notebooks
+
+# The quick lane: is this setup working? (The whole suite is `make test`.)
+check: setup lint
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) -m "not slow and not notebook and not browser"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests/test_notebooks.py -k "smoke_mode and 00_welcome"
 
 classroom: setup
 	$(BIN)/python -m mmtutorial.classroom
 
-site: setup
-	$(BIN)/python -m mmtutorial.site
+# The site needs only nbconvert: without the full setup it builds from a small environment.
+SITE_VENV := .venv-site
+site:
+	@if [ -f $(STAMP) ]; then $(BIN)/python -m mmtutorial.site; else \
+	  test -x $(SITE_VENV)/bin/python || $(PYTHON) -m venv $(SITE_VENV); \
+	  echo "Installing the site's tools into $(SITE_VENV)/ (about 60 MB; PyTorch is not needed)"; \
+	  $(SITE_VENV)/bin/python -m pip install --quiet --no-deps -e . && \
+	  $(PYTHON) tools/extra_requirements.py site | xargs $(SITE_VENV)/bin/python -m pip install --quiet && \
+	  $(SITE_VENV)/bin/python -m mmtutorial.site; fi
 
-# The site's browser test needs Debian's chromium (Playwright drives it; nothing is downloaded by Playwright).
-SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# The browser tests (site, JupyterLab) drive Debian's chromium with Playwright (which
+# downloads nothing). Checked first, so a missing browser stops `make test` before any test.
 browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "$$MMTUTORIAL_CHROMIUM" ] || \
-	  { echo "installing chromium for the site's browser test"; \
-	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || \
-	    { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }; }
+	@$(PYTHON) tools/find_chromium.py --install
 
-test: setup lint browser
+test: browser setup lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS)
 
 clean:
-	rm -rf build .pytest_cache .ruff_cache
+	rm -rf build .pytest_cache .ruff_cache $(SITE_VENV)
