@@ -1,16 +1,12 @@
 """Notebooks as experiments: run them headless with papermill, sweep them over parameter
 grids, and collect what they recorded.
 
-Command line::
-
-    python -m mmtutorial.experiments run notebooks/*.ipynb --out build/executed [-p smoke True]
-    python -m mmtutorial.experiments run notebooks/*.ipynb --in-place   # refresh committed outputs
-    python -m mmtutorial.experiments sweep NOTEBOOK --grid grid.yaml --out runs/NAME [--workers N] [--dry-run]
-    python -m mmtutorial.experiments report runs/NAME [--metrics NAME ...] [--html PATH]
-
-Each notebook runs in its own folder as working directory (as in JupyterLab), with
-its parameters checked against the notebook's ``parameters`` cell first: papermill
-itself only warns about an unknown name, which would silently run the defaults.
+* :mod:`.parameters`: a notebook's parameters, checked (names and values) before a kernel starts;
+* :mod:`.runner`: :func:`execute_notebook` (one notebook) and :func:`run_notebooks` (several);
+* :mod:`.sweeps`: grids, :func:`plan_sweep`, :func:`run_sweep` (resumable, interruptible),
+  :func:`collect_results`; :mod:`.point` is a sweep's per-point child process;
+* :mod:`.report`: :func:`sweep_report`, a sweep as one HTML page;
+* :mod:`.commands`: ``python -m mmtutorial.experiments run | sweep | report`` (see its usage).
 """
 
 from .commands import main

@@ -1,4 +1,16 @@
-"""``python -m mmtutorial.experiments``: the run, sweep and report commands."""
+"""``python -m mmtutorial.experiments``: the run, sweep and report commands.
+
+Command line::
+
+    python -m mmtutorial.experiments run notebooks/*.ipynb --out build/executed [-p smoke True]
+    python -m mmtutorial.experiments run notebooks/*.ipynb --in-place   # refresh committed outputs
+    python -m mmtutorial.experiments sweep NOTEBOOK --grid grid.yaml --out runs/NAME [--workers N] [--dry-run]
+    python -m mmtutorial.experiments report runs/NAME [--metrics NAME ...] [--html PATH]
+
+Each notebook runs in its own folder as working directory (as in JupyterLab), with its
+parameter names and values checked against the notebook first: papermill itself only
+warns about an unknown name, which would silently run the defaults.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +34,7 @@ def _parse_value(text: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from . import __doc__ as usage
-
-    parser = ArgumentParser(prog="python -m mmtutorial.experiments", description=usage,
+    parser = ArgumentParser(prog="python -m mmtutorial.experiments", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="execute notebooks headless and print their metrics")
