@@ -59,7 +59,9 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def check_int(
+    name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     """An ``int`` (not a ``bool``, not a float) in ``[minimum, maximum]``; returns it as ``int``."""
     bounds = []
     if minimum is not None:
@@ -176,9 +178,15 @@ def check_dims(name: str, dims: Any, *, count: int | None = None) -> list[int]:
 
 _DTYPE_KINDS = {
     "float": ("a floating-point", lambda t: t.is_floating_point()),
-    "int": ("an integer", lambda t: not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool),
+    "int": (
+        "an integer",
+        lambda t: not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool,
+    ),
     "bool": ("a boolean", lambda t: t.dtype == torch.bool),
-    "int_or_bool": ("an integer or boolean", lambda t: not t.is_floating_point() and not t.is_complex()),
+    "int_or_bool": (
+        "an integer or boolean",
+        lambda t: not t.is_floating_point() and not t.is_complex(),
+    ),
 }
 
 
@@ -197,7 +205,9 @@ def check_tensor(
     kind = _DTYPE_KINDS[dtype][0] if dtype else "a"
     if layout is None and shape is not None:
         layout = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
-    described = f" of shape {layout}" if layout else (f" with {dims} dims" if isinstance(dims, int) else "")
+    described = (
+        f" of shape {layout}" if layout else (f" with {dims} dims" if isinstance(dims, int) else "")
+    )
     expected = f"{kind} tensor{described}"
     if not isinstance(value, Tensor):
         raise _fail(TypeError, name, value, expected)
@@ -211,7 +221,8 @@ def check_tensor(
         if value.dim() not in allowed:
             raise _fail(ValueError, name, value, expected)
     if shape is not None and (
-        value.dim() != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape, strict=True))
+        value.dim() != len(shape)
+        or any(s is not None and s != v for s, v in zip(shape, value.shape, strict=True))
     ):
         raise _fail(ValueError, name, value, expected)
     return value
@@ -222,8 +233,13 @@ def check_input_dtype(name: str, value: Tensor, expected: torch.dtype) -> None:
     float32 module fails deep in a matmul otherwise). Skipped under autocast, which casts."""
     if value.dtype != expected and not torch.is_autocast_enabled(value.device.type):
         wanted = str(expected).replace("torch.", "")
-        raise _fail(TypeError, name, value, f"dtype {wanted}, the dtype of the module's parameters "
-                    "(convert the input or the module)")
+        raise _fail(
+            TypeError,
+            name,
+            value,
+            f"dtype {wanted}, the dtype of the module's parameters "
+            "(convert the input or the module)",
+        )
 
 
 def check_index_range(name: str, value: Tensor, size: int, *, what: str = "ids") -> None:
