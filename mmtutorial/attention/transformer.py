@@ -36,6 +36,13 @@ _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 _BLOCK_OPTIONS = {"ff_dim", "dropout", "activation", "norm_first", "layer_norm_eps", "bias"}
 
 
+def _check_block_input(block: TransformerEncoderBlock, args: tuple, kwargs: dict) -> None:
+    """The block's input ``x`` must be a float ``(batch, length, dim)`` tensor of the block's dtype."""
+    x = args[0] if args else kwargs.get("x")
+    check_tensor("x", x, dtype="float", shape=(None, None, block.dim), layout=f"(batch, length, {block.dim})")
+    check_input_dtype("x", x, block.linear1.weight.dtype)
+
+
 class TransformerEncoderBlock(nn.Module):
     """One Transformer encoder layer (self-attention + feed-forward, residuals, norms).
 
@@ -85,6 +92,8 @@ class TransformerEncoderBlock(nn.Module):
         self.activation_name = activation
         self.norm_first = norm_first
         self.attention_weights: Tensor | None = None
+        # Checked in a hook, so forward (printed in notebook 04) shows only the computation.
+        self.register_forward_pre_hook(_check_block_input, with_kwargs=True)
 
     def _attend(self, x, key_padding_mask, mask, is_causal, need_weights) -> Tensor:
         out, weights = self.self_attn(
@@ -106,8 +115,6 @@ class TransformerEncoderBlock(nn.Module):
         is_causal: bool = False,
         need_weights: bool = False,
     ) -> Tensor:
-        check_tensor("x", x, dtype="float", shape=(None, None, self.dim), layout=f"(batch, length, {self.dim})")
-        check_input_dtype("x", x, self.linear1.weight.dtype)
         if self.norm_first:
             x = x + self._attend(self.norm1(x), key_padding_mask, mask, is_causal, need_weights)
             return x + self._feed_forward(self.norm2(x))
