@@ -24,6 +24,7 @@ from .runner import (
     environment,
     execute_notebook,
     run_notebooks,
+    run_point,
 )
 from .sweeps import (
     SweepInterrupted,
@@ -32,7 +33,6 @@ from .sweeps import (
     expand_grid,
     load_grid,
     plan_sweep,
-    run_point,
     run_sweep,
     validate_points,
 )

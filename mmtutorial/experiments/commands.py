@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..cli import ArgumentParser, positive_int
+from ..cli import ArgumentParser, int_at_least, positive_int
 from .runner import run_notebooks
 
 __all__ = ["main"]
@@ -48,7 +48,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep.add_argument("notebook")
     sweep.add_argument("--grid", required=True, help="YAML file: 'grid:' axes (lists) and 'fixed:' values")
     sweep.add_argument("--out", required=True, help="the sweep's folder, e.g. runs/NAME")
-    sweep.add_argument("--workers", type=positive_int, default=1, help="points run at once (CPU)")
+    sweep.add_argument("--workers", type=positive_int, default=1,
+                       help="points run at once on this machine (or the LocalCluster's size with --scheduler local)")
+    sweep.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run the points on a Dask cluster: its scheduler's address (tcp://host:8786), "
+                            "or 'local' for a LocalCluster on this machine")
+    sweep.add_argument("--gpus", type=int_at_least(0), default=None,
+                       help="GPUs to hand out on this machine, one per running point (default: all)")
+    sweep.add_argument("--points-per-gpu", type=positive_int, default=1, help="points that may share one GPU")
     sweep.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     report = commands.add_parser("report", help="summarize a sweep as HTML (mean ± std over seeds, plots)")
     report.add_argument("folder")
@@ -81,8 +88,9 @@ def _sweep_command(args: argparse.Namespace) -> int:
         if args.command == "report":
             print(f"wrote {sweep_report(args.folder, args.metrics, args.html, over=args.over)}")
             return 0
-        table = run_sweep(args.notebook, args.grid, args.out, workers=args.workers, dry_run=args.dry_run)
-    except (ValueError, FileNotFoundError) as error:
+        table = run_sweep(args.notebook, args.grid, args.out, workers=args.workers, dry_run=args.dry_run,
+                          scheduler=args.scheduler, gpus=args.gpus, points_per_gpu=args.points_per_gpu)
+    except (ValueError, FileNotFoundError, ConnectionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except SweepInterrupted as interrupted:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import sys
 
-from .sweeps import SweepPoint, run_point
+from .records import SweepPoint
+from .runner import run_point
 
 
 def main(argv: list[str]) -> int:

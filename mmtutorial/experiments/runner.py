@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..outputs import prepare_output_folder
+from ..outputs import atomic_write_json, atomic_write_text, prepare_output_folder
 from .parameters import check_parameters
+from .records import RESULT_FILE, SweepPoint, stream_log
 
-__all__ = ["NotebookResult", "execute_notebook", "run_notebooks", "output_names", "clean_notebook", "environment",
+__all__ = ["NotebookResult", "execute_notebook", "run_notebooks", "output_names", "run_point", "clean_notebook", "environment",
            "CELL_TIMEOUT_S"]
 
 #: Seconds one cell may run before papermill gives up (a dead kernel must not hang CI).
@@ -227,3 +228,23 @@ def run_notebooks(
         print(result.summary_line(), flush=True)
         results.append(result)
     return results
+
+
+def run_point(notebook: str | os.PathLike, point: SweepPoint, out: str | os.PathLike, device: str) -> dict[str, Any]:
+    """Execute one point into ``OUT/<point>/`` and record it (``notebook.ipynb``,
+    ``log.txt``, then ``result.json``, written last and atomically). Returns the record.
+
+    :func:`run_sweep` calls this in a child process per point (``python -m
+    mmtutorial.experiments.point``), so that an interrupted sweep can stop the point's kernel.
+    """
+    folder = Path(out) / point.name
+    folder.mkdir(parents=True, exist_ok=True)
+    result = execute_notebook(notebook, folder / "notebook.ipynb", point.parameters,
+                              kernel_log=folder / "stderr.log")  # the kernel's, next to this process's
+    record = {"point": point.name, "notebook": Path(notebook).name, "parameters": point.parameters,
+              "status": result.status, "error": result.error, "seconds": round(result.seconds, 2),
+              "device": device, "metrics": result.metrics}
+    atomic_write_text(folder / "log.txt", stream_log(result.output)
+                      + (f"\nERROR {result.error}\n" if result.error else ""))
+    atomic_write_json(folder / RESULT_FILE, record)
+    return record

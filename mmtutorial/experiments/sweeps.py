@@ -23,41 +23,29 @@ sweep (mean ± std over seeds, seaborn plots) as a self-contained HTML page.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import threading
 import time
-import warnings
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..outputs import atomic_write_json, atomic_write_text, prepare_output_folder
+from .executors import DaskExecutor, LocalExecutor, connect_dask
 from .parameters import check_parameters, declared_parameters, notebook_parameters
-from .runner import execute_notebook
+from .records import (
+    RESULT_FILE,
+    SWEEP_FILE,
+    SweepPoint,
+    finished_record,
+    normalized,
+    read_record,
+)
 
 __all__ = ["SweepPoint", "SweepInterrupted", "load_grid", "expand_grid", "validate_points", "plan_sweep",
-           "run_point", "run_sweep", "collect_results", "RESULT_FILE", "SWEEP_FILE"]
-
-RESULT_FILE = "result.json"
-SWEEP_FILE = "sweep.json"
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    """One run of a sweep: its folder name and the notebook parameters it sets."""
-
-    name: str
-    parameters: dict[str, Any]
-
+           "run_sweep", "collect_results"]
 
 def load_grid(grid: str | os.PathLike | Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     """``(fixed, axes)`` from a YAML file or a mapping (see the module docstring)."""
@@ -134,41 +122,12 @@ def validate_points(notebook: str | os.PathLike, points: Sequence[SweepPoint]) -
 # ---------------------------------------------------------------------------------
 
 
-def _normalized(value: Any) -> Any:
-    """``value`` as it reads back from JSON (tuples become lists), for comparisons."""
-    return json.loads(json.dumps(value))
-
-
-def _read_record(path: Path) -> dict[str, Any] | None:
-    """A point's ``result.json``, or None when missing or unreadable (with a warning naming
-    the file: the point then runs again instead of blocking the sweep)."""
-    if not path.exists():
-        return None
-    try:
-        record = json.loads(path.read_text())
-        if not isinstance(record, dict) or not {"status", "parameters", "metrics"} <= set(record):
-            raise ValueError("not a sweep result")
-        return record
-    except (OSError, ValueError) as error:
-        warnings.warn(f"{path} is unreadable ({type(error).__name__}: {str(error)[:80]}); that point runs again",
-                      stacklevel=3)
-        return None
-
-
-def _finished_record(out: Path, point: SweepPoint) -> dict[str, Any] | None:
-    """The point's record if it finished ("ok") *with exactly this point's parameters*."""
-    record = _read_record(out / point.name / RESULT_FILE)
-    if record is None or record.get("status") != "ok":
-        return None
-    return record if _normalized(record["parameters"]) == _normalized(point.parameters) else None
-
-
 def _merge_axes(old: Mapping[str, list[Any]], new: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
     """Each axis' values in the order first seen, old then new (a sweep may grow)."""
     merged = {}
     for name in new:
         values = list(old.get(name, []))
-        values += [v for v in new[name] if _normalized(v) not in _normalized(values)]
+        values += [v for v in new[name] if normalized(v) not in normalized(values)]
         merged[name] = values
     return merged
 
@@ -180,7 +139,7 @@ def _sweep_record(out: Path, notebook: Path, fixed: dict[str, Any], axes: dict[s
     its axes may gain or lose values (more seeds, say). A different sweep is refused, so
     its results never mix with this one's in ``results.csv``.
     """
-    new = {"notebook": notebook.name, "fixed": _normalized(fixed), "axes": _normalized(axes)}
+    new = {"notebook": notebook.name, "fixed": normalized(fixed), "axes": normalized(axes)}
     path = out / SWEEP_FILE
     if not path.exists():
         return new
@@ -218,48 +177,13 @@ def plan_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[st
     validate_points(notebook, points)
     out = Path(out)
     _sweep_record(out, Path(notebook), fixed, axes)
-    done = [p for p in points if _finished_record(out, p) is not None]
+    done = [p for p in points if finished_record(out, p) is not None]
     return [p for p in points if p not in done], done
 
 
 # ---------------------------------------------------------------------------------
 # Running: each point in its own process (and kernel), so Ctrl-C can stop it
 # ---------------------------------------------------------------------------------
-
-
-def _stream_log(notebook_path: Path) -> str:
-    """The text a notebook printed, cell by cell (its 'log')."""
-    if not notebook_path.exists():
-        return ""
-    lines = []
-    for i, cell in enumerate(json.loads(notebook_path.read_text()).get("cells", [])):
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream":
-                lines.append(f"[cell {i}] {''.join(output.get('text', ''))}".rstrip())
-            elif output.get("output_type") == "error":
-                lines.append(f"[cell {i}] {output.get('ename')}: {output.get('evalue')}")
-                lines.extend(re.sub(r"\x1b\[[0-9;]*m", "", t) for t in output.get("traceback", []))
-    return "\n".join(lines) + "\n"
-
-
-def run_point(notebook: str | os.PathLike, point: SweepPoint, out: str | os.PathLike, device: str) -> dict[str, Any]:
-    """Execute one point into ``OUT/<point>/`` and record it (``notebook.ipynb``,
-    ``log.txt``, then ``result.json``, written last and atomically). Returns the record.
-
-    :func:`run_sweep` calls this in a child process per point (``python -m
-    mmtutorial.experiments.point``), so that an interrupted sweep can stop the point's kernel.
-    """
-    folder = Path(out) / point.name
-    folder.mkdir(parents=True, exist_ok=True)
-    result = execute_notebook(notebook, folder / "notebook.ipynb", point.parameters,
-                              kernel_log=folder / "stderr.log")  # the kernel's, next to this process's
-    record = {"point": point.name, "notebook": Path(notebook).name, "parameters": point.parameters,
-              "status": result.status, "error": result.error, "seconds": round(result.seconds, 2),
-              "device": device, "metrics": result.metrics}
-    atomic_write_text(folder / "log.txt", _stream_log(result.output)
-                      + (f"\nERROR {result.error}\n" if result.error else ""))
-    atomic_write_json(folder / RESULT_FILE, record)
-    return record
 
 
 def _row(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -290,11 +214,11 @@ def collect_results(out: str | os.PathLike):
         points = expand_grid({"fixed": sweep["fixed"], "grid": sweep["axes"]})
         records = []
         for point in points:
-            record = _read_record(out / point.name / RESULT_FILE)
-            if record is not None and _normalized(record["parameters"]) == _normalized(point.parameters):
+            record = read_record(out / point.name / RESULT_FILE)
+            if record is not None and normalized(record["parameters"]) == normalized(point.parameters):
                 records.append(record)
     else:
-        records = [r for r in (_read_record(p) for p in sorted(out.glob(f"*/{RESULT_FILE}"))) if r is not None]
+        records = [r for r in (read_record(p) for p in sorted(out.glob(f"*/{RESULT_FILE}"))) if r is not None]
     return _write_table(out, records)
 
 
@@ -307,82 +231,29 @@ class SweepInterrupted(KeyboardInterrupt):
         self.finished, self.total, self.out = finished, total, out
 
 
-class _PointProcesses:
-    """Runs points as child processes (one kernel each) and stops them all on request."""
-
-    def __init__(self, notebook: Path, out: Path, env: Mapping[str, str]) -> None:
-        self.notebook, self.out, self.env = notebook, out, dict(env)
-        self.running: dict[str, subprocess.Popen] = {}
-        self.stopping = threading.Event()
-        self.lock = threading.Lock()
-
-    def run(self, point: SweepPoint, device: str) -> dict[str, Any] | None:
-        """The point's record, or None when it was cancelled or stopped."""
-        folder = self.out / point.name
-        folder.mkdir(parents=True, exist_ok=True)
-        spec = json.dumps({"notebook": str(self.notebook), "out": str(self.out), "point": point.name,
-                           "parameters": point.parameters, "device": device})
-        with self.lock:
-            if self.stopping.is_set():
-                return None
-            with open(folder / "stderr.log", "ab") as log:
-                # its own session: Ctrl-C in the terminal reaches the sweep, which stops the points
-                process = subprocess.Popen([sys.executable, "-m", "mmtutorial.experiments.point", spec], stdin=subprocess.DEVNULL,
-                                           stdout=log, stderr=log, env=self.env, start_new_session=True)
-            self.running[point.name] = process
-        process.wait()
-        with self.lock:
-            self.running.pop(point.name, None)
-        record = _read_record(folder / RESULT_FILE)
-        if self.stopping.is_set() and (record is None or record.get("status") != "ok"
-                                       or _normalized(record["parameters"]) != _normalized(point.parameters)):
-            (folder / RESULT_FILE).unlink(missing_ok=True)  # stopped, not failed: it runs again next time
-            return None
-        if record is None or _normalized(record["parameters"]) != _normalized(point.parameters):
-            log = (folder / "stderr.log").read_text(errors="replace").strip().splitlines()
-            record = {"point": point.name, "notebook": self.notebook.name, "parameters": point.parameters,
-                      "status": "failed", "seconds": 0.0, "device": device, "metrics": {},
-                      "error": f"the point's process exited with code {process.returncode}: "
-                               f"{log[-1] if log else 'no output'}"}
-            atomic_write_json(folder / RESULT_FILE, record)
-        return record
-
-    def stop(self, grace_seconds: float = 20.0) -> None:
-        """Stop every running point: SIGTERM (the point shuts its kernel down), then SIGKILL."""
-        with self.lock:
-            self.stopping.set()
-            processes = list(self.running.values())
-        for process in processes:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-        deadline = time.monotonic() + grace_seconds
-        for process in processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
 def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike,
-              *, workers: int = 1, dry_run: bool = False, progress: bool = True):
+              *, workers: int = 1, dry_run: bool = False, progress: bool = True, scheduler: str | None = None,
+              gpus: int | None = None, points_per_gpu: int = 1):
     """Run (or, with ``dry_run``, print the plan of) a sweep; return the results table.
 
     Args:
         notebook: the notebook to execute at every point.
         grid: a YAML file or mapping (module docstring).
         out: the sweep's folder (``runs/NAME``): new, empty, or holding this same sweep.
-        workers: points run at once (each in its own process and Jupyter kernel).
+        workers: points run at once on this machine (each in its own process and kernel).
+        scheduler: run the points on a Dask cluster instead: the scheduler's address
+            (``tcp://host:8786``), or ``"local"`` for a ``LocalCluster`` of ``workers``
+            processes on this machine (see :mod:`.executors`).
+        gpus: GPUs to hand out on this machine, one per running point (default: all that
+            PyTorch sees); ``points_per_gpu`` points may share one when asked.
 
-    Everything is validated before anything is written. ``results.csv`` is rewritten as
-    each point finishes. Ctrl-C (``KeyboardInterrupt``) cancels the queued points,
-    stops the running ones (their kernels included), writes ``results.csv`` from what
-    finished and raises :class:`SweepInterrupted`; running the sweep again resumes it.
+    Everything is validated (and a Dask scheduler reached) before anything is written.
+    ``results.csv`` is rewritten as each point finishes. Ctrl-C (``KeyboardInterrupt``)
+    cancels the queued points, stops the running ones (their kernels included), writes
+    ``results.csv`` from what finished and raises :class:`SweepInterrupted`; running the
+    sweep again resumes it.
     """
-    from ..benchmarking import device_label
     from ..notebook import progress as progress_bar
-    from ..train import pick_device
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers={workers!r}: expected a positive int")
@@ -398,41 +269,50 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
             print(f"  skip  {point.name} (finished)")
         return None
     sweep = _sweep_record(out, notebook, fixed, axes)
-    prepare_output_folder(out, "sweep")  # refuses a folder that is not this tool's
-    atomic_write_json(out / SWEEP_FILE, sweep)
-    devices = {p.name: device_label(pick_device(p.parameters.get("device", "auto"))) for p in to_run}
-    # Text progress bars in the saved notebooks, and the CPU cores split between the workers
-    # instead of each kernel taking them all.
-    env = {**os.environ, "MMTUTORIAL_TEXT_PROGRESS": "1"}
-    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
-    records = {p.name: _finished_record(out, p) for p in done}
-    processes = _PointProcesses(notebook, out, env)
-    bar = progress_bar(total=len(to_run), desc=f"sweep {out.name}", disable=not progress)
-    started = time.perf_counter()
-    pool, futures = ThreadPoolExecutor(max_workers=workers), []
+    client = connect_dask(scheduler, workers=workers) if scheduler else None  # unreachable: fails here
     try:
-        futures = [pool.submit(processes.run, p, devices[p.name]) for p in to_run]
-        for future in as_completed(futures):
-            record = future.result()
+        prepare_output_folder(out, "sweep")  # refuses a folder that is not this tool's
+        atomic_write_json(out / SWEEP_FILE, sweep)
+        if client is not None:
+            executor = DaskExecutor(client, notebook, out)
+        else:
+            # Text progress bars in the saved notebooks, and the CPU cores split between the
+            # workers instead of each kernel taking them all.
+            env = {**os.environ, "MMTUTORIAL_TEXT_PROGRESS": "1"}
+            if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+                env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+            executor = LocalExecutor(notebook, out, env, workers, gpus=gpus, points_per_gpu=points_per_gpu)
+        return _run_points(executor, to_run, done, out, shown, progress_bar(
+            total=len(to_run), desc=f"sweep {out.name}", disable=not progress))
+    finally:
+        if client is not None:
+            cluster = client.cluster if scheduler == "local" else None
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _run_points(executor, to_run: list[SweepPoint], done: list[SweepPoint], out: Path, shown: Path, bar):
+    """Run ``to_run`` on ``executor``, keeping ``results.csv`` current; Ctrl-C stops it all."""
+    records = {p.name: finished_record(out, p) for p in done}
+    started, futures = time.perf_counter(), []
+    try:
+        futures = [executor.submit(p) for p in to_run]
+        for future in executor.as_completed(futures):
+            record = executor.result(future)
             if record is not None:
                 records[record["point"]] = record
                 _write_table(out, list(records.values()))  # an interrupted sweep keeps what finished
                 bar.update(1)
                 bar.set_postfix(last=f"{record['point']} {record['status']}")
     except KeyboardInterrupt:
-        pool.shutdown(wait=False, cancel_futures=True)
-        processes.stop()
-        pool.shutdown(wait=True)
+        executor.stop()
         bar.close()
-        for future in futures:
-            if future.done() and not future.cancelled() and future.exception() is None and future.result():
-                records[future.result()["point"]] = future.result()
         _write_table(out, list(records.values()))
         finished = sum(r["status"] == "ok" for r in records.values())
         raise SweepInterrupted(finished, len(to_run) + len(done), shown) from None
     finally:
-        pool.shutdown(wait=True)
+        executor.close()
         bar.close()
     table = _write_table(out, list(records.values()))
     failed = [r for r in records.values() if r["status"] != "ok"]
