@@ -73,6 +73,7 @@ class MissingModalityExplorer(Explorer):
         self.probabilities: dict[str, torch.Tensor] = {}
         self.weights: dict[str, torch.Tensor] = {}
         self._build()
+        self.refresh()
 
     def validate(self, name, value):
         if name == "index":

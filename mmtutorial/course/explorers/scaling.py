@@ -65,6 +65,7 @@ class ScalingExplorer(Explorer):
         }
         self.state = {"dim": self.validate("dim", dim), "scaled": self.validate("scaled", scaled)}
         self._build()
+        self.refresh()
 
     def validate(self, name, value):
         if name == "dim":

@@ -53,6 +53,7 @@ class SoftLookupExplorer(Explorer):
         }
         self.state = {name: self.validate(name, value) for name, value in self.state.items()}
         self._build()
+        self.refresh()
 
     def validate(self, name, value):
         if name == "query":

@@ -107,6 +107,7 @@ class SparsePatternExplorer(Explorer):
         self.costs: dict[str, float] = {}
         self.times_ms: dict[str, float] = {}
         self._build()
+        self.refresh()
 
     def validate(self, name, value):
         if name == "pattern":

@@ -117,6 +117,7 @@ class VQAExplorer(Explorer):
         self.map_names = list(self._run(own)["maps"]) if own and not self._tokens(own)[1] else []
         self.figure.set_size_inches(3.3 * (2 + max(1, len(self.map_names))), 3.9)
         self._build()
+        self.refresh()
 
     # -- images and questions -----------------------------------------------------------
 
