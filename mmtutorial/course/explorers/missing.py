@@ -34,9 +34,9 @@ class MissingModalityExplorer(Explorer):
         test_set: AVDigits,
         audio_statistics: tuple[float, float],
         index: int = 0,
-        image_noise: float = 0.4,
-        occlusion: float = 0.25,
-        snr_db: float = -4.0,
+        image_noise: float = 0.2,
+        occlusion: float = 0.1,
+        snr_db: float = 0.0,
     ):
         super().__init__(figsize=(13, 3.8))
         if not isinstance(models, Mapping) or not models:
@@ -138,7 +138,7 @@ class MissingModalityExplorer(Explorer):
         self.predict()
         names = list(self.models)
         weighted = list(self.weights)
-        image_ax, audio_ax, prob_ax, gate_ax = self.figure.subplots(1, 4, width_ratios=(1, 1.5, 2.4, 1.4))
+        image_ax, audio_ax, prob_ax, gate_ax = self.figure.subplots(1, 4, width_ratios=(1.3, 1.4, 2.4, 1.5))
         size = self.clean_images.shape[-1]
         self.image = image_ax.imshow(np.zeros((size, size)), cmap="gray", vmin=0, vmax=1, animated=True)
         image_ax.set_xticks([])
@@ -178,14 +178,10 @@ class MissingModalityExplorer(Explorer):
         image, audio = self.batch["image"][0, 0].cpu().numpy(), self.batch["audio"][0, 0].cpu().numpy()
         self.image.set_data(image if s["image_present"] else np.full_like(image, 0.5))
         self.spectrogram.set_data(audio if s["audio_present"] else np.zeros_like(audio))
-        self.image_ax.set_title(
-            f"image: noise {s['image_noise']:.2f}, {s['occlusion']:.0%} hidden"
-            if s["image_present"]
-            else "image absent",
-            fontsize=9,
-        )
+        hidden = f"{s['image_noise']:.2f} noise, {s['occlusion']:.0%} hidden"
+        self.image_ax.set_title(f"image\n{hidden}" if s["image_present"] else "image\nabsent", fontsize=9)
         self.audio_ax.set_title(
-            f"audio: {s['snr_db']:.0f} dB SNR" if s["audio_present"] else "audio absent", fontsize=9
+            f"audio\n{s['snr_db']:.0f} dB SNR" if s["audio_present"] else "audio\nabsent", fontsize=9
         )
         table = torch.stack(list(self.probabilities.values())).numpy()
         self.heatmap.set_data(table)

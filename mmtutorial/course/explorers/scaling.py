@@ -44,7 +44,13 @@ class ScalingExplorer(Explorer):
     """The dimension ``d`` and scaling on/off; the softmax's saturation follows."""
 
     def __init__(
-        self, dims=DIMS, num_keys: int = 16, samples: int = 256, dim: int = 512, scaled: bool = False, seed: int = 0
+        self,
+        dims=DIMS,
+        num_keys: int = 16,
+        samples: int = 256,
+        dim: int | None = None,
+        scaled: bool = False,
+        seed: int = 0,
     ):
         super().__init__(figsize=(11, 3.6))
         dims = tuple(dims)
@@ -63,6 +69,7 @@ class ScalingExplorer(Explorer):
             for d in self.dims
             for scaled_ in (False, True)
         }
+        dim = max(self.dims) if dim is None else dim
         self.state = {"dim": self.validate("dim", dim), "scaled": self.validate("scaled", scaled)}
         self._build()
         self.refresh()
@@ -134,8 +141,9 @@ class ScalingExplorer(Explorer):
         ]
 
 
-def explore_scaling(dims=DIMS, num_keys: int = 16, samples: int = 256, dim: int = 512, scaled: bool = False):
-    """Notebook 02's explorer: a slider for the vector size ``d`` (one of ``dims``) and a
-    switch for the ``1/sqrt(d)`` scaling; shows the average softmax row and the largest
-    weight against ``d``. Display it (the last line of a cell) to get the widget."""
+def explore_scaling(dims=DIMS, num_keys: int = 16, samples: int = 256, dim: int | None = None, scaled: bool = False):
+    """Notebook 02's explorer: a slider for the vector size ``d`` (one of ``dims``; starts at
+    ``dim``, default the largest) and a switch for the ``1/sqrt(d)`` scaling; shows the
+    average softmax row and the largest weight against ``d``. Display it (the last line of
+    a cell) to get the widget."""
     return ScalingExplorer(dims=dims, num_keys=num_keys, samples=samples, dim=dim, scaled=scaled)
