@@ -52,11 +52,11 @@ refresh: setup
 	$(BIN)/python -m mmtutorial.experiments run $(NOTEBOOKS) --in-place
 
 lint: setup
-	$(BIN)/ruff check mmtutorial tests data benchmarks notebooks
-	$(BIN)/ruff format --check mmtutorial tests data benchmarks notebooks
+	$(BIN)/ruff check mmtutorial tests data benchmarks notebooks tools
+	$(BIN)/ruff format --check mmtutorial tests data benchmarks notebooks tools
 
 format: setup
-	$(BIN)/ruff format mmtutorial tests data benchmarks notebooks
+	$(BIN)/ruff format mmtutorial tests data benchmarks notebooks tools
 
 # The quick lane: is this setup working? (The whole suite is `make test`.)
 check: setup lint
@@ -64,17 +64,17 @@ check: setup lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests/test_notebooks.py -k "smoke_mode and 00_welcome"
 
 classroom: setup
-	$(BIN)/python -m mmtutorial.classroom
+	$(BIN)/python -m mmtutorial.course.classroom
 
 # The site needs only nbconvert: without the full setup it builds from a small environment.
 SITE_VENV := .venv-site
 site:
-	@if [ -f $(STAMP) ]; then $(BIN)/python -m mmtutorial.site; else \
+	@if [ -f $(STAMP) ]; then $(BIN)/python -m mmtutorial.course.site; else \
 	  test -x $(SITE_VENV)/bin/python || $(PYTHON) -m venv $(SITE_VENV); \
 	  echo "Installing the site's tools into $(SITE_VENV)/ (about 60 MB; PyTorch is not needed)"; \
 	  $(SITE_VENV)/bin/python -m pip install --quiet --no-deps -e . && \
 	  $(PYTHON) tools/extra_requirements.py site | xargs $(SITE_VENV)/bin/python -m pip install --quiet && \
-	  $(SITE_VENV)/bin/python -m mmtutorial.site; fi
+	  $(SITE_VENV)/bin/python -m mmtutorial.course.site; fi
 
 # The browser tests (site, JupyterLab) drive Debian's chromium with Playwright (which
 # downloads nothing). Checked first, so a missing browser stops `make test` before any test.

@@ -14,7 +14,7 @@ and reports achieved TFLOP/s next to the GPU's bf16 peak.
     python benchmarks/attention_scaling.py                 # CPU: float32, lengths 256..16k
     python benchmarks/attention_scaling.py --device cuda   # GPU: bf16
 
-Writes benchmarks/results/attention_scaling-<device>.json (DESIGN.md's format). A method
+Writes benchmarks/results/attention_scaling-<device>.json (the format in ARCHITECTURE.md). A method
 is skipped at longer lengths once one call takes more than --max-call-seconds or its
 L x L tensors would exceed --max-dense-gb, so the CPU run finishes in minutes.
 """
@@ -38,16 +38,16 @@ from mmtutorial.attention import (  # noqa: E402
     flex_sparse_attention,
     scaled_dot_product_attention,
 )
-from mmtutorial.benchmarking import (  # noqa: E402
+from mmtutorial.cli import ArgumentParser, int_at_least, positive_float, positive_int  # noqa: E402
+from mmtutorial.outputs import prepare_output_folder  # noqa: E402
+from mmtutorial.training import pick_device  # noqa: E402
+from mmtutorial.training.benchmarking import (
     best_time,
     device_label,
     loglog_slope,
     peak_memory,
     write_results,
 )
-from mmtutorial.cli import ArgumentParser, int_at_least, positive_float, positive_int  # noqa: E402
-from mmtutorial.outputs import prepare_output_folder  # noqa: E402
-from mmtutorial.train import pick_device  # noqa: E402
 
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from NVIDIA's data sheets.
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0}
@@ -73,8 +73,16 @@ def methods(device: torch.device, window: int):
             lambda n: min(n, 2 * window + 1),
             True,
         ),
-        "blocked_window": (lambda q, k, v, m: blocked_local_attention(q, k, v, window), lambda n: min(n, 2 * window + 1), False),
-        "flex_window": (lambda q, k, v, m: flex_sparse_attention(q, k, v, pattern), lambda n: min(n, 2 * window + 1), False),
+        "blocked_window": (
+            lambda q, k, v, m: blocked_local_attention(q, k, v, window),
+            lambda n: min(n, 2 * window + 1),
+            False,
+        ),
+        "flex_window": (
+            lambda q, k, v, m: flex_sparse_attention(q, k, v, pattern),
+            lambda n: min(n, 2 * window + 1),
+            False,
+        ),
     }
     if device.type == "cuda":
         from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -118,6 +126,7 @@ def main(argv=None) -> int:
     results = []
     started = time.perf_counter()
     print(f"device {label}, dtype {dtype}, B={args.batch} H={args.heads} d={args.head_dim} window={args.window}")
+
     def inputs(length):
         generator = torch.Generator(device="cpu").manual_seed(length)
         q, k, v = (
@@ -145,7 +154,9 @@ def main(argv=None) -> int:
                 continue
             flops = attention_flops(args.batch, args.heads, length, args.head_dim, keys_per_query(length))
             results.append({"method": name, "length": length, "seconds": seconds, "tflops": flops / seconds / 1e12})
-            print(f"  L={length:>6} {name:<20} {1e3 * seconds:10.2f} ms  {flops / seconds / 1e12:.3f} TFLOP/s", flush=True)
+            print(
+                f"  L={length:>6} {name:<20} {1e3 * seconds:10.2f} ms  {flops / seconds / 1e12:.3f} TFLOP/s", flush=True
+            )
             if seconds > args.max_call_seconds:
                 skipped[name] = f"after L={length}: one call took {seconds:.1f} s"
 
@@ -168,15 +179,22 @@ def main(argv=None) -> int:
         ta, tb = seconds(a, length), seconds(b, length)
         return None if ta is None or tb is None else ta / tb
 
-    blocked = [(r["length"], r["peak_bytes"]) for r in results if r["method"] == "blocked_window" and r["length"] >= 1024]
+    blocked = [
+        (r["length"], r["peak_bytes"]) for r in results if r["method"] == "blocked_window" and r["length"] >= 1024
+    ]
     summary = {
         "flex_window_speedup_vs_dense_masked_n4096": ratio("dense_masked_window", "flex_window", 4096),
         "blocked_window_speedup_vs_dense_masked_n4096": ratio("dense_masked_window", "blocked_window", 4096),
         "scratch_over_sdpa_n1024": ratio("scratch", "sdpa", 1024),
         "window_memory_loglog_slope": loglog_slope(*zip(*blocked, strict=True)) if len(blocked) >= 2 else None,
         "dense_sdpa_time_loglog_slope": loglog_slope(
-            *zip(*[(r["length"], r["seconds"]) for r in results if r["method"] == "scratch" and r["length"] >= 1024], strict=True)
-        ) if sum(r["method"] == "scratch" and r["length"] >= 1024 for r in results) >= 2 else None,
+            *zip(
+                *[(r["length"], r["seconds"]) for r in results if r["method"] == "scratch" and r["length"] >= 1024],
+                strict=True,
+            )
+        )
+        if sum(r["method"] == "scratch" and r["length"] >= 1024 for r in results) >= 2
+        else None,
     }
     if device.type == "cuda":
         best = max((r for r in results if r["method"].startswith("sdpa")), key=lambda r: r["tflops"], default=None)

@@ -13,7 +13,7 @@ and training throughput (questions/s) in eager fp32, bf16, and bf16 + torch.comp
     python benchmarks/vqa_sort_of_clevr.py --preset gpu     # GPU: the paper's sizes, bf16 + compile
     python benchmarks/vqa_sort_of_clevr.py --preset gpu --heads relation film   # some heads only
 
-Writes benchmarks/results/vqa_sort_of_clevr-<device>.json (DESIGN.md's format). A run
+Writes benchmarks/results/vqa_sort_of_clevr-<device>.json (the format in ARCHITECTURE.md). A run
 with ``--heads`` keeps the other heads' rows of an existing file made with the same
 training config, so the heads can be trained in separate runs and the summary covers them all.
 ``best_head`` is the attention head (cross_attention, co_attention, transformer) with the
@@ -32,11 +32,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from mmtutorial.benchmarking import device_label, results_path, write_results  # noqa: E402
 from mmtutorial.cli import ArgumentParser, int_at_least, positive_float, positive_int  # noqa: E402
 from mmtutorial.data import SortOfClevr  # noqa: E402
 from mmtutorial.data.sort_of_clevr import QUESTION_TYPES  # noqa: E402
-from mmtutorial.distributed import DistributedContext  # noqa: E402
 from mmtutorial.models.vqa import ATTENTION_HEADS, HEADS, VQAConfig, VQAModel  # noqa: E402
 from mmtutorial.models.vqa_training import (  # noqa: E402
     evaluate_vqa,
@@ -45,33 +43,68 @@ from mmtutorial.models.vqa_training import (  # noqa: E402
     train_vqa,
 )
 from mmtutorial.outputs import prepare_output_folder  # noqa: E402
-from mmtutorial.train import pick_device, seed_everything  # noqa: E402
+from mmtutorial.training import pick_device, seed_everything  # noqa: E402
+from mmtutorial.training.benchmarking import device_label, results_path, write_results  # noqa: E402
+from mmtutorial.training.distributed import DistributedContext  # noqa: E402
 
 NAME = "vqa_sort_of_clevr"
 NONREL, REL = QUESTION_TYPES[0], QUESTION_TYPES[1]
 
 #: Sizes per preset. "gpu" is the paper's data (9,800 training images, 196k questions).
 PRESETS = {
-    "cpu": {"n_train": 3000, "n_val": 100, "n_test": 200, "dim": 64, "hidden": 64, "images_per_batch": 16,
-            "lr": 1e-3, "budget_seconds": 240.0, "curriculum_epochs": 20, "max_epochs": 40, "precision": "fp32", "compile": False,
-            "throughput_steps": 10},
-    "gpu": {"n_train": 9800, "n_val": 200, "n_test": 200, "dim": 128, "hidden": 256, "images_per_batch": 32,
-            "lr": 1e-3, "budget_seconds": 150.0, "curriculum_epochs": 8, "max_epochs": 400, "precision": "bf16", "compile": True,
-            "throughput_steps": 50},
+    "cpu": {
+        "n_train": 3000,
+        "n_val": 100,
+        "n_test": 200,
+        "dim": 64,
+        "hidden": 64,
+        "images_per_batch": 16,
+        "lr": 1e-3,
+        "budget_seconds": 240.0,
+        "curriculum_epochs": 20,
+        "max_epochs": 40,
+        "precision": "fp32",
+        "compile": False,
+        "throughput_steps": 10,
+    },
+    "gpu": {
+        "n_train": 9800,
+        "n_val": 200,
+        "n_test": 200,
+        "dim": 128,
+        "hidden": 256,
+        "images_per_batch": 32,
+        "lr": 1e-3,
+        "budget_seconds": 150.0,
+        "curriculum_epochs": 8,
+        "max_epochs": 400,
+        "precision": "bf16",
+        "compile": True,
+        "throughput_steps": 50,
+    },
 }
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                        help="sizes; default: 'gpu' on a GPU, else 'cpu'")
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), default=None, help="sizes; default: 'gpu' on a GPU, else 'cpu'"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS))
     parser.add_argument("--question-encoder", choices=("gru", "transformer", "minilm", "structured"), default="gru")
-    parser.add_argument("--budget-seconds", type=positive_float, default=None, help="training wall-clock budget per head")
-    parser.add_argument("--max-epochs", type=positive_int, default=None, help="epochs on all questions (after the curriculum)")
-    parser.add_argument("--curriculum-epochs", type=int_at_least(0), default=None,
-                        help="epochs on non-relational questions first (0: none); they count in the budget")
+    parser.add_argument(
+        "--budget-seconds", type=positive_float, default=None, help="training wall-clock budget per head"
+    )
+    parser.add_argument(
+        "--max-epochs", type=positive_int, default=None, help="epochs on all questions (after the curriculum)"
+    )
+    parser.add_argument(
+        "--curriculum-epochs",
+        type=int_at_least(0),
+        default=None,
+        help="epochs on non-relational questions first (0: none); they count in the budget",
+    )
     parser.add_argument("--n-train", type=positive_int, default=None, help="training images (20 questions each)")
     parser.add_argument("--throughput-steps", type=positive_int, default=None)
     parser.add_argument("--no-throughput", action="store_true", help="skip the fp32/bf16/compile throughput rows")
@@ -94,29 +127,49 @@ def build_config(args: argparse.Namespace, device: torch.device) -> dict:
 def load_splits(config: dict) -> dict[str, SortOfClevr]:
     tokenizer = "minilm" if config["question_encoder"] == "minilm" else "words"
     sizes = {k: config[k] for k in ("n_train", "n_val", "n_test")} | {"seed": config["seed"]}
-    return {split: SortOfClevr(split, tokenizer=tokenizer, **sizes) for split in ("train", "val", "test", "test_heldout")}
+    return {
+        split: SortOfClevr(split, tokenizer=tokenizer, **sizes) for split in ("train", "val", "test", "test_heldout")
+    }
 
 
 def new_model(head: str, config: dict, train: SortOfClevr) -> VQAModel:
-    vqa = VQAConfig(head=head, question_encoder=config["question_encoder"], num_answers=len(train.answers),
-                    vocab_size=len(train.tokenizer) if train.tokenizer is not None else None,
-                    pad_id=getattr(train, "pad_token_id", 0), dim=config["dim"], hidden=config["hidden"])
+    vqa = VQAConfig(
+        head=head,
+        question_encoder=config["question_encoder"],
+        num_answers=len(train.answers),
+        vocab_size=len(train.tokenizer) if train.tokenizer is not None else None,
+        pad_id=getattr(train, "pad_token_id", 0),
+        dim=config["dim"],
+        hidden=config["hidden"],
+    )
     return VQAModel(vqa)
 
 
 def train_head(head: str, config: dict, splits: dict, device: torch.device) -> dict:
     """Train one head under the budget; return its result row."""
     generator = seed_everything(config["seed"], deterministic=False)
-    batches = {split: splits[split].batches(config["images_per_batch"], device=device, by_image=True)
-               for split in ("test", "test_heldout")}
+    batches = {
+        split: splits[split].batches(config["images_per_batch"], device=device, by_image=True)
+        for split in ("test", "test_heldout")
+    }
     model = new_model(head, config, splits["train"]).to(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    history = train_vqa(model, splits["train"], splits["val"], images_per_batch=config["images_per_batch"],
-                        epochs=config["max_epochs"], curriculum_epochs=config["curriculum_epochs"], lr=config["lr"],
-                        precision=config["precision"], compile=config["compile"],
-                        budget_seconds=config["budget_seconds"], generator=generator,
-                        context=DistributedContext(device=device), description=head)
+    history = train_vqa(
+        model,
+        splits["train"],
+        splits["val"],
+        images_per_batch=config["images_per_batch"],
+        epochs=config["max_epochs"],
+        curriculum_epochs=config["curriculum_epochs"],
+        lr=config["lr"],
+        precision=config["precision"],
+        compile=config["compile"],
+        budget_seconds=config["budget_seconds"],
+        generator=generator,
+        context=DistributedContext(device=device),
+        description=head,
+    )
     test = evaluate_vqa(model, batches["test"], device=device, precision=config["precision"])
     heldout = evaluate_vqa(model, batches["test_heldout"], device=device, precision=config["precision"])
     return {
@@ -135,9 +188,14 @@ def train_head(head: str, config: dict, splits: dict, device: torch.device) -> d
         "seconds_to_85_relational": seconds_to_accuracy(history, REL, 0.85),
         "seconds_to_95_relational": seconds_to_accuracy(history, REL, 0.95),
         "peak_gpu_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
-        "val_curve": [{"seconds": round(sum(r["seconds"] for r in history.epochs[: i + 1]), 2),
-                       "nonrelational": r["val_acc_by_group"][NONREL], "relational": r["val_acc_by_group"][REL]}
-                      for i, r in enumerate(history.epochs)],
+        "val_curve": [
+            {
+                "seconds": round(sum(r["seconds"] for r in history.epochs[: i + 1]), 2),
+                "nonrelational": r["val_acc_by_group"][NONREL],
+                "relational": r["val_acc_by_group"][REL],
+            }
+            for i, r in enumerate(history.epochs)
+        ],
     }
 
 
@@ -149,8 +207,15 @@ def throughput_rows(head: str, config: dict, splits: dict, device: torch.device)
         seed_everything(config["seed"], deterministic=False)
         batches = splits["train"].batches(config["images_per_batch"], shuffle=True, device=device, by_image=True)
         model = new_model(head, config, splits["train"])
-        measured = train_throughput(model, batches, device=device, precision=precision, compile=compiled,
-                                    steps=config["throughput_steps"], lr=config["lr"])
+        measured = train_throughput(
+            model,
+            batches,
+            device=device,
+            precision=precision,
+            compile=compiled,
+            steps=config["throughput_steps"],
+            lr=config["lr"],
+        )
         row[f"train_samples_per_s_{mode}"] = measured["samples_per_s"]
         row[f"warmup_seconds_{mode}"] = measured["warmup_seconds"]
         torch._dynamo.reset()  # compiled graphs of one head do not leak into the next

@@ -27,10 +27,45 @@ WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 ACCENTS = ["en-gb", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
 # Voice variants that sound like people (robotic and joke variants left out).
 VARIANTS = [
-    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5",
-    "adam", "Alicia", "Andy", "Annie", "aunty", "belinda", "benjamin", "caleb", "david",
-    "edward", "grandpa", "grandma", "john", "linda", "max", "Michael", "paul", "quincy",
-    "rob", "robert", "steph", "zac", "norbert", "shelby", "travis", "victor", "whisper",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "adam",
+    "Alicia",
+    "Andy",
+    "Annie",
+    "aunty",
+    "belinda",
+    "benjamin",
+    "caleb",
+    "david",
+    "edward",
+    "grandpa",
+    "grandma",
+    "john",
+    "linda",
+    "max",
+    "Michael",
+    "paul",
+    "quincy",
+    "rob",
+    "robert",
+    "steph",
+    "zac",
+    "norbert",
+    "shelby",
+    "travis",
+    "victor",
+    "whisper",
 ]
 OUT = Path(__file__).resolve().parent / "spoken_digits"
 
@@ -45,21 +80,54 @@ def speakers(n: int, seed: int) -> list[dict]:
             continue
         seen.add(combo[:2])
         accent, variant, speed, pitch = combo
-        chosen.append({"speaker": f"s{len(chosen):02d}", "accent": accent, "variant": variant, "speed": speed, "pitch": pitch})
+        chosen.append(
+            {"speaker": f"s{len(chosen):02d}", "accent": accent, "variant": variant, "speed": speed, "pitch": pitch}
+        )
     return chosen
 
 
 def synthesize(text: str, speaker: dict, path: Path) -> None:
     with tempfile.NamedTemporaryFile(suffix=".wav") as raw:
         subprocess.run(
-            ["espeak-ng", "-v", f"{speaker['accent']}+{speaker['variant']}", "-s", str(speaker["speed"]),
-             "-p", str(speaker["pitch"]), "-w", raw.name, text],
+            [
+                "espeak-ng",
+                "-v",
+                f"{speaker['accent']}+{speaker['variant']}",
+                "-s",
+                str(speaker["speed"]),
+                "-p",
+                str(speaker["pitch"]),
+                "-w",
+                raw.name,
+                text,
+            ],
             check=True,
         )
         # 16 kHz mono 16-bit; trim leading and trailing silence (below 0.5% for 20 ms).
         subprocess.run(
-            ["sox", "-R", "-G", raw.name, "-r", "16000", "-c", "1", "-b", "16", str(path),
-             "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse"],
+            [
+                "sox",
+                "-R",
+                "-G",
+                raw.name,
+                "-r",
+                "16000",
+                "-c",
+                "1",
+                "-b",
+                "16",
+                str(path),
+                "silence",
+                "1",
+                "0.02",
+                "0.5%",
+                "reverse",
+                "silence",
+                "1",
+                "0.02",
+                "0.5%",
+                "reverse",
+            ],
             check=True,
         )
 

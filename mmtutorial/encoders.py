@@ -90,8 +90,14 @@ class ConvRegionEncoder(nn.Module):
             statistics, so evaluation behaves exactly like training).
     """
 
-    def __init__(self, in_channels: int = 3, channels: int = 24, layers: int = 4, add_coordinates: bool = True,
-                 norm: str = "batch") -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        channels: int = 24,
+        layers: int = 4,
+        add_coordinates: bool = True,
+        norm: str = "batch",
+    ) -> None:
         super().__init__()
         check_positive_int("in_channels", in_channels)
         check_positive_int("channels", channels)
@@ -128,8 +134,13 @@ class ResNet18Trunk(nn.Module):
     neither. ``weights_path`` loads a local state dict instead.
     """
 
-    def __init__(self, pretrained: bool = False, weights_path: str | None = None, stop_at: str = "layer3",
-                 add_coordinates: bool = True) -> None:
+    def __init__(
+        self,
+        pretrained: bool = False,
+        weights_path: str | None = None,
+        stop_at: str = "layer3",
+        add_coordinates: bool = True,
+    ) -> None:
         super().__init__()
         from torchvision.models import ResNet18_Weights, resnet18
 
@@ -157,25 +168,38 @@ class ResNet18Trunk(nn.Module):
 
 
 class DigitImageEncoder(nn.Module):
-    """28x28 grayscale digit -> vector: two conv/pool stages and a linear layer."""
+    """28x28 grayscale digit -> vector: two conv/pool stages (:meth:`feature_maps`) and a
+    linear layer (``project``)."""
 
     def __init__(self, out_dim: int = 64, image_size: int = 28) -> None:
         super().__init__()
         check_positive_int("out_dim", out_dim)
         self.image_size = check_int("image_size", image_size, minimum=4)  # two 2x2 poolings
-        self.net = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * (image_size // 4) ** 2, out_dim), nn.ReLU(),
+        #: Channels of :meth:`feature_maps` (what a FiLM layer may modulate).
+        self.feature_channels = 32
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, self.feature_channels, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.project = nn.Sequential(
+            nn.Flatten(), nn.Linear(self.feature_channels * (image_size // 4) ** 2, out_dim), nn.ReLU()
         )
         self.out_dim = out_dim
 
-    def forward(self, images: Tensor) -> Tensor:
+    def feature_maps(self, images: Tensor) -> Tensor:
+        """The conv/pool stages: ``(B, feature_channels, H/4, W/4)`` (``(B, 32, 7, 7)`` for 28x28)."""
         _check_images(images, 1, self)
         size = self.image_size
         if images.shape[-2:] != (size, size):
             raise ValueError(f"expected images of shape (batch, 1, {size}, {size}), got {tuple(images.shape)}")
-        return self.net(images)
+        return self.features(images)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.project(self.feature_maps(images))
 
 
 class SpectrogramEncoder(nn.Module):
@@ -188,9 +212,16 @@ class SpectrogramEncoder(nn.Module):
         check_int("n_mels", n_mels, minimum=4)  # two 2x2 poolings
         check_positive_int("mel_bins_kept", mel_bins_kept)
         self.net = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.AdaptiveMaxPool2d((mel_bins_kept, 1)), nn.Flatten(), nn.Linear(32 * mel_bins_kept, out_dim), nn.ReLU(),
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.AdaptiveMaxPool2d((mel_bins_kept, 1)),
+            nn.Flatten(),
+            nn.Linear(32 * mel_bins_kept, out_dim),
+            nn.ReLU(),
         )
         self.n_mels = n_mels
         self.out_dim = out_dim
@@ -201,7 +232,9 @@ class SpectrogramEncoder(nn.Module):
         if spectrogram.dim() != 4 or spectrogram.shape[1] != 1 or spectrogram.shape[2] != self.n_mels:
             raise ValueError(f"expected spectrograms of shape {layout}, got {tuple(spectrogram.shape)}")
         if spectrogram.shape[3] < 4:  # two 2x2 poolings need at least 4 frames
-            raise ValueError(f"expected spectrograms of shape {layout} with frames >= 4, got {tuple(spectrogram.shape)}")
+            raise ValueError(
+                f"expected spectrograms of shape {layout} with frames >= 4, got {tuple(spectrogram.shape)}"
+            )
         check_input_dtype("spectrogram", spectrogram, next(self.parameters()).dtype)
         return self.net(spectrogram)
 
@@ -245,8 +278,17 @@ class WordTextEncoder(nn.Module):
         pad_id: id of the padding token.
     """
 
-    def __init__(self, vocab_size: int, dim: int = 64, kind: str = "gru", layers: int = 1, heads: int = 4,
-                 pad_id: int = 0, max_len: int = 128, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        dim: int = 64,
+        kind: str = "gru",
+        layers: int = 1,
+        heads: int = 4,
+        pad_id: int = 0,
+        max_len: int = 128,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.vocab_size = check_positive_int("vocab_size", vocab_size)
         check_positive_int("dim", dim)

@@ -67,7 +67,9 @@ __all__ = [
 def check_features(features: Sequence[Tensor], dims: Sequence[int], present: Tensor | None = None) -> Tensor:
     """Validate per-modality vectors and return the ``present`` mask (all True if None)."""
     if not isinstance(features, (list, tuple)):
-        raise TypeError(f"features={type(features).__name__}: expected a list of (batch, dim) tensors, one per modality")
+        raise TypeError(
+            f"features={type(features).__name__}: expected a list of (batch, dim) tensors, one per modality"
+        )
     if not features:
         raise ValueError(f"features=[]: expected {len(dims)} modalities")
     if len(features) != len(dims):
@@ -205,7 +207,9 @@ class TokenFusion(nn.Module):
     def forward(self, features: Sequence[Tensor], present: Tensor | None = None) -> Tensor:
         present = check_features(features, self.dims, present)
         features = _select_present(features, present)
-        tokens = torch.stack([p(h) for p, h in zip(self.project, features, strict=True)], dim=1) + self.modality_embedding
+        tokens = (
+            torch.stack([p(h) for p, h in zip(self.project, features, strict=True)], dim=1) + self.modality_embedding
+        )
         tokens = torch.cat([self.cls.expand(len(tokens), -1, -1), tokens], dim=1)
         padding = torch.cat([torch.zeros_like(present[:, :1]), ~present], dim=1)  # [CLS] is always there
         return self.encoder(tokens, key_padding_mask=padding)[:, 0]
@@ -359,8 +363,9 @@ class MultiHopAttention(nn.Module):
         return queries
 
 
-def random_missing_mask(batch_size: int, p: float, generator: torch.Generator | None = None,
-                        num_modalities: int = 2) -> Tensor:
+def random_missing_mask(
+    batch_size: int, p: float, generator: torch.Generator | None = None, num_modalities: int = 2
+) -> Tensor:
     """A test-time ``present`` mask ``(B, M)``: with probability ``p`` a sample loses one of
     its modalities (chosen uniformly), so at ``p = 1`` every sample has all but one."""
     check_nonnegative_int("batch_size", batch_size)

@@ -23,8 +23,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MARKER", "OutputFolderError", "prepare_output_folder", "atomic_write_text", "atomic_write_bytes",
-           "atomic_write_json"]
+__all__ = [
+    "MARKER",
+    "OutputFolderError",
+    "prepare_output_folder",
+    "atomic_write_text",
+    "atomic_write_bytes",
+    "atomic_write_json",
+]
 
 #: The file that marks a folder as written by one of the course's tools.
 MARKER = ".mmtutorial-output"
@@ -69,7 +75,8 @@ def prepare_output_folder(folder: str | os.PathLike, tool: str, *, clean: bool =
             made_by = f"it was made by '{owner}'" if owner else f"it has no {MARKER} file, so {tool} did not make it"
             raise OutputFolderError(
                 f"--out {folder}: refusing to write into a non-empty folder that {tool} did not create "
-                f"({made_by}); choose a new or empty folder")
+                f"({made_by}); choose a new or empty folder"
+            )
         if clean:
             for child in folder.iterdir():
                 if child.name == MARKER:
@@ -80,8 +87,14 @@ def prepare_output_folder(folder: str | os.PathLike, tool: str, *, clean: bool =
                     child.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     if _marker_tool(folder) != tool:
-        atomic_write_json(folder / MARKER, {"tool": tool, "created": dt.datetime.now().isoformat(timespec="seconds"),
-                                            "note": "made by mmtutorial; the tool may empty this folder"})
+        atomic_write_json(
+            folder / MARKER,
+            {
+                "tool": tool,
+                "created": dt.datetime.now().isoformat(timespec="seconds"),
+                "note": "made by mmtutorial; the tool may empty this folder",
+            },
+        )
     return folder
 
 

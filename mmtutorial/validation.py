@@ -59,9 +59,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_int(
-    name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None
-) -> int:
+def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """An ``int`` (not a ``bool``, not a float) in ``[minimum, maximum]``; returns it as ``int``."""
     bounds = []
     if minimum is not None:
@@ -205,9 +203,7 @@ def check_tensor(
     kind = _DTYPE_KINDS[dtype][0] if dtype else "a"
     if layout is None and shape is not None:
         layout = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
-    described = (
-        f" of shape {layout}" if layout else (f" with {dims} dims" if isinstance(dims, int) else "")
-    )
+    described = f" of shape {layout}" if layout else (f" with {dims} dims" if isinstance(dims, int) else "")
     expected = f"{kind} tensor{described}"
     if not isinstance(value, Tensor):
         raise _fail(TypeError, name, value, expected)
@@ -221,8 +217,7 @@ def check_tensor(
         if value.dim() not in allowed:
             raise _fail(ValueError, name, value, expected)
     if shape is not None and (
-        value.dim() != len(shape)
-        or any(s is not None and s != v for s, v in zip(shape, value.shape, strict=True))
+        value.dim() != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape, strict=True))
     ):
         raise _fail(ValueError, name, value, expected)
     return value
@@ -237,8 +232,7 @@ def check_input_dtype(name: str, value: Tensor, expected: torch.dtype) -> None:
             TypeError,
             name,
             value,
-            f"dtype {wanted}, the dtype of the module's parameters "
-            "(convert the input or the module)",
+            f"dtype {wanted}, the dtype of the module's parameters (convert the input or the module)",
         )
 
 
@@ -254,9 +248,7 @@ def check_index_range(name: str, value: Tensor, size: int, *, what: str = "ids")
         return
     low, high = int(value.min()), int(value.max())
     if low < 0 or high >= size:
-        raise ValueError(
-            f"{name}={describe(value)}: expected {what} in [0, {size - 1}], got values in [{low}, {high}]"
-        )
+        raise ValueError(f"{name}={describe(value)}: expected {what} in [0, {size - 1}], got values in [{low}, {high}]")
 
 
 def check_mapping(name: str, value: Any, what: str = "a dict of tensors") -> Mapping:

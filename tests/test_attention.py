@@ -142,7 +142,11 @@ def test_additive_score_matches_loop():
         (dot_product_score, (rand(4), rand(4)), r"at least 2 dims.*\(4\)"),
         (bilinear_score, (rand(2, 3, 4), rand(2, 5, 6), rand(6, 4)), r"\(4, 6\).*\(6, 4\)"),
         (additive_score, (rand(1, 2, 3), rand(1, 2, 3), rand(5, 4), rand(5, 3), rand(5)), r"w_query.*\(5, 3\)"),
-        (scaled_dot_product_attention, (rand(2, 3, 4), rand(2, 5, 4), rand(2, 6, 4)), r"key \(2, 5, 4\) vs value \(2, 6, 4\)"),
+        (
+            scaled_dot_product_attention,
+            (rand(2, 3, 4), rand(2, 5, 4), rand(2, 6, 4)),
+            r"key \(2, 5, 4\) vs value \(2, 6, 4\)",
+        ),
         (scaled_dot_product_attention, (rand(2, 3, 4), rand(3, 5, 4), rand(3, 5, 4)), "broadcast"),
     ],
 )
@@ -181,7 +185,9 @@ def test_dot_product_attention_module_scaled_and_unscaled():
     out, w = DotProductAttention(scaled=True)(q, k, v)
     assert (out - F.scaled_dot_product_attention(q, k, v)).abs().max() < TOL
     out, w = DotProductAttention(scaled=False)(q, k, v, valid_lens=torch.tensor([2, 5]))
-    assert (out - F.scaled_dot_product_attention(q, k, v, scale=1.0, attn_mask=valid_lens_to_mask(torch.tensor([2, 5]), 5))).abs().max() < TOL
+    assert (
+        out - F.scaled_dot_product_attention(q, k, v, scale=1.0, attn_mask=valid_lens_to_mask(torch.tensor([2, 5]), 5))
+    ).abs().max() < TOL
     assert DotProductAttention()(q, k, v, need_weights=False)[1] is None
 
 
@@ -210,11 +216,19 @@ def test_multihead_attention_equals_torch(kdim, vdim, bias, masks):
     use_causal = masks in ("causal", "both")
     torch_attn_mask = ~causal_mask(7) if use_causal else None  # PyTorch: True = masked out
     expected, expected_w = torch_mha(
-        q, k, v, key_padding_mask=padding if use_pad else None, attn_mask=torch_attn_mask,
+        q,
+        k,
+        v,
+        key_padding_mask=padding if use_pad else None,
+        attn_mask=torch_attn_mask,
         average_attn_weights=False,
     )
     got, got_w = ours(
-        q, k, v, key_padding_mask=padding if use_pad else None, is_causal=use_causal,
+        q,
+        k,
+        v,
+        key_padding_mask=padding if use_pad else None,
+        is_causal=use_causal,
         average_attn_weights=False,
     )
     assert (got - expected).abs().max() < TOL
@@ -347,7 +361,11 @@ def test_property_masked_weights(batch, n_q, n_k, seed, data):
 @given(n_q=dims, n_k=st.integers(2, 8), d=dims, seed=st.integers(0, 10_000))
 def test_property_permuting_keys_and_values_together(n_q, n_k, d, seed):
     g = torch.Generator().manual_seed(seed)
-    q, k, v = torch.randn(2, n_q, d, generator=g), torch.randn(2, n_k, d, generator=g), torch.randn(2, n_k, 3, generator=g)
+    q, k, v = (
+        torch.randn(2, n_q, d, generator=g),
+        torch.randn(2, n_k, d, generator=g),
+        torch.randn(2, n_k, 3, generator=g),
+    )
     mask = torch.rand(2, 1, n_k, generator=g) > 0.3
     perm = torch.randperm(n_k, generator=g)
     out, w = scaled_dot_product_attention(q, k, v, mask)

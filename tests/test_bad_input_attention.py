@@ -597,9 +597,7 @@ BAD = [
     ),
     (
         "dense_sparse_attention 3-D",
-        lambda: A.dense_sparse_attention(
-            rand(2, 10, 4), rand(2, 10, 4), rand(2, 10, 4), A.SlidingWindow(2)
-        ),
+        lambda: A.dense_sparse_attention(rand(2, 10, 4), rand(2, 10, 4), rand(2, 10, 4), A.SlidingWindow(2)),
         ValueError,
         "query",
     ),
@@ -672,9 +670,7 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("make", "error", "fragment"), [case[1:] for case in BAD], ids=[case[0] for case in BAD]
-)
+@pytest.mark.parametrize(("make", "error", "fragment"), [case[1:] for case in BAD], ids=[case[0] for case in BAD])
 def test_bad_input_raises_a_clear_error(make, error, fragment):
     raises_clearly(error, make, fragment)
 
@@ -709,9 +705,7 @@ def test_sparse_self_attention_at_length_zero(backend):
 
 
 def test_valid_lens_may_be_a_list_and_a_window_longer_than_the_sequence_is_dense():
-    assert torch.equal(
-        A.masked_softmax(S, valid_lens=[1, 2]), A.masked_softmax(S, valid_lens=torch.tensor([1, 2]))
-    )
+    assert torch.equal(A.masked_softmax(S, valid_lens=[1, 2]), A.masked_softmax(S, valid_lens=torch.tensor([1, 2])))
     dense = A.dense_sparse_attention(Q4, Q4, Q4, A.SlidingWindow(50))
     assert torch.allclose(A.blocked_local_attention(Q4, Q4, Q4, 50), dense, atol=1e-5)
     values = rand(2, 2, 10, 3, seed=4)  # values may have their own size
@@ -748,9 +742,7 @@ def test_masked_softmax_ignores_whatever_masked_scores_hold(data, poison):
         data.draw(st.integers(1, 4)),
         data.draw(st.integers(1, 5)),
     )
-    mask = torch.tensor(
-        data.draw(st.lists(st.booleans(), min_size=b * q * k, max_size=b * q * k))
-    ).view(b, q, k)
+    mask = torch.tensor(data.draw(st.lists(st.booleans(), min_size=b * q * k, max_size=b * q * k))).view(b, q, k)
     scores = rand(b, q, k, seed=data.draw(st.integers(0, 100)), dtype=torch.float64)
     poisoned = scores.masked_fill(~mask, poison).requires_grad_()
     weights = A.masked_softmax(poisoned, mask)
@@ -821,14 +813,9 @@ def test_multihead_attention_ignores_whatever_padded_keys_and_values_hold(data, 
 def test_additive_and_dot_product_attention_ignore_nan_in_padding():
     q, k, v = Q, K, V
     for module in (A.AdditiveAttention(8, 8, 16), A.DotProductAttention()):
-        inputs = [
-            t.clone().requires_grad_()
-            for t in (q, _fill(k, PAD, math.inf), _fill(v, PAD, math.nan))
-        ]
+        inputs = [t.clone().requires_grad_() for t in (q, _fill(k, PAD, math.inf), _fill(v, PAD, math.nan))]
         out, _ = module(*inputs, valid_lens=LENS)
-        assert torch.equal(
-            out, module(q, _fill(k, PAD, 0.0), _fill(v, PAD, 0.0), valid_lens=LENS)[0]
-        )
+        assert torch.equal(out, module(q, _fill(k, PAD, 0.0), _fill(v, PAD, 0.0), valid_lens=LENS)[0])
         assert all_finite(out, *backward_grads(out, *inputs, *module.parameters()))
 
 

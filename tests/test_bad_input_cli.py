@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mmtutorial import classroom, experiments, site
+from mmtutorial import experiments
+from mmtutorial.course import classroom, site
 from mmtutorial.models import train_vqa
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +26,8 @@ def files(tmp_path):
     (tmp_path / "ok.yaml").write_text("fixed:\n  smoke: true\n")
     (tmp_path / "corrupt.ipynb").write_text("{not json")
     (tmp_path / "no_parameters.ipynb").write_text(
-        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "results.csv").write_text('garbage,,\n"')
@@ -44,64 +46,136 @@ def _cases(t):
         "run: not a notebook": (run, ["run", str(ROOT / "README.md"), "--out", f"{t}/o"], "is not a notebook"),
         "run: a folder": (run, ["run", str(ROOT / "notebooks"), "--out", f"{t}/o"], "is not a notebook"),
         "run: corrupt notebook": (run, ["run", f"{t}/corrupt.ipynb", "--out", f"{t}/o"], "is not a valid notebook"),
-        "run: no parameters cell": (run, ["run", f"{t}/no_parameters.ipynb", "--out", f"{t}/o"],
-                                    "has no cell tagged 'parameters'"),
-        "run: unknown parameter": (run, ["run", NB00, "--out", f"{t}/o", "-p", "smok", "True"],
-                                   "unknown parameter(s) ['smok']; valid parameters are smoke=False"),
+        "run: no parameters cell": (
+            run,
+            ["run", f"{t}/no_parameters.ipynb", "--out", f"{t}/o"],
+            "has no cell tagged 'parameters'",
+        ),
+        "run: unknown parameter": (
+            run,
+            ["run", NB00, "--out", f"{t}/o", "-p", "smok", "True"],
+            "unknown parameter(s) ['smok']; valid parameters are smoke=False",
+        ),
         "run: --out is a file": (run, ["run", NB00, "--out", f"{t}/a_file"], "is a file, expected a folder"),
         "run: no --out": (run, ["run", NB00], "one of the arguments --out --in-place is required"),
-        "sweep: YAML syntax": (run, ["sweep", EXPERIMENT, "--grid", f"{t}/bad.yaml", "--out", f"{t}/s"],
-                               "bad.yaml: not valid YAML"),
-        "sweep: YAML list": (run, ["sweep", EXPERIMENT, "--grid", f"{t}/list.yaml", "--out", f"{t}/s"],
-                             "expected a mapping of parameters, got list"),
-        "sweep: scalar axis": (run, ["sweep", EXPERIMENT, "--grid", f"{t}/scalar_axis.yaml", "--out", f"{t}/s"],
-                               "grid axis 'seed': expected a non-empty list of values, got 3"),
-        "sweep: empty axis": (run, ["sweep", EXPERIMENT, "--grid", f"{t}/empty_axis.yaml", "--out", f"{t}/s"],
-                              "expected a non-empty list"),
-        "sweep: unknown section": (run, ["sweep", EXPERIMENT, "--grid", f"{t}/sections.yaml", "--out", f"{t}/s"],
-                                   "unknown grid section(s) ['axes']"),
-        "sweep: missing grid": (run, ["sweep", EXPERIMENT, "--grid", f"{t}/nope.yaml", "--out", f"{t}/s"],
-                                "no grid file at"),
-        "sweep: workers 0": (run, ["sweep", EXPERIMENT, "--grid", f"{t}/ok.yaml", "--out", f"{t}/s", "--workers", "0"],
-                             "argument --workers: expected an int >= 1, got '0'"),
-        "sweep: --out is a file": (run, ["sweep", EXPERIMENT, "--grid", f"{t}/ok.yaml", "--out", f"{t}/a_file"],
-                                   "is a file, expected a folder"),
+        "sweep: YAML syntax": (
+            run,
+            ["sweep", EXPERIMENT, "--grid", f"{t}/bad.yaml", "--out", f"{t}/s"],
+            "bad.yaml: not valid YAML",
+        ),
+        "sweep: YAML list": (
+            run,
+            ["sweep", EXPERIMENT, "--grid", f"{t}/list.yaml", "--out", f"{t}/s"],
+            "expected a mapping of parameters, got list",
+        ),
+        "sweep: scalar axis": (
+            run,
+            ["sweep", EXPERIMENT, "--grid", f"{t}/scalar_axis.yaml", "--out", f"{t}/s"],
+            "grid axis 'seed': expected a non-empty list of values, got 3",
+        ),
+        "sweep: empty axis": (
+            run,
+            ["sweep", EXPERIMENT, "--grid", f"{t}/empty_axis.yaml", "--out", f"{t}/s"],
+            "expected a non-empty list",
+        ),
+        "sweep: unknown section": (
+            run,
+            ["sweep", EXPERIMENT, "--grid", f"{t}/sections.yaml", "--out", f"{t}/s"],
+            "unknown grid section(s) ['axes']",
+        ),
+        "sweep: missing grid": (
+            run,
+            ["sweep", EXPERIMENT, "--grid", f"{t}/nope.yaml", "--out", f"{t}/s"],
+            "no grid file at",
+        ),
+        "sweep: workers 0": (
+            run,
+            ["sweep", EXPERIMENT, "--grid", f"{t}/ok.yaml", "--out", f"{t}/s", "--workers", "0"],
+            "argument --workers: expected an int >= 1, got '0'",
+        ),
+        "sweep: --out is a file": (
+            run,
+            ["sweep", EXPERIMENT, "--grid", f"{t}/ok.yaml", "--out", f"{t}/a_file"],
+            "is a file, expected a folder",
+        ),
         "report: no sweep": (run, ["report", f"{t}/nothing"], "holds no results.csv"),
         "report: corrupt results.csv": (run, ["report", f"{t}/report"], "results.csv is unreadable"),
         "unknown command": (run, ["sweeep"], "argument command: invalid choice: 'sweeep'"),
         "site: no notebooks": (site.main, ["--notebooks", f"{t}/nope", "--out", f"{t}/site"], "no course notebooks"),
-        "site: --out is a file": (site.main, ["--notebooks", str(ROOT / "notebooks"), "--out", f"{t}/a_file"],
-                                  "is a file, expected a folder"),
+        "site: --out is a file": (
+            site.main,
+            ["--notebooks", str(ROOT / "notebooks"), "--out", f"{t}/a_file"],
+            "is a file, expected a folder",
+        ),
         "classroom: missing path": (classroom.main, ["nowhere", "--out", f"{t}/c"], "not a notebook or a folder"),
-        "classroom: corrupt notebook": (classroom.main, [f"{t}/corrupt.ipynb", "--out", f"{t}/c"],
-                                        "corrupt.ipynb is not a valid notebook"),
+        "classroom: corrupt notebook": (
+            classroom.main,
+            [f"{t}/corrupt.ipynb", "--out", f"{t}/c"],
+            "corrupt.ipynb is not a valid notebook",
+        ),
         "classroom: --out is a file": (classroom.main, [NB00, "--out", f"{t}/a_file"], "is a file, expected a folder"),
-        "train_vqa: n-train 0": (train_vqa.main, ["--n-train", "0", "--checkpoint", f"{t}/x.pt"],
-                                 "argument --n-train: expected an int >= 1, got '0'"),
-        "train_vqa: images-per-batch 0": (train_vqa.main, ["--images-per-batch", "0", "--checkpoint", f"{t}/x.pt"],
-                                          "argument --images-per-batch: expected an int >= 1"),
-        "train_vqa: lr -1": (train_vqa.main, ["--lr", "-1", "--checkpoint", f"{t}/x.pt"],
-                             "argument --lr: expected a positive finite number, got '-1'"),
+        "train_vqa: n-train 0": (
+            train_vqa.main,
+            ["--n-train", "0", "--checkpoint", f"{t}/x.pt"],
+            "argument --n-train: expected an int >= 1, got '0'",
+        ),
+        "train_vqa: images-per-batch 0": (
+            train_vqa.main,
+            ["--images-per-batch", "0", "--checkpoint", f"{t}/x.pt"],
+            "argument --images-per-batch: expected an int >= 1",
+        ),
+        "train_vqa: lr -1": (
+            train_vqa.main,
+            ["--lr", "-1", "--checkpoint", f"{t}/x.pt"],
+            "argument --lr: expected a positive finite number, got '-1'",
+        ),
         "train_vqa: lr nan": (train_vqa.main, ["--lr", "nan", "--checkpoint", f"{t}/x.pt"], "got 'nan'"),
-        "train_vqa: budget 0": (train_vqa.main, ["--budget-seconds", "0", "--checkpoint", f"{t}/x.pt"],
-                                "argument --budget-seconds"),
-        "train_vqa: head": (train_vqa.main, ["--head", "mlp", "--checkpoint", f"{t}/x.pt"],
-                            "argument --head: invalid choice: 'mlp'"),
+        "train_vqa: budget 0": (
+            train_vqa.main,
+            ["--budget-seconds", "0", "--checkpoint", f"{t}/x.pt"],
+            "argument --budget-seconds",
+        ),
+        "train_vqa: head": (
+            train_vqa.main,
+            ["--head", "mlp", "--checkpoint", f"{t}/x.pt"],
+            "argument --head: invalid choice: 'mlp'",
+        ),
         "train_vqa: checkpoint is a folder": (train_vqa.main, ["--checkpoint", str(t)], "is a folder, expected a file"),
-        "train_vqa: odd dim": (train_vqa.main, ["--dim", "7", "--n-train", "4", "--checkpoint", f"{t}/x.pt"],
-                               "dim must be even"),
-        "train_vqa: device": (train_vqa.main, ["--device", "tpu", "--n-train", "4", "--checkpoint", f"{t}/x.pt"],
-                              "device must be one of"),
-        "benchmark vqa: n-train 0": (_benchmark("vqa_sort_of_clevr.py"), ["--n-train", "0", "--out", f"{t}/b"],
-                                     "argument --n-train: expected an int >= 1"),
-        "benchmark vqa: budget -1": (_benchmark("vqa_sort_of_clevr.py"), ["--budget-seconds", "-1", "--out", f"{t}/b"],
-                                     "argument --budget-seconds"),
-        "benchmark vqa: device": (_benchmark("vqa_sort_of_clevr.py"), ["--device", "tpu", "--out", f"{t}/b"],
-                                  "device must be one of"),
-        "benchmark attention: length 0": (_benchmark("attention_scaling.py"), ["--lengths", "0", "--out", f"{t}/b"],
-                                          "argument --lengths: expected an int >= 1"),
-        "benchmark attention: window -1": (_benchmark("attention_scaling.py"), ["--window", "-1", "--out", f"{t}/b"],
-                                           "argument --window: expected an int >= 0"),
+        "train_vqa: odd dim": (
+            train_vqa.main,
+            ["--dim", "7", "--n-train", "4", "--checkpoint", f"{t}/x.pt"],
+            "dim must be even",
+        ),
+        "train_vqa: device": (
+            train_vqa.main,
+            ["--device", "tpu", "--n-train", "4", "--checkpoint", f"{t}/x.pt"],
+            "device must be one of",
+        ),
+        "benchmark vqa: n-train 0": (
+            _benchmark("vqa_sort_of_clevr.py"),
+            ["--n-train", "0", "--out", f"{t}/b"],
+            "argument --n-train: expected an int >= 1",
+        ),
+        "benchmark vqa: budget -1": (
+            _benchmark("vqa_sort_of_clevr.py"),
+            ["--budget-seconds", "-1", "--out", f"{t}/b"],
+            "argument --budget-seconds",
+        ),
+        "benchmark vqa: device": (
+            _benchmark("vqa_sort_of_clevr.py"),
+            ["--device", "tpu", "--out", f"{t}/b"],
+            "device must be one of",
+        ),
+        "benchmark attention: length 0": (
+            _benchmark("attention_scaling.py"),
+            ["--lengths", "0", "--out", f"{t}/b"],
+            "argument --lengths: expected an int >= 1",
+        ),
+        "benchmark attention: window -1": (
+            _benchmark("attention_scaling.py"),
+            ["--window", "-1", "--out", f"{t}/b"],
+            "argument --window: expected an int >= 0",
+        ),
     }
 
 

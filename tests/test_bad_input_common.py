@@ -43,25 +43,18 @@ def raises_clearly(error: type[Exception], fn, *fragments: str) -> str:
         f"raised at {filename}:{tb.tb_lineno} ({line!r}), not by an explicit raise in the package: {exc}"
     )
     message = exc.args[0] if exc.args else ""
-    assert isinstance(message, str) and message and "\n" not in message.strip(), (
-        f"not a one-line message: {message!r}"
-    )
+    assert isinstance(message, str) and message and "\n" not in message.strip(), f"not a one-line message: {message!r}"
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in {message!r}"
     return message
 
 
-def backward_grads(
-    output: torch.Tensor, *tensors: torch.Tensor, seed: int = 0
-) -> list[torch.Tensor]:
+def backward_grads(output: torch.Tensor, *tensors: torch.Tensor, seed: int = 0) -> list[torch.Tensor]:
     """Gradients of a random projection of ``output`` with respect to ``tensors``."""
     g = torch.Generator().manual_seed(seed)
     weights = torch.randn(output.shape, generator=g, dtype=output.dtype)
     grads = torch.autograd.grad((output * weights).sum(), tensors, allow_unused=True)
-    return [
-        torch.zeros_like(t) if grad is None else grad
-        for t, grad in zip(tensors, grads, strict=True)
-    ]
+    return [torch.zeros_like(t) if grad is None else grad for t, grad in zip(tensors, grads, strict=True)]
 
 
 def all_finite(*tensors: torch.Tensor) -> bool:
@@ -81,18 +74,9 @@ def test_an_int_is_an_int_not_a_bool_a_float_or_a_string(check, value):
 
 
 def test_int_checks_accept_numpy_ints_and_name_the_bounds():
-    assert (
-        V.check_positive_int("n", np.int64(3)) == 3
-        and type(V.check_positive_int("n", np.int64(3))) is int
-    )
-    assert (
-        raises_clearly(ValueError, lambda: V.check_positive_int("n", 0))
-        == "n=0: expected a positive int"
-    )
-    assert (
-        raises_clearly(ValueError, lambda: V.check_nonnegative_int("n", -1))
-        == "n=-1: expected a non-negative int"
-    )
+    assert V.check_positive_int("n", np.int64(3)) == 3 and type(V.check_positive_int("n", np.int64(3))) is int
+    assert raises_clearly(ValueError, lambda: V.check_positive_int("n", 0)) == "n=0: expected a positive int"
+    assert raises_clearly(ValueError, lambda: V.check_nonnegative_int("n", -1)) == "n=-1: expected a non-negative int"
     assert raises_clearly(ValueError, lambda: V.check_int("n", 9, minimum=0, maximum=5)) == (
         "n=9: expected an int >= 0 and <= 5"
     )
@@ -126,16 +110,12 @@ def test_probability_of_the_wrong_type(value):
     ],
 )
 def test_float_checks_reject_nan_inf_and_bounds(value, error):
-    raises_clearly(
-        error, lambda: V.check_float("scale", value, minimum=0.0, min_inclusive=False), "scale="
-    )
+    raises_clearly(error, lambda: V.check_float("scale", value, minimum=0.0, min_inclusive=False), "scale=")
 
 
 def test_bool_choice_and_dims():
     assert V.check_bool("flag", False) is False
-    raises_clearly(
-        TypeError, lambda: V.check_bool("flag", "no"), "flag='no': expected True or False"
-    )
+    raises_clearly(TypeError, lambda: V.check_bool("flag", "no"), "flag='no': expected True or False")
     assert V.check_choice("kind", "gru", ("gru", "transformer")) == "gru"
     raises_clearly(ValueError, lambda: V.check_choice("kind", 1, ("1", "2")), "kind=1")
     assert V.check_dims("dims", (2, 3)) == [2, 3]
@@ -167,9 +147,7 @@ def test_tensor_checks_name_shape_and_dtype():
 
 def test_index_range_and_keys():
     V.check_index_range("ids", torch.tensor([0, 4]), 5)
-    message = raises_clearly(
-        ValueError, lambda: V.check_index_range("ids", torch.tensor([0, 5]), 5)
-    )
+    message = raises_clearly(ValueError, lambda: V.check_index_range("ids", torch.tensor([0, 5]), 5))
     assert re.search(r"in \[0, 4\], got values in \[0, 5\]", message)
     message = raises_clearly(KeyError, lambda: V.require_keys({"x": 1}, ["label"], reader="fit"))
     assert message == "batch['label'] is missing: fit reads it; the batch has ['x']"

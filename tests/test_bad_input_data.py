@@ -8,6 +8,7 @@ import os
 import subprocess
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from test_bad_input_common import raises_clearly
@@ -294,9 +295,7 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("make", "error", "fragment"), [case[1:] for case in BAD], ids=[case[0] for case in BAD]
-)
+@pytest.mark.parametrize(("make", "error", "fragment"), [case[1:] for case in BAD], ids=[case[0] for case in BAD])
 def test_bad_input_raises_a_clear_error(make, error, fragment):
     raises_clearly(error, make, fragment)
 
@@ -349,9 +348,7 @@ def key() -> str:
     return S.SortOfClevrConfig(n_train=3, n_val=1, n_test=1, seed=5).key()
 
 
-@pytest.mark.parametrize(
-    "kind", ["a file", "a directory where the .npz goes", "read-only (under /proc)"]
-)
+@pytest.mark.parametrize("kind", ["a file", "a directory where the .npz goes", "read-only (under /proc)"])
 def test_an_unwritable_cache_falls_back_to_memory_with_one_warning(tmp_path, monkeypatch, kind):
     """Used to crash the data set (FileExistsError, IsADirectoryError, ...)."""
     if kind == "a file":
@@ -377,9 +374,7 @@ def test_temporary_files_of_killed_writes_are_removed(tmp_path, monkeypatch):
     dead.wait()
     stale = folder / f".sort_of_clevr-{key()}.npz.{dead.pid}.tmp"
     stale.write_bytes(b"half a file")
-    live = (
-        folder / f".sort_of_clevr-{key()}.npz.{os.getppid()}.tmp"
-    )  # a writer still running: left alone
+    live = folder / f".sort_of_clevr-{key()}.npz.{os.getppid()}.tmp"  # a writer still running: left alone
     live.write_bytes(b"being written")
     data, warned = load_with_cache(monkeypatch, folder)
     assert not warned and len(data) == 60
@@ -393,7 +388,7 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(S.np, "savez_compressed", full_disk)
+    monkeypatch.setattr(np, "savez_compressed", full_disk)
     data, warned = load_with_cache(monkeypatch, folder)
     assert len(data) == 60 and len(warned) == 1 and "No space left on device" in warned[0]
     assert os.listdir(folder) == []

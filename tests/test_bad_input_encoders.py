@@ -75,9 +75,7 @@ BAD = [
     ),
     (
         "ConvRegionEncoder uint8 images",
-        lambda: E.ConvRegionEncoder(channels=8, layers=2)(
-            torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
-        ),
+        lambda: E.ConvRegionEncoder(channels=8, layers=2)(torch.zeros(2, 3, 16, 16, dtype=torch.uint8)),
         TypeError,
         "images.float() / 255",
     ),
@@ -313,9 +311,7 @@ for kind in ("gru", "transformer"):
     ]
 
 
-@pytest.mark.parametrize(
-    ("make", "error", "fragment"), [case[1:] for case in BAD], ids=[case[0] for case in BAD]
-)
+@pytest.mark.parametrize(("make", "error", "fragment"), [case[1:] for case in BAD], ids=[case[0] for case in BAD])
 def test_bad_input_raises_a_clear_error(make, error, fragment):
     raises_clearly(error, make, fragment)
 
@@ -324,32 +320,22 @@ def test_bad_input_raises_a_clear_error(make, error, fragment):
 def test_word_text_encoder_edges(kind):
     torch.manual_seed(0)
     encoder = E.WordTextEncoder(10, dim=8, kind=kind, heads=2).eval()
-    tokens, pooled = encoder(
-        torch.zeros(0, 4, dtype=torch.long), torch.zeros(0, 4, dtype=torch.bool)
-    )
+    tokens, pooled = encoder(torch.zeros(0, 4, dtype=torch.long), torch.zeros(0, 4, dtype=torch.bool))
     assert tokens.shape == (0, 4, 8) and pooled.shape == (0, 8), (
         "an empty batch (used to be 'Cannot pack empty tensors')"
     )
-    tokens, pooled = encoder(
-        torch.zeros(2, 0, dtype=torch.long), torch.zeros(2, 0, dtype=torch.bool)
-    )
+    tokens, pooled = encoder(torch.zeros(2, 0, dtype=torch.long), torch.zeros(2, 0, dtype=torch.bool))
     assert tokens.shape == (2, 0, 8) and torch.all(pooled == 0), "no positions: nothing to read"
     _, pooled = encoder(IDS, torch.tensor([[False] * 4, [True] * 4]))
-    assert all_finite(pooled) and torch.all(pooled[0] == 0), (
-        "a question of padding only pools to zeros"
-    )
+    assert all_finite(pooled) and torch.all(pooled[0] == 0), "a question of padding only pools to zeros"
     _, pooled_int = encoder(IDS, MASK.long())  # Hugging Face masks are 0/1 integers
     assert torch.equal(pooled_int, encoder(IDS, MASK)[1])
 
 
 def test_pretrained_text_encoder_checks_ids_and_takes_an_empty_batch():
     encoder = E.PretrainedTextEncoder()
-    raises_clearly(
-        ValueError, lambda: encoder(torch.tensor([[101, 40000]]), ONE), "input_ids=", "[0, 30521]"
-    )
-    tokens, pooled = encoder(
-        torch.zeros(0, 3, dtype=torch.long), torch.zeros(0, 3, dtype=torch.bool)
-    )
+    raises_clearly(ValueError, lambda: encoder(torch.tensor([[101, 40000]]), ONE), "input_ids=", "[0, 30521]")
+    tokens, pooled = encoder(torch.zeros(0, 3, dtype=torch.long), torch.zeros(0, 3, dtype=torch.bool))
     assert tokens.shape == (0, 3, 384) and pooled.shape == (0, 384)
 
 

@@ -285,9 +285,7 @@ for cls in (F.EarlyFusion, F.TensorFusion):
     ]
 
 
-@pytest.mark.parametrize(
-    ("make", "error", "fragment"), [case[1:] for case in BAD], ids=[case[0] for case in BAD]
-)
+@pytest.mark.parametrize(("make", "error", "fragment"), [case[1:] for case in BAD], ids=[case[0] for case in BAD])
 def test_bad_input_raises_a_clear_error(make, error, fragment):
     raises_clearly(error, make, fragment)
 
@@ -325,13 +323,9 @@ def test_a_missing_modality_is_never_used(name, poison, data):
         h2.masked_fill(~present[:, 1:], poison).requires_grad_(),
     ]
     out = module(poisoned, present)
-    clean = module(
-        [h1.masked_fill(~present[:, :1], 0.0), h2.masked_fill(~present[:, 1:], 0.0)], present
-    )
+    clean = module([h1.masked_fill(~present[:, :1], 0.0), h2.masked_fill(~present[:, 1:], 0.0)], present)
     assert torch.equal(out, clean)
-    other = module(
-        [torch.where(present[:, :1], h1, 7.0), torch.where(present[:, 1:], h2, -3.0)], present
-    )
+    other = module([torch.where(present[:, :1], h1, 7.0), torch.where(present[:, 1:], h2, -3.0)], present)
     assert torch.equal(out, other)
     params = [p for p in module.parameters() if p.requires_grad]
     assert all_finite(out, *backward_grads(out, *poisoned, *params))
@@ -346,9 +340,7 @@ def test_empty_batches_fuse_to_empty_outputs(name):
 def test_gated_weights_and_late_weights_stay_on_the_present_modalities_with_nan():
     gated = MODULES["gated"]
     gated([H1, H2.masked_fill(~PRESENT[:, 1:], math.nan)], PRESENT)
-    assert torch.all(gated.weights[~PRESENT] == 0) and torch.allclose(
-        gated.weights.sum(1), torch.ones(4)
-    )
+    assert torch.all(gated.weights[~PRESENT] == 0) and torch.allclose(gated.weights.sum(1), torch.ones(4))
 
 
 @pytest.mark.parametrize("poison", [math.nan, math.inf])

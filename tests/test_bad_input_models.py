@@ -20,7 +20,7 @@ from mmtutorial.models.vqa import (
     load_vqa_checkpoint,
     save_vqa_checkpoint,
 )
-from mmtutorial.train import load_checkpoint, save_checkpoint
+from mmtutorial.training import load_checkpoint, save_checkpoint
 
 SMALL = dict(
     dim=8,
@@ -45,9 +45,7 @@ def vqa(head="cross_attention", **overrides) -> VQAModel:
     return VQAModel(VQAConfig(head=head, **(SMALL | overrides)), image_size=32).eval()
 
 
-STRUCTURED = {k: v for k, v in SMALL.items() if k != "vocab_size"} | {
-    "question_encoder": "structured"
-}
+STRUCTURED = {k: v for k, v in SMALL.items() if k != "vocab_size"} | {"question_encoder": "structured"}
 
 BAD = [
     (
@@ -251,9 +249,7 @@ BAD = [
     ),
     (
         "VQAModel[structured] structured size",
-        lambda: VQAModel(VQAConfig(**STRUCTURED), image_size=32)(
-            {"image": IMAGES, "structured": torch.zeros(3, 5)}
-        ),
+        lambda: VQAModel(VQAConfig(**STRUCTURED), image_size=32)({"image": IMAGES, "structured": torch.zeros(3, 5)}),
         ValueError,
         "(batch, 11)",
     ),
@@ -340,17 +336,13 @@ BAD += [
     ),
     (
         "AV uint8 image",
-        lambda: AVFusionClassifier("early", dim=16)(
-            {"image": (IMG * 255).to(torch.uint8), "audio": AUD}
-        ),
+        lambda: AVFusionClassifier("early", dim=16)({"image": (IMG * 255).to(torch.uint8), "audio": AUD}),
         TypeError,
         "image=",
     ),
     (
         "AV 32x32 image",
-        lambda: AVFusionClassifier("early", dim=16)(
-            {"image": torch.rand(4, 1, 32, 32), "audio": AUD}
-        ),
+        lambda: AVFusionClassifier("early", dim=16)({"image": torch.rand(4, 1, 32, 32), "audio": AUD}),
         ValueError,
         "(batch, 1, 28, 28)",
     ),
@@ -372,9 +364,7 @@ BAD += [
     ),
     (
         "AV film integer present",
-        lambda: AVFusionClassifier("film", dim=16)(
-            {"image": IMG, "audio": AUD, "present": PRESENT.long()}
-        ),
+        lambda: AVFusionClassifier("film", dim=16)({"image": IMG, "audio": AUD, "present": PRESENT.long()}),
         TypeError,
         "present",
     ),
@@ -394,9 +384,7 @@ BAD += [
 ]
 
 
-@pytest.mark.parametrize(
-    ("make", "error", "fragment"), [case[1:] for case in BAD], ids=[case[0] for case in BAD]
-)
+@pytest.mark.parametrize(("make", "error", "fragment"), [case[1:] for case in BAD], ids=[case[0] for case in BAD])
 def test_bad_input_raises_a_clear_error(make, error, fragment):
     raises_clearly(error, make, fragment)
 
@@ -424,9 +412,7 @@ def test_whole_image_batches_and_structured_questions_work():
     out = model({**BY_IMAGE, "image_row": torch.tensor([0, 0, 1])})
     assert out.shape == (3, 5) and all_finite(out)
     structured = VQAModel(VQAConfig(head="film", **STRUCTURED), image_size=32).eval()
-    assert structured(
-        {"image": IMAGES, "structured": torch.zeros(3, 11, dtype=torch.float64)}
-    ).shape == (3, 5)
+    assert structured({"image": IMAGES, "structured": torch.zeros(3, 11, dtype=torch.float64)}).shape == (3, 5)
 
 
 @pytest.mark.parametrize("fusion", FUSIONS)
@@ -461,19 +447,13 @@ def test_modality_dropout_in_training_never_reads_a_dropped_modality():
             "present": present,
         }
     )
-    assert all_finite(
-        logits, *backward_grads(logits, *[p for p in model.parameters() if p.requires_grad])
-    )
+    assert all_finite(logits, *backward_grads(logits, *[p for p in model.parameters() if p.requires_grad]))
 
 
 def test_av_classifier_takes_an_empty_batch_and_extra_keys():
     model = AVFusionClassifier("early", dim=16).eval()
-    assert model(
-        {"image": torch.rand(0, 1, 28, 28), "audio": torch.randn(0, 1, 40, 101)}
-    ).shape == (0, 10)
-    assert model(
-        {"image": IMG, "audio": AUD, "label": torch.zeros(4), "snr_db": torch.zeros(4)}
-    ).shape == (4, 10)
+    assert model({"image": torch.rand(0, 1, 28, 28), "audio": torch.randn(0, 1, 40, 101)}).shape == (0, 10)
+    assert model({"image": IMG, "audio": AUD, "label": torch.zeros(4), "snr_db": torch.zeros(4)}).shape == (4, 10)
 
 
 # --- checkpoints ------------------------------------------------------------------------
@@ -482,18 +462,14 @@ def test_av_classifier_takes_an_empty_batch_and_extra_keys():
 @pytest.fixture
 def checkpoint(tmp_path):
     path = tmp_path / "vqa.pt"
-    save_vqa_checkpoint(
-        path, vqa(), ANSWERS, metrics={"acc": np.float64(0.5), "by": {"x": np.int64(3)}}
-    )
+    save_vqa_checkpoint(path, vqa(), ANSWERS, metrics={"acc": np.float64(0.5), "by": {"x": np.int64(3)}})
     return path
 
 
 def _data_offset(path) -> tuple[int, int]:
     """Start and size of the largest tensor record inside a torch.save zip."""
     with zipfile.ZipFile(path) as archive:
-        info = max(
-            (i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size
-        )
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
     raw = path.read_bytes()
     header = info.header_offset
     start = (
@@ -552,12 +528,8 @@ def test_unreadable_files_are_not_valid_checkpoints(checkpoint, damage, why):
 
 def test_a_directory_and_a_missing_file(tmp_path):
     raises_clearly(ValueError, lambda: load_vqa_checkpoint(tmp_path), "it is a directory")
-    raises_clearly(
-        FileNotFoundError, lambda: load_vqa_checkpoint(tmp_path / "none.pt"), "no checkpoint at"
-    )
-    raises_clearly(
-        ValueError, lambda: save_vqa_checkpoint(tmp_path, vqa(), ANSWERS), "got a directory"
-    )
+    raises_clearly(FileNotFoundError, lambda: load_vqa_checkpoint(tmp_path / "none.pt"), "no checkpoint at")
+    raises_clearly(ValueError, lambda: save_vqa_checkpoint(tmp_path, vqa(), ANSWERS), "got a directory")
 
 
 @pytest.mark.parametrize(

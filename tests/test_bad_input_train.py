@@ -1,5 +1,5 @@
-"""Bad and edge inputs for mmtutorial.train (TensorBatches, evaluate's and fit's inputs,
-checkpoints) and mmtutorial.viz."""
+"""Bad and edge inputs for mmtutorial.training (TensorBatches, evaluate's and fit's inputs,
+checkpoints) and mmtutorial.course.viz."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import torch
 from test_bad_input_common import raises_clearly
 from torch import nn
 
-from mmtutorial import train as TR
-from mmtutorial import viz as VZ
+from mmtutorial import training as TR
 from mmtutorial.course import COURSE
+from mmtutorial.course import viz as VZ
+from mmtutorial.data.batching import TensorBatches
 
 matplotlib.use("Agg")
 X = torch.arange(10.0)
@@ -45,50 +46,50 @@ def fit(batches, **kwargs):
 
 W = np.random.default_rng(0).random((3, 4))
 BAD = [
-    ("TensorBatches({})", lambda: TR.TensorBatches({}, 2), ValueError, "tensors={}"),
+    ("TensorBatches({})", lambda: TensorBatches({}, 2), ValueError, "tensors={}"),
     (
         "TensorBatches batch_size=True",
-        lambda: TR.TensorBatches({"x": X}, True),
+        lambda: TensorBatches({"x": X}, True),
         TypeError,
         "batch_size=True",
     ),
     (
         "TensorBatches batch_size=0",
-        lambda: TR.TensorBatches({"x": X}, 0),
+        lambda: TensorBatches({"x": X}, 0),
         ValueError,
         "batch_size=0",
     ),
     (
         "TensorBatches 0-d tensor",
-        lambda: TR.TensorBatches({"x": torch.tensor(1.0)}, 2),
+        lambda: TensorBatches({"x": torch.tensor(1.0)}, 2),
         TypeError,
         "tensors['x']",
     ),
     (
         "TensorBatches a list",
-        lambda: TR.TensorBatches({"x": [1, 2, 3]}, 2),
+        lambda: TensorBatches({"x": [1, 2, 3]}, 2),
         TypeError,
         "tensors['x']",
     ),
     (
         "TensorBatches lengths differ",
-        lambda: TR.TensorBatches({"x": X, "y": X[:3]}, 2),
+        lambda: TensorBatches({"x": X, "y": X[:3]}, 2),
         ValueError,
         "same length",
     ),
     (
         "TensorBatches shuffle='yes'",
-        lambda: TR.TensorBatches({"x": X}, 2, shuffle="yes"),
+        lambda: TensorBatches({"x": X}, 2, shuffle="yes"),
         TypeError,
         "shuffle='yes'",
     ),
     (
         "TensorBatches generator='g'",
-        lambda: TR.TensorBatches({"x": X}, 2, shuffle=True, generator="g"),
+        lambda: TensorBatches({"x": X}, 2, shuffle=True, generator="g"),
         TypeError,
         "generator='g'",
     ),
-    ("TensorBatches tensors=list", lambda: TR.TensorBatches([X], 2), TypeError, "tensors="),
+    ("TensorBatches tensors=list", lambda: TensorBatches([X], 2), TypeError, "tensors="),
     (
         "evaluate without the target key",
         lambda: TR.evaluate(Linear(), [{"x": torch.randn(4, 2)}]),
@@ -201,16 +202,14 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("make", "error", "fragment"), [case[1:] for case in BAD], ids=[case[0] for case in BAD]
-)
+@pytest.mark.parametrize(("make", "error", "fragment"), [case[1:] for case in BAD], ids=[case[0] for case in BAD])
 def test_bad_input_raises_a_clear_error(make, error, fragment):
     raises_clearly(error, make, fragment)
     matplotlib.pyplot.close("all")
 
 
 def test_empty_tensors_give_no_batches_and_max_seconds_zero_is_one_epoch():
-    assert list(TR.TensorBatches({"x": X[:0]}, 2)) == []
+    assert list(TensorBatches({"x": X[:0]}, 2)) == []
     assert len(fit(DATA, epochs=3, max_seconds=0.0).epochs) == 1
 
 
@@ -220,9 +219,7 @@ def test_empty_tensors_give_no_batches_and_max_seconds_zero_is_one_epoch():
 @pytest.fixture
 def checkpoint(tmp_path):
     path = tmp_path / "ckpt.pt"
-    TR.save_checkpoint(
-        path, model=Linear().state_dict(), history=[{"loss": 1.0}], step=torch.tensor(3)
-    )
+    TR.save_checkpoint(path, model=Linear().state_dict(), history=[{"loss": 1.0}], step=torch.tensor(3))
     return path
 
 
@@ -234,17 +231,10 @@ def test_round_trip_verifies_and_hides_the_checksum(checkpoint):
 
 def test_flipped_bytes_in_the_tensor_data_are_detected(checkpoint):
     with zipfile.ZipFile(checkpoint) as archive:
-        info = max(
-            (i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size
-        )
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
     data = bytearray(checkpoint.read_bytes())
     h = info.header_offset
-    start = (
-        h
-        + 30
-        + int.from_bytes(data[h + 26 : h + 28], "little")
-        + int.from_bytes(data[h + 28 : h + 30], "little")
-    )
+    start = h + 30 + int.from_bytes(data[h + 26 : h + 28], "little") + int.from_bytes(data[h + 28 : h + 30], "little")
     data[start] ^= 0xFF
     checkpoint.write_bytes(bytes(data))
     raises_clearly(
@@ -269,9 +259,7 @@ def test_unreadable_files_say_why_and_never_suggest_an_unsafe_load(checkpoint, d
     """Used to be OSError [Errno 22], a bare EOFError, KeyError: 101, and PyTorch's advice
     to retry with weights_only=False."""
     checkpoint.write_bytes(damage(checkpoint.read_bytes()))
-    message = raises_clearly(
-        ValueError, lambda: TR.load_checkpoint(checkpoint), "is not a valid checkpoint (", why
-    )
+    message = raises_clearly(ValueError, lambda: TR.load_checkpoint(checkpoint), "is not a valid checkpoint (", why)
     assert "weights_only" not in message
 
 
@@ -281,9 +269,7 @@ def test_directories_and_missing_files(tmp_path):
         lambda: TR.load_checkpoint(tmp_path),
         f"{tmp_path} is not a valid checkpoint (it is a directory)",
     )
-    raises_clearly(
-        FileNotFoundError, lambda: TR.load_checkpoint(tmp_path / "none.pt"), "no checkpoint at"
-    )
+    raises_clearly(FileNotFoundError, lambda: TR.load_checkpoint(tmp_path / "none.pt"), "no checkpoint at")
     raises_clearly(ValueError, lambda: TR.save_checkpoint(tmp_path, x=1), "got a directory")
 
 
@@ -308,15 +294,11 @@ def test_saving_what_cannot_be_loaded_safely_fails_early_and_leaves_nothing(tmp_
         lambda: TR.save_checkpoint(tmp_path / "fn.pt", fn=lambda: 1),
         "could not save a checkpoint",
     )
-    raises_clearly(
-        ValueError, lambda: TR.save_checkpoint(tmp_path / "c.pt", __checksum__="x"), "reserved"
-    )
+    raises_clearly(ValueError, lambda: TR.save_checkpoint(tmp_path / "c.pt", __checksum__="x"), "reserved")
     assert os.listdir(tmp_path) == [], "no checkpoint and no temporary file"
 
 
-def test_an_interrupted_write_leaves_the_old_checkpoint_and_no_temporary_file(
-    checkpoint, monkeypatch
-):
+def test_an_interrupted_write_leaves_the_old_checkpoint_and_no_temporary_file(checkpoint, monkeypatch):
     before = checkpoint.read_bytes()
 
     def interrupted(obj, f, *args, **kwargs):
@@ -324,7 +306,7 @@ def test_an_interrupted_write_leaves_the_old_checkpoint_and_no_temporary_file(
             handle.write(b"half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(TR.torch, "save", interrupted)
+    monkeypatch.setattr(torch, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
         TR.save_checkpoint(checkpoint, model=Linear().state_dict())
     assert checkpoint.read_bytes() == before

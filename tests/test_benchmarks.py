@@ -1,4 +1,4 @@
-"""Benchmark scripts: they run, write DESIGN.md's format, and the committed results
+"""Benchmark scripts: they run, write the format in ARCHITECTURE.md, and the committed results
 carry the figures the issues name (these read recorded JSON; nothing here is timed)."""
 
 import importlib.util
@@ -21,8 +21,23 @@ def load_script(name):
 
 def test_attention_scaling_runs_and_writes_the_format(tmp_path):
     script = load_script("attention_scaling")
-    code = script.main(["--lengths", "64", "128", "--window", "16", "--heads", "2", "--head-dim", "16",
-                        "--repeats", "1", "--out", str(tmp_path)])
+    code = script.main(
+        [
+            "--lengths",
+            "64",
+            "128",
+            "--window",
+            "16",
+            "--heads",
+            "2",
+            "--head-dim",
+            "16",
+            "--repeats",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 1, "summary figures at n=1024/4096 are missing for these lengths, and the exit code says so"
     (path,) = tmp_path.glob("attention_scaling-*.json")
     payload = json.loads(path.read_text())

@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmtutorial import checks
 from mmtutorial.attention import causal_mask, masked_softmax
-from mmtutorial.classroom import find_exercises
-from mmtutorial.viz import plot_attention, show_heatmaps
+from mmtutorial.course import checks
+from mmtutorial.course.classroom import find_exercises
+from mmtutorial.course.viz import plot_attention, show_heatmaps
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,7 +119,9 @@ RIGHT = {
     checks.check_gate_weights: lambda s, p: masked_softmax(s, p),
     checks.check_pearson: lambda x, y: torch.corrcoef(torch.stack([x, y]))[0, 1].item(),
     checks.check_tensor_fusion_size: lambda dims: int(torch.tensor([d + 1 for d in dims]).prod()),
-    checks.check_sinusoidal_table: lambda n, d: __import__("mmtutorial.attention", fromlist=["x"]).sinusoidal_table(n, d),
+    checks.check_sinusoidal_table: lambda n, d: __import__("mmtutorial.attention", fromlist=["x"]).sinusoidal_table(
+        n, d
+    ),
     checks.check_post_norm_block: post_norm_block,
     checks.check_sequence_accuracy: lambda logits, t: (logits.argmax(-1) == t).all(-1).float().mean().item(),
     checks.check_sliding_window_mask: lambda n, w: (torch.arange(n)[:, None] - torch.arange(n)).abs() <= w,
@@ -140,24 +142,37 @@ RIGHT = {
 WRONG = {
     # forgets the 1/sqrt(d) scale
     checks.check_single_query_attention: (
-        lambda q, r: ((torch.softmax((r @ q[..., None])[..., 0], -1)[..., None] * r).sum(1), torch.softmax((r @ q[..., None])[..., 0], -1)),
-        "single_query_attention \\(output\\)",
+        lambda q, r: (
+            (torch.softmax((r @ q[..., None])[..., 0], -1)[..., None] * r).sum(1),
+            torch.softmax((r @ q[..., None])[..., 0], -1),
+        ),
+        "case '\\(output, weights\\)': item 0: values differ",
     ),
     # pairs r_i with itself only (forgets the second object)
     checks.check_relation_pair_scores: (
-        lambda r, q, w, b: relation_pair_scores(r, q, w, b).diagonal(dim1=1, dim2=2).permute(0, 2, 1)[:, :, None]
-        .expand(-1, -1, r.shape[1], -1),
+        lambda r, q, w, b: (
+            relation_pair_scores(r, q, w, b)
+            .diagonal(dim1=1, dim2=2)
+            .permute(0, 2, 1)[:, :, None]
+            .expand(-1, -1, r.shape[1], -1)
+        ),
         "values differ",
     ),
     # the most common *test* answer: peeks at the test set
     checks.check_family_prior: (lambda a, f, ta, tf: family_prior(ta, tf, ta, tf), "two families"),
     # first axis fastest
-    checks.check_expand_grid: (lambda axes: [dict(zip(list(axes)[::-1], v, strict=True))
-                                             for v in __import__("itertools").product(*list(axes.values())[::-1])],
-                               "axes {'a': \\[1, 2\\], 'b'"),
+    checks.check_expand_grid: (
+        lambda axes: [
+            dict(zip(list(axes)[::-1], v, strict=True))
+            for v in __import__("itertools").product(*list(axes.values())[::-1])
+        ],
+        "axes {'a': \\[1, 2\\], 'b'",
+    ),
     # a normal interval (1.96) instead of Student's t: too narrow for 3 seeds
-    checks.check_ci95: (lambda x: (x.mean() - 1.96 * x.std() / len(x) ** 0.5, x.mean() + 1.96 * x.std() / len(x) ** 0.5),
-                        "3 seeds"),
+    checks.check_ci95: (
+        lambda x: (x.mean() - 1.96 * x.std() / len(x) ** 0.5, x.mean() + 1.96 * x.std() / len(x) ** 0.5),
+        "3 seeds",
+    ),
     # swaps rows and columns
     checks.check_grid_cell: (lambda x, y, image_size=75, grid=5: int(x // 15) * 5 + int(y // 15), "x=74, y=0"),
     # drops each modality independently: sometimes both
@@ -165,7 +180,10 @@ WRONG = {
     # plain mean of the accuracies, ignoring uneven levels
     checks.check_relative_robustness: (lambda x, y: sum(y) / len(y), "uneven levels"),
     # compares raw accuracies instead of drops
-    checks.check_effective_robustness: (lambda m, b: sum(x - y for x, y in zip(m[1:], b[1:], strict=True)) / (len(m) - 1), "higher start"),
+    checks.check_effective_robustness: (
+        lambda m, b: sum(x - y for x, y in zip(m[1:], b[1:], strict=True)) / (len(m) - 1),
+        "higher start",
+    ),
     # softmax over every modality, ignoring which are present
     checks.check_gate_weights: (lambda s, p: torch.softmax(s, -1), "some modalities missing"),
     # covariance instead of correlation
@@ -173,39 +191,62 @@ WRONG = {
     # forgets the appended 1s
     checks.check_tensor_fusion_size: (lambda dims: int(torch.tensor(dims).prod()), "dims=\\[16, 16\\]"),
     # sin and cos swapped
-    checks.check_sinusoidal_table: (lambda n, d: __import__("mmtutorial.attention", fromlist=["x"]).sinusoidal_table(n, d).roll(1, -1), "values differ"),
+    checks.check_sinusoidal_table: (
+        lambda n, d: __import__("mmtutorial.attention", fromlist=["x"]).sinusoidal_table(n, d).roll(1, -1),
+        "values differ",
+    ),
     # pre-norm instead of post-norm
     checks.check_post_norm_block: (
-        lambda x, b: (lambda y: y + b.linear2(torch.relu(b.linear1(b.norm2(y)))))(x + b.self_attn(b.norm1(x), b.norm1(x), b.norm1(x))[0]),
+        lambda x, b: (lambda y: y + b.linear2(torch.relu(b.linear1(b.norm2(y)))))(
+            x + b.self_attn(b.norm1(x), b.norm1(x), b.norm1(x))[0]
+        ),
         "values differ",
     ),
     # per-token accuracy instead of per-sequence
-    checks.check_sequence_accuracy: (lambda logits, t: (logits.argmax(-1) == t).float().mean().item(), "one position wrong"),
+    checks.check_sequence_accuracy: (
+        lambda logits, t: (logits.argmax(-1) == t).float().mean().item(),
+        "one position wrong",
+    ),
     # strict inequality: forgets the keys at exactly `window`
-    checks.check_sliding_window_mask: (lambda n, w: (torch.arange(n)[:, None] - torch.arange(n)).abs() < w, "n=5, window=0"),
+    checks.check_sliding_window_mask: (
+        lambda n, w: (torch.arange(n)[:, None] - torch.arange(n)).abs() < w,
+        "n=5, window=0",
+    ),
     # forgets that windows are cut at the sequence ends
     checks.check_window_score_count: (lambda n, w: n * (2 * w + 1), "n=100, window=3"),
     # global queries only, forgetting global keys
     checks.check_global_local_mask_mod: (
-        lambda w, g: (lambda b, h, q, kv: ((q - kv).abs() <= w) | (q < g)),
+        lambda w, g: lambda b, h, q, kv: ((q - kv).abs() <= w) | (q < g),
         r"first wrong entry at \[2, 0\]",
     ),
     # forgets to count the object itself
-    checks.check_count_same_shape: (lambda o, c: count_same_shape(o, c) - 1, "values differ"),
+    checks.check_count_same_shape: (lambda o, c: count_same_shape(o, c) - 1, r"expected \d, got \d"),
     # forgets to exclude the object itself: always answers its own index
-    checks.check_closest_object: (lambda o, c: c, "values differ"),
+    checks.check_closest_object: (lambda o, c: c, r"expected \d, got \d"),
     # amplitude ratio instead of power ratio
-    checks.check_snr_db: (lambda c, n: 10 * torch.log10(c.abs().mean() / (n - c).abs().mean()).item(), "case 'SNR 20 dB'"),
+    checks.check_snr_db: (
+        lambda c, n: 10 * torch.log10(c.abs().mean() / (n - c).abs().mean()).item(),
+        "case 'SNR 20 dB'",
+    ),
     # the naive formula overflows for large scores
     checks.check_softmax: (lambda x: x.exp() / x.exp().sum(-1, keepdim=True), "NaN"),
     # forgot the factor 2 in the Gaussian
-    checks.check_gaussian_kernel_weights: (lambda q, k, h: torch.softmax(-((q[:, None] - k) ** 2) / h**2, 1), "values differ"),
+    checks.check_gaussian_kernel_weights: (
+        lambda q, k, h: torch.softmax(-((q[:, None] - k) ** 2) / h**2, 1),
+        "values differ",
+    ),
     # keeps the top-k but forgets to renormalise
-    checks.check_topk_attention: (lambda s, k: torch.softmax(s, -1) * (s >= s.topk(k, -1).values[..., -1:]), "values differ"),
+    checks.check_topk_attention: (
+        lambda s, k: torch.softmax(s, -1) * (s >= s.topk(k, -1).values[..., -1:]),
+        "values differ",
+    ),
     # multiplies by the temperature instead of dividing
     checks.check_softmax_with_temperature: (lambda s, t: torch.softmax(s * t, -1), "case 'T=0.1 sharpens'"),
     # forgets the 1/sqrt(d) scale
-    checks.check_scaled_dot_product_attention: (lambda q, k, v: torch.softmax(q @ k.transpose(-2, -1), -1) @ v, "values differ"),
+    checks.check_scaled_dot_product_attention: (
+        lambda q, k, v: torch.softmax(q @ k.transpose(-2, -1), -1) @ v,
+        "values differ",
+    ),
     # upper instead of lower triangle
     checks.check_causal_mask: (lambda n: torch.ones(n, n, dtype=torch.bool).triu(), "case 'n=2'"),
     # -inf fill gives NaN for an empty sequence
@@ -272,3 +313,25 @@ def test_plot_attention_labels_and_errors():
     fig = show_heatmaps([torch.rand(2, 2)] * 3, titles=["h1", "h2", "h3"], ncols=2)
     assert [ax.get_title() for ax in fig.axes[:3]] == ["h1", "h2", "h3"]
     plt.close("all")
+
+
+def test_compare_handles_numbers_sequences_and_dicts():
+    import numpy as np
+
+    assert checks.compare(3, 3.0) is None and checks.compare(0.5, np.float64(0.5)) is None
+    assert checks.compare(0.5, torch.tensor(0.5)) is None
+    assert checks.compare(3, 2) == "expected 3, got 2"
+    assert checks.compare(1.0, float("nan")) == "expected a finite number, got nan"
+    assert checks.compare(1, "1") == "expected a number, got str"
+    assert checks.compare(True, 1) == "expected True or False, got int"
+    assert checks.compare([1, (2, 3)], [1, [2, 4]]) == "item 1: item 1: expected 3, got 4"
+    assert checks.compare({0: 0.5, 1: 1.0}, {0: 0.5}) == "expected the keys [0, 1], got [0]"
+    assert checks.compare({"a": [torch.ones(2)]}, {"a": [torch.zeros(2)]}).startswith(
+        "at key 'a': item 0: values differ"
+    )
+    assert checks.compare((1.0, 2.0), (1.0 + 1e-7, 2.0)) is None
+
+
+def test_every_check_is_exported():
+    names = [n for n in dir(checks) if n.startswith("check_") and callable(getattr(checks, n))]
+    assert sorted(names) == sorted(n for n in checks.__all__ if n.startswith("check_"))

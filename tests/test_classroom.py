@@ -7,8 +7,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mmtutorial import checks
-from mmtutorial.classroom import (
+from mmtutorial.course import checks
+from mmtutorial.course.classroom import (
     SELF_TEST_TAG,
     build_classroom,
     coverage_table,
@@ -34,25 +34,36 @@ def _code(source, tags=(), outputs=(), hidden=False):
 
 def _toy_notebook():
     md = nbformat.v4.new_markdown_cell
-    return nbformat.v4.new_notebook(cells=[
-        md("# Toy lesson"),
-        _code("x = 1\nprint(x)", outputs=["1\n"]),
-        md("## Exercises\n\n### Exercise 1: double it\n\nWrite `double(x)`.\n\n*Hint:* multiply\nby two.\n"),
-        _code("import math\n\n\ndef double(x: float,\n           y: float = 0.0) -> float:\n    \"\"\"Twice x.\"\"\"\n"
-              "    return 2 * x\n\n\nSECRET = 42\n", tags=["solution"], hidden=True),
-        _code("checks.check_double(double)", outputs=["✓ double: all 2 cases passed\n"]),
-        md("Why: the answer is `2 * x`."),
-        md("### Exercise 2: a constant\n\nSet `answer`."),
-        _code("answer = 41 + 1", tags=["solution"]),
-        _code("checks.check_answer(answer)\nchecks.check_answer_type(answer)", outputs=["✓\n"]),
-        _code("print('after the exercises')", outputs=["after the exercises\n"]),
-    ])
+    return nbformat.v4.new_notebook(
+        cells=[
+            md("# Toy lesson"),
+            _code("x = 1\nprint(x)", outputs=["1\n"]),
+            md("## Exercises\n\n### Exercise 1: double it\n\nWrite `double(x)`.\n\n*Hint:* multiply\nby two.\n"),
+            _code(
+                'import math\n\n\ndef double(x: float,\n           y: float = 0.0) -> float:\n    """Twice x."""\n'
+                "    return 2 * x\n\n\nSECRET = 42\n",
+                tags=["solution"],
+                hidden=True,
+            ),
+            _code("checks.check_double(double)", outputs=["✓ double: all 2 cases passed\n"]),
+            md("Why: the answer is `2 * x`."),
+            md("### Exercise 2: a constant\n\nSet `answer`."),
+            _code("answer = 41 + 1", tags=["solution"]),
+            _code("checks.check_answer(answer)\nchecks.check_answer_type(answer)", outputs=["✓\n"]),
+            _code("print('after the exercises')", outputs=["after the exercises\n"]),
+        ]
+    )
 
 
 def test_find_exercises_reads_titles_hints_functions_and_checks():
     notebook = _toy_notebook()
     first, second = find_exercises(notebook, "toy.ipynb")
-    assert (first.number, first.title, first.functions, first.checks) == (1, "double it", ("double",), ("check_double",))
+    assert (first.number, first.title, first.functions, first.checks) == (
+        1,
+        "double it",
+        ("double",),
+        ("check_double",),
+    )
     assert first.hint == "multiply by two." and first.cell == 3 and first.check_cells == (4,) and first.self_checked
     assert (second.number, second.title, second.functions) == (2, "a constant", ())
     assert second.checks == ("check_answer", "check_answer_type") and second.hint == ""
@@ -69,7 +80,7 @@ def test_stub_keeps_signature_docstring_and_imports_and_raises_with_the_hint():
     notebook = _toy_notebook()
     exercise = find_exercises(notebook)[0]
     stub = stub_source(notebook.cells[3].source, exercise)
-    assert "def double(x: float,\n           y: float = 0.0) -> float:\n    \"\"\"Twice x.\"\"\"" in stub
+    assert 'def double(x: float,\n           y: float = 0.0) -> float:\n    """Twice x."""' in stub
     assert "import math" in stub
     assert "return 2 * x" not in stub and "SECRET" not in stub, "the answer must not leak into the stub"
     namespace = {}
@@ -134,8 +145,11 @@ def test_classroom_writes_both_editions_and_the_exercise_lists(classroom):
         assert (out / "solutions" / path.name).read_bytes() == path.read_bytes()
         student = nbformat.read(out / "student" / path.name, as_version=4)
         nbformat.validate(student)
-        solutions = [c for c in nbformat.read(path, as_version=4).cells
-                     if c.cell_type == "code" and "solution" in c.metadata.get("tags", [])]
+        solutions = [
+            c
+            for c in nbformat.read(path, as_version=4).cells
+            if c.cell_type == "code" and "solution" in c.metadata.get("tags", [])
+        ]
         stubs = [c for c in student.cells if "exercise" in c.metadata.get("tags", [])]
         assert len(stubs) == len(solutions) == len(by_notebook[path.name])
         for solution, stub in zip(solutions, stubs, strict=True):
@@ -143,8 +157,11 @@ def test_classroom_writes_both_editions_and_the_exercise_lists(classroom):
             leaked = [ln for ln in body if ln in stub.source]
             assert not leaked, f"{path.name}: solution lines in the student's stub: {leaked}"
         assert not any("solution" in c.metadata.get("tags", []) for c in student.cells)
-        prose = [c.source for c in nbformat.read(path, as_version=4).cells
-                 if c.cell_type == "markdown" and "solution" in c.metadata.get("tags", [])]
+        prose = [
+            c.source
+            for c in nbformat.read(path, as_version=4).cells
+            if c.cell_type == "markdown" and "solution" in c.metadata.get("tags", [])
+        ]
         assert prose, f"{path.name}: no solution notes (markdown cells tagged 'solution')"
         assert not any(text in c.source for text in prose for c in student.cells), "solution prose is removed"
         # nothing else differs: the same cells in the same order, stubs in place of solutions
@@ -162,7 +179,8 @@ def test_classroom_writes_both_editions_and_the_exercise_lists(classroom):
 def test_readme_coverage_table_is_current(classroom):
     _, by_notebook = classroom
     assert coverage_table(by_notebook) in (ROOT / "README.md").read_text(), (
-        "update the README's table: python -m mmtutorial.classroom --table")
+        "update the README's table: python -m mmtutorial.course.classroom --table"
+    )
 
 
 def test_cli_builds_and_rejects_a_missing_path(tmp_path, capsys):
@@ -195,4 +213,3 @@ def test_self_test_edition_tries_each_stub_before_its_solution():
     with pytest.raises(AssertionError, match="Exercise 1: the stub did not stop"):
         exec(first.replace("raise NotImplementedError(", "return (", 1), namespace, namespace)
     assert [c for c in tested.cells if SELF_TEST_TAG not in c.metadata.get("tags", [])] == notebook.cells
-

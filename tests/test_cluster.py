@@ -19,12 +19,15 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 TOY = [
-    ("smoke = False\ndevice = \"cpu\"\nseed = 0\nwait = 0.0", ["parameters"]),
-    ("import os, time\nfrom mmtutorial.notebook import Param, record_metrics, setup\n"
-     "run = setup(smoke=smoke, device=device, seed=seed, quiet=True, wait=Param(wait, float, low=0.0))\n"
-     "started = time.time()\ntime.sleep(run.wait)\n"
-     "record_metrics({'score': 10 + run.seed, 'gpu': os.environ.get('CUDA_VISIBLE_DEVICES', 'none'),\n"
-     "                'started': started, 'ended': time.time()})", []),
+    ('smoke = False\ndevice = "cpu"\nseed = 0\nwait = 0.0', ["parameters"]),
+    (
+        "import os, time\nfrom mmtutorial.course.notebook import Param, record_metrics, setup\n"
+        "run = setup(smoke=smoke, device=device, seed=seed, quiet=True, wait=Param(wait, float, low=0.0))\n"
+        "started = time.time()\ntime.sleep(run.wait)\n"
+        "record_metrics({'score': 10 + run.seed, 'gpu': os.environ.get('CUDA_VISIBLE_DEVICES', 'none'),\n"
+        "                'started': started, 'ended': time.time()})",
+        [],
+    ),
 ]
 
 
@@ -43,8 +46,10 @@ def toy(tmp_path):
 def cluster():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local, \
-            Client(local) as client:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
+        Client(local) as client,
+    ):
         yield local, client
 
 
@@ -61,7 +66,11 @@ def test_the_readme_smoke_sweep_on_a_local_dask_cluster_equals_the_local_pool(tm
     record = json.loads((tmp_path / "dask" / "fusion=early__seed=0" / "result.json").read_text())
     assert " on " in record["device"], "a point run on a worker names the machine it ran on"
     assert {p.name for p in (tmp_path / "dask" / "fusion=early__seed=0").iterdir()} >= {
-        "notebook.ipynb", "result.json", "log.txt", "stderr.log"}, "the point's files come back by value"
+        "notebook.ipynb",
+        "result.json",
+        "log.txt",
+        "stderr.log",
+    }, "the point's files come back by value"
 
 
 def test_a_killed_worker_loses_no_point_and_records_none_twice(toy, tmp_path, cluster):
@@ -69,8 +78,11 @@ def test_a_killed_worker_loses_no_point_and_records_none_twice(toy, tmp_path, cl
     out = tmp_path / "runs" / "killed"
     grid = {"fixed": {"wait": 4.0}, "grid": {"seed": [0, 1, 2, 3]}}
     outcome = {}
-    sweep = threading.Thread(target=lambda: outcome.update(table=run_sweep(
-        toy, grid, out, scheduler=local.scheduler_address, progress=False)))
+    sweep = threading.Thread(
+        target=lambda: outcome.update(
+            table=run_sweep(toy, grid, out, scheduler=local.scheduler_address, progress=False)
+        )
+    )
     sweep.start()
     deadline = time.monotonic() + 120
     while not any(client.processing().values()):  # wait until a worker runs a point
@@ -105,8 +117,14 @@ def test_gpus_are_handed_out_one_per_running_point(toy, tmp_path):
     """Four points, four workers, two (pretend) GPUs: each point is given one GPU through
     CUDA_VISIBLE_DEVICES, and no two points hold the same GPU at the same time."""
     out = tmp_path / "runs" / "gpus"
-    table = run_sweep(toy, {"fixed": {"device": "auto", "wait": 1.5}, "grid": {"seed": [0, 1, 2, 3]}}, out,
-                      workers=4, gpus=2, progress=False)
+    table = run_sweep(
+        toy,
+        {"fixed": {"device": "auto", "wait": 1.5}, "grid": {"seed": [0, 1, 2, 3]}},
+        out,
+        workers=4,
+        gpus=2,
+        progress=False,
+    )
     assert (table["status"] == "ok").all()
     assert set(table["gpu"].astype(str)) == {"0", "1"}
     for gpu, runs in table.groupby(table["gpu"].astype(str)):

@@ -80,7 +80,9 @@ def test_a_missing_modality_is_ignored(name):
 def test_gate_weights_are_a_distribution_over_present_modalities(seed, batch, data):
     torch.manual_seed(seed)
     gate = GatedFusion([4, 4, 4], 6)
-    present = torch.tensor(data.draw(st.lists(st.lists(st.booleans(), min_size=3, max_size=3).filter(any), min_size=batch, max_size=batch)))
+    present = torch.tensor(
+        data.draw(st.lists(st.lists(st.booleans(), min_size=3, max_size=3).filter(any), min_size=batch, max_size=batch))
+    )
     gate([rand(batch, 4, seed=seed + i) for i in range(3)], present)
     w = gate.weights
     assert torch.all(w >= 0) and torch.allclose(w.sum(1), torch.ones(batch), atol=1e-6)
@@ -128,7 +130,10 @@ def test_film_starts_as_identity_and_modulates_channels():
     with torch.no_grad():
         film.to_gamma_beta.bias[:4] = 1.0  # gamma = 1: scale by 2
     assert torch.allclose(film(x, c), 2 * x)
-    assert torch.autograd.gradcheck(FiLM(3, 4).double(), (rand(2, 4, 3, dtype=torch.float64).requires_grad_(), rand(2, 3, dtype=torch.float64).requires_grad_()))
+    assert torch.autograd.gradcheck(
+        FiLM(3, 4).double(),
+        (rand(2, 4, 3, dtype=torch.float64).requires_grad_(), rand(2, 3, dtype=torch.float64).requires_grad_()),
+    )
     with pytest.raises(ValueError, match=r"expected x of shape \(batch, 4, ...\)"):
         film(rand(2, 5), c)
 
@@ -140,7 +145,9 @@ def test_cross_co_and_multihop_attention():
     out = cross(text.double(), regions.double())
     assert out.shape == (2, 3, 16) and cross.weights.shape == (2, 4, 3, 25)
     assert torch.allclose(cross.weights.sum(-1), torch.ones(2, 4, 3, dtype=torch.float64))
-    assert torch.autograd.gradcheck(lambda t, r: cross(t, r), (text.double().requires_grad_(), regions.double().requires_grad_()))
+    assert torch.autograd.gradcheck(
+        lambda t, r: cross(t, r), (text.double().requires_grad_(), regions.double().requires_grad_())
+    )
     co = CoAttention(16, heads=2)
     padding = torch.tensor([[False, False, True], [False] * 3])
     new_text, new_regions = co(text, rand(2, 25, 16, seed=2), text_padding=padding)
@@ -215,7 +222,9 @@ def test_pretrained_text_encoder_minilm_offline():
     from mmtutorial.data.text import load_tokenizer
 
     tokenizer = load_tokenizer("minilm")
-    batch = tokenizer(["what shape is the red object?", "is the gray thing on the left?"], padding=True, return_tensors="pt")
+    batch = tokenizer(
+        ["what shape is the red object?", "is the gray thing on the left?"], padding=True, return_tensors="pt"
+    )
     tokens, pooled = encoder(batch["input_ids"], batch["attention_mask"].bool())
     assert tokens.shape[-1] == 384 == encoder.out_dim and pooled.shape == (2, 384)
     assert not any(p.requires_grad for p in encoder.parameters())

@@ -7,14 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmtutorial.notebook import (
-    METRICS_MIMETYPE,
-    Param,
-    read_metrics,
-    record_metrics,
-    setup,
-)
-from mmtutorial.train import pick_device, seed_everything
+from mmtutorial.course.notebook import METRICS_MIMETYPE, Param, read_metrics, record_metrics, setup
+from mmtutorial.training import pick_device, seed_everything
 
 
 def test_setup_validates_and_applies_smoke(monkeypatch, capsys):
@@ -90,7 +84,11 @@ def test_record_and_read_metrics(tmp_path, monkeypatch):
     record_metrics({"acc": np.float32(0.5), "n": torch.tensor(3), "ok": True, "per": {"a": 1}})
     clean = {"acc": 0.5, "n": 3, "ok": True, "per": {"a": 1}}
     assert json.loads(path.read_text()) == clean
-    notebook = {"cells": [{"cell_type": "code", "outputs": [{"output_type": "display_data", "data": {METRICS_MIMETYPE: clean}}]}]}
+    notebook = {
+        "cells": [
+            {"cell_type": "code", "outputs": [{"output_type": "display_data", "data": {METRICS_MIMETYPE: clean}}]}
+        ]
+    }
     nb_path = tmp_path / "nb.ipynb"
     nb_path.write_text(json.dumps(notebook))
     assert read_metrics(nb_path) == clean

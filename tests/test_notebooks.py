@@ -9,16 +9,18 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mmtutorial.classroom import SELF_TEST_TAG, find_exercises, read_notebook, self_test_edition
 from mmtutorial.course import COURSE
+from mmtutorial.course.classroom import (
+    SELF_TEST_TAG,
+    find_exercises,
+    read_notebook,
+    self_test_edition,
+)
+from mmtutorial.course.notebook import read_metrics
 from mmtutorial.experiments import execute_notebook, notebook_parameters
-from mmtutorial.notebook import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-SMOKE_BUDGET_S = 120  # "well under a minute" on a 2-core CPU, with margin for a loaded machine
-# notebook 10 runs a sweep: 9 notebook executions (8 points + 1) and 3 training processes
-SMOKE_BUDGET_OVERRIDES_S = {"10": 200}
 
 
 def check_00(m, smoke):
@@ -157,8 +159,19 @@ def check_10(m, smoke):
             assert curve[0] > curve[1] > curve[2], (fusion, curve)
 
 
-CHECKS = {"00": check_00, "01": check_01, "02": check_02, "03": check_03, "04": check_04, "05": check_05,
-          "06": check_06, "07": check_07, "08": check_08, "09": check_09, "10": check_10}
+CHECKS = {
+    "00": check_00,
+    "01": check_01,
+    "02": check_02,
+    "03": check_03,
+    "04": check_04,
+    "05": check_05,
+    "06": check_06,
+    "07": check_07,
+    "08": check_08,
+    "09": check_09,
+    "10": check_10,
+}
 
 
 def test_every_notebook_has_metric_checks_and_a_course_entry():
@@ -200,6 +213,13 @@ def _comparable_outputs(cell) -> list[tuple[str, str]]:
     return sanitized
 
 
+def record_smoke_seconds(name: str, seconds: float) -> None:
+    """Write how long a notebook's smoke run took to build/smoke-seconds/<name>.json."""
+    folder = ROOT / "build" / "smoke-seconds"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{Path(name).stem}.json").write_text(json.dumps({"notebook": name, "seconds": round(seconds, 1)}))
+
+
 #: Cells whose committed output must be reproduced exactly by any run (smoke or not).
 CHECK_OUTPUT = "# NBVAL_CHECK_OUTPUT"
 
@@ -214,8 +234,9 @@ def test_notebook_in_smoke_mode(path, tmp_path):
     committed = read_notebook(path)
     edition = self_test_edition(committed, path.name)
     nbformat.write(edition, tmp_path / path.name)
-    result = execute_notebook(tmp_path / path.name, tmp_path / "executed" / path.name,
-                              {"smoke": True, "seed": 1}, cwd=path.parent)
+    result = execute_notebook(
+        tmp_path / path.name, tmp_path / "executed" / path.name, {"smoke": True, "seed": 1}, cwd=path.parent
+    )
     assert result.status == "ok", result.error
     executed = nbformat.read(result.output, as_version=4)
     # the student edition stops at every exercise, and the solutions pass every self-check
@@ -233,9 +254,11 @@ def test_notebook_in_smoke_mode(path, tmp_path):
     lesson_cells = [c for c in executed.cells if not added & set(c.metadata.get("tags", []))]
     for index, (mine, theirs) in enumerate(zip(lesson_cells, committed.cells, strict=True)):
         if theirs.cell_type == "code" and CHECK_OUTPUT in theirs.source:
-            assert _comparable_outputs(mine) == _comparable_outputs(theirs), f"cell {index} differs from the committed one"
-    budget = SMOKE_BUDGET_OVERRIDES_S.get(path.name[:2], SMOKE_BUDGET_S)
-    assert result.seconds < budget, f"smoke run took {result.seconds:.0f}s"
+            assert _comparable_outputs(mine) == _comparable_outputs(theirs), (
+                f"cell {index} differs from the committed one"
+            )
+    # how long smoke mode takes is reported, not asserted (no timed tests): build/smoke-seconds/
+    record_smoke_seconds(path.name, result.seconds)
     CHECKS[path.name[:2]](result.metrics, smoke=True)
 
 
@@ -306,10 +329,16 @@ def test_clean_notebook_drops_run_metadata(tmp_path):
     from mmtutorial.experiments import clean_notebook
 
     path = tmp_path / "nb.ipynb"
-    path.write_text(json.dumps({
-        "metadata": {"papermill": {"input_path": "/somewhere/nb.ipynb"}},
-        "cells": [{"cell_type": "code", "metadata": {"papermill": {"duration": 1.0}, "tags": ["x"]}, "outputs": []}],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "metadata": {"papermill": {"input_path": "/somewhere/nb.ipynb"}},
+                "cells": [
+                    {"cell_type": "code", "metadata": {"papermill": {"duration": 1.0}, "tags": ["x"]}, "outputs": []}
+                ],
+            }
+        )
+    )
     clean_notebook(path)
     cleaned = json.loads(path.read_text())
     assert "papermill" not in cleaned["metadata"]

@@ -94,7 +94,8 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def _commands():
-    from mmtutorial import classroom, experiments, site
+    from mmtutorial import experiments
+    from mmtutorial.course import classroom, site
 
     notebook = "notebooks/00_welcome.ipynb"
     return {

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mmtutorial.course import COURSE
-from mmtutorial.site import SITE_TITLE, build_site, main
+from mmtutorial.course.site import SITE_TITLE, build_site, main
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "build" / "site"
@@ -100,9 +100,11 @@ def test_site_has_a_page_per_notebook_with_navigation_and_sources(site):
     assert (SITE / "mathjax" / "MathJax.js").exists()
 
 
-def test_site_cli_names_a_folder_without_notebooks(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no course notebooks"):
-        main(["--notebooks", str(tmp_path), "--out", str(tmp_path / "site")])
+def test_site_cli_names_a_folder_without_notebooks(tmp_path, capsys):
+    assert main(["--notebooks", str(tmp_path), "--out", str(tmp_path / "site")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: no course notebooks") and len(error.splitlines()) == 1
+    assert not (tmp_path / "site").exists()
 
 
 def test_source_url_adds_repository_links(tmp_path):

@@ -4,6 +4,7 @@ determinism, cache integrity, splits, text and tokenizers, bad parameters."""
 import math
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,8 @@ from mmtutorial.data.sort_of_clevr import (
     SortOfClevrConfig,
     generate_sort_of_clevr,
 )
+from mmtutorial.data.sort_of_clevr import cache as soc_cache
+from mmtutorial.data.sort_of_clevr import config as soc_config
 
 SMALL = {"n_train": 200, "n_val": 40, "n_test": 60, "seed": 3}
 
@@ -55,10 +58,12 @@ def expected_answer(objects, qtype, subtype, a, b, answers):
         n = sum(1 for x, y in others if min(ax, bx) <= x <= max(ax, bx) and min(ay, by) <= y <= max(ay, by))
         return str(n)
     if subtype == 1:
+
         def segment_distance(x, y):
             length2 = (bx - ax) ** 2 + (by - ay) ** 2
             t = max(0.0, min(1.0, ((x - ax) * (bx - ax) + (y - ay) * (by - ay)) / length2))
             return math.dist((x, y), (ax + t * (bx - ax), ay + t * (by - ay)))
+
         return "yes" if any(segment_distance(x, y) < 5 for x, y in others) else "no"
     angles = [math.degrees(math.atan2(y - by, x - bx) - math.atan2(ay - by, ax - bx)) % 360 for x, y in others]
     return str(sum(1 for g in angles if 90 < min(g, 360 - g) <= 180))
@@ -127,9 +132,14 @@ def test_heldout_templates_only_in_heldout_split():
     heldout = SortOfClevr("test_heldout", tokenizer=None, **SMALL)
     test = SortOfClevr("test", tokenizer=None, **SMALL)
     heldout_texts = {t for key, ts in TEMPLATES.items() for t in ts[-1:]}
-    train_templates = {TEMPLATES[(int(q), int(s))][int(t)] for q, s, t in zip(train.qtype, train.subtype, train.template, strict=True)}
+    train_templates = {
+        TEMPLATES[(int(q), int(s))][int(t)] for q, s, t in zip(train.qtype, train.subtype, train.template, strict=True)
+    }
     assert not train_templates & heldout_texts
-    assert {TEMPLATES[(int(q), int(s))][int(t)] for q, s, t in zip(heldout.qtype, heldout.subtype, heldout.template, strict=True)} <= heldout_texts
+    assert {
+        TEMPLATES[(int(q), int(s))][int(t)]
+        for q, s, t in zip(heldout.qtype, heldout.subtype, heldout.template, strict=True)
+    } <= heldout_texts
     assert np.array_equal(heldout.answer, test.answer) and heldout.text(0) != test.text(0)
     assert all(len(v) >= 4 for v in TEMPLATES.values()), "several paraphrases per question type"
 
@@ -202,21 +212,21 @@ def test_tampered_or_stale_cache_is_rebuilt(tmp_path, monkeypatch):
     path = tmp_path / "cache" / f"sort_of_clevr-{config.key()}.npz"
     tampered = {k: v.copy() for k, v in arrays.items()}
     tampered["answer"][0] = (tampered["answer"][0] + 1) % 10
-    soc._write_cache(path, config, arrays)
+    soc_cache._write_cache(path, config, arrays)
     with np.load(path) as stored:  # rewrite with the right metadata but wrong contents
         meta = str(stored["__meta__"])
     np.savez_compressed(path, __meta__=np.array(meta), **tampered)
     with pytest.warns(UserWarning, match="checksum mismatch"):
-        assert soc._read_cache(path, config) is None
-    monkeypatch.setattr(soc, "GENERATOR_VERSION", soc.GENERATOR_VERSION + 1)
-    soc._write_cache(path, config, arrays)
-    monkeypatch.setattr(soc, "GENERATOR_VERSION", soc.GENERATOR_VERSION - 1)
+        assert soc_cache._read_cache(path, config) is None
+    monkeypatch.setattr(soc_cache, "GENERATOR_VERSION", soc_config.GENERATOR_VERSION + 1)
+    soc_cache._write_cache(path, config, arrays)
+    monkeypatch.setattr(soc_cache, "GENERATOR_VERSION", soc_config.GENERATOR_VERSION)
     with pytest.warns(UserWarning, match="stale"):
-        assert soc._read_cache(path, config) is None
+        assert soc_cache._read_cache(path, config) is None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        soc._write_cache(path, config, arrays)
-        assert soc._read_cache(path, config) is not None
+        soc_cache._write_cache(path, config, arrays)
+        assert soc_cache._read_cache(path, config) is not None
     assert not [p for p in os.listdir(path.parent) if p.endswith(".tmp")]
 
 
@@ -224,7 +234,11 @@ def test_tampered_or_stale_cache_is_rebuilt(tmp_path, monkeypatch):
     "kwargs, error, match",
     [
         ({"num_objects": 7}, ValueError, r"num_objects=7: expected 2..6, one object per colour"),
-        ({"image_size": 30}, ValueError, r"image_size=30 is too small for 6 objects of size 5: expected image_size >= 44"),
+        (
+            {"image_size": 30},
+            ValueError,
+            r"image_size=30 is too small for 6 objects of size 5: expected image_size >= 44",
+        ),
         ({"n_train": -1}, ValueError, r"n_train must be >= 0, got -1"),
         ({"n_train": 0, "n_val": 0, "n_test": 0}, ValueError, "at least one"),
         ({"seed": -3}, ValueError, "seed=-3: expected a non-negative int"),
@@ -296,3 +310,8 @@ def test_object_region_mask_marks_the_cells_under_an_object():
     assert cells == [[0], [7], [24], [0, 1, 5, 6]]  # (15, 15) straddles four cells
     with pytest.raises(ValueError, match=r"expected centers of shape \(batch, 2\)"):
         object_region_mask(torch.tensor([1, 2]))
+
+
+def test_the_cache_lives_in_the_checkouts_data_folder(monkeypatch):
+    monkeypatch.delenv("MMTUTORIAL_CACHE", raising=False)
+    assert soc.cache_dir() == Path(__file__).resolve().parents[1] / "data" / "cache"

@@ -19,15 +19,26 @@ from mmtutorial.experiments import (
 )
 
 TOY_CELLS = [
-    ("code", "smoke = False\ndevice = \"cpu\"\nseed = 0\nrate = 0.5\nname = \"a\"\nfail = False\nwait = 0.0",
-     ["parameters"]),
-    ("code", "import time\nfrom mmtutorial.notebook import Param, record_metrics, setup\n"
-             "run = setup(smoke=smoke, device=device, seed=seed, quiet=True,\n"
-             "            rate=Param(rate, float, low=0.0, high=1.0), name=Param(name, str, choices=[\"a\", \"b\"]),\n"
-             "            fail=Param(fail, bool), wait=Param(wait, float, low=0.0))", []),
-    ("code", "time.sleep(run.wait)\nif run.fail:\n    raise RuntimeError('this point fails on purpose')\n"
-             "print('training at rate', run.rate)\n"
-             "record_metrics({'score': 10 * run.rate + run.seed, 'name_is_a': run.name == 'a'})", []),
+    (
+        "code",
+        'smoke = False\ndevice = "cpu"\nseed = 0\nrate = 0.5\nname = "a"\nfail = False\nwait = 0.0',
+        ["parameters"],
+    ),
+    (
+        "code",
+        "import time\nfrom mmtutorial.course.notebook import Param, record_metrics, setup\n"
+        "run = setup(smoke=smoke, device=device, seed=seed, quiet=True,\n"
+        '            rate=Param(rate, float, low=0.0, high=1.0), name=Param(name, str, choices=["a", "b"]),\n'
+        "            fail=Param(fail, bool), wait=Param(wait, float, low=0.0))",
+        [],
+    ),
+    (
+        "code",
+        "time.sleep(run.wait)\nif run.fail:\n    raise RuntimeError('this point fails on purpose')\n"
+        "print('training at rate', run.rate)\n"
+        "record_metrics({'score': 10 * run.rate + run.seed, 'name_is_a': run.name == 'a'})",
+        [],
+    ),
 ]
 
 
@@ -79,7 +90,10 @@ def test_yaml_grid_file(tmp_path):
 @pytest.mark.parametrize(
     ("grid", "message"),
     [
-        ({"grid": {"learning_rate": [0.1]}}, r"unknown parameter\(s\) \['learning_rate'\]; valid parameters are .*rate=0.5"),
+        (
+            {"grid": {"learning_rate": [0.1]}},
+            r"unknown parameter\(s\) \['learning_rate'\]; valid parameters are .*rate=0.5",
+        ),
         ({"grid": {"rate": [0.5, 2.0]}}, r"point rate=2.0: parameter rate=2.0: expected a value <= 1.0"),
         ({"grid": {"name": ["a", "c"]}}, r"parameter name='c': expected one of \['a', 'b'\]"),
         ({"grid": {"rate": ["fast"]}}, r"parameter rate='fast': expected float"),
@@ -201,8 +215,18 @@ def _processes_with(token: str) -> list[int]:
 def _sweep_cli(toy, grid_file, out, *extra):
     import sys
 
-    return [sys.executable, "-m", "mmtutorial.experiments", "sweep", str(toy), "--grid", str(grid_file),
-            "--out", str(out), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "mmtutorial.experiments",
+        "sweep",
+        str(toy),
+        "--grid",
+        str(grid_file),
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the kernels through /proc")
@@ -218,13 +242,15 @@ def test_ctrl_c_stops_the_sweep_and_its_kernels_keeps_what_finished_and_a_rerun_
     out = tmp_path / "runs" / "interrupted"
     token = f"MMTUTORIAL_TEST_SWEEP={uuid.uuid4().hex}"
     env = {**os.environ, token.split("=")[0]: token.split("=")[1], "OMP_NUM_THREADS": "1"}
-    sweep = subprocess.Popen(_sweep_cli(toy, grid_file, out), env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    sweep = subprocess.Popen(
+        _sweep_cli(toy, grid_file, out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 240
         # wait until point 1 has finished and point 2's kernel runs
-        while not ((out / "seed=0" / "result.json").exists() and (out / "seed=1").exists()
-                   and len(_processes_with(token)) >= 3):  # the sweep, point 2's process, its kernel
+        while not (
+            (out / "seed=0" / "result.json").exists() and (out / "seed=1").exists() and len(_processes_with(token)) >= 3
+        ):  # the sweep, point 2's process, its kernel
             assert sweep.poll() is None, sweep.communicate()
             assert time.monotonic() < deadline, "the sweep did not get to its second point"
             time.sleep(0.2)
@@ -342,8 +368,10 @@ def test_command_line_errors_are_one_line(toy, tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "grid.yaml: not valid YAML" in error and "line 3" in error
     grid.write_text("grid:\n  rate: [0.1]\n")
-    for notebook, message in ((tmp_path / "toyy.ipynb", "no notebook at"),
-                              (Path(__file__).parents[1] / "README.md", "is not a notebook")):
+    for notebook, message in (
+        (tmp_path / "toyy.ipynb", "no notebook at"),
+        (Path(__file__).parents[1] / "README.md", "is not a notebook"),
+    ):
         assert main(["sweep", str(notebook), "--grid", str(grid), "--out", str(out)]) == 2
         assert message in capsys.readouterr().err
         assert main(["run", str(notebook), "--out", str(tmp_path / "executed")]) == 2
@@ -359,8 +387,16 @@ def test_grading_submissions_of_the_same_name_keeps_each_result(toy, tmp_path, c
         (tmp_path / student).mkdir()
         shutil.copyfile(toy, tmp_path / student / "submission.ipynb")
     graded = tmp_path / "graded"
-    argv = ["run", str(tmp_path / "alice" / "submission.ipynb"), str(tmp_path / "bob" / "submission.ipynb"),
-            "--out", str(graded), "-p", "rate", "0.2"]
+    argv = [
+        "run",
+        str(tmp_path / "alice" / "submission.ipynb"),
+        str(tmp_path / "bob" / "submission.ipynb"),
+        "--out",
+        str(graded),
+        "-p",
+        "rate",
+        "0.2",
+    ]
     assert main(argv) == 0
     assert {p.name for p in graded.glob("*.ipynb")} == {"alice__submission.ipynb", "bob__submission.ipynb"}
     capsys.readouterr()

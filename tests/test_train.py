@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from mmtutorial.train import evaluate, fit, load_checkpoint, seed_everything, seeded_generator
+from mmtutorial.training import evaluate, fit, load_checkpoint, seed_everything, seeded_generator
 
 
 class Linear(nn.Module):
@@ -26,15 +26,24 @@ def toy_data(n=240, seed=0):
 
 def loader(data, batch_size=32, generator=None):
     dataset = torch.utils.data.StackDataset(**data)
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=generator is not None, generator=generator)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=generator is not None, generator=generator
+    )
 
 
 def test_fit_learns_and_reports_groups():
     seed_everything(0)
     model = Linear()
-    history = fit(model, loader(toy_data(), generator=seeded_generator(0)), epochs=15,
-                  optimizer=torch.optim.Adam(model.parameters(), lr=0.05), val_batches=loader(toy_data(seed=1)),
-                  group_key="group", group_names=["neg", "pos"], progress=False)
+    history = fit(
+        model,
+        loader(toy_data(), generator=seeded_generator(0)),
+        epochs=15,
+        optimizer=torch.optim.Adam(model.parameters(), lr=0.05),
+        val_batches=loader(toy_data(seed=1)),
+        group_key="group",
+        group_names=["neg", "pos"],
+        progress=False,
+    )
     assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"]
     assert history.last["val_acc"] > 0.7  # the majority class is 0.5
     assert set(history.last["val_acc_by_group"]) == {"neg", "pos"}
@@ -60,8 +69,14 @@ def test_nan_in_a_later_step_is_named_exactly():
 
 def test_max_seconds_stops_after_the_epoch_that_crosses_the_budget():
     model = Linear()
-    history = fit(model, loader(toy_data()), epochs=50, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-                  max_seconds=0.0, progress=False)
+    history = fit(
+        model,
+        loader(toy_data()),
+        epochs=50,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        max_seconds=0.0,
+        progress=False,
+    )
     assert len(history.epochs) == 1
     row = history.last
     assert 0 < row["train_seconds"] <= row["seconds"]
@@ -70,15 +85,27 @@ def test_max_seconds_stops_after_the_epoch_that_crosses_the_budget():
 def test_early_stopping_restores_the_best_weights():
     seed_everything(0)
     model = Linear()
-    history = fit(model, loader(toy_data(), generator=seeded_generator(0)), epochs=40,
-                  optimizer=torch.optim.SGD(model.parameters(), lr=2.0),  # far too high: validation gets worse
-                  val_batches=loader(toy_data(seed=1)), early_stopping_patience=2, progress=False)
+    history = fit(
+        model,
+        loader(toy_data(), generator=seeded_generator(0)),
+        epochs=40,
+        optimizer=torch.optim.SGD(model.parameters(), lr=2.0),  # far too high: validation gets worse
+        val_batches=loader(toy_data(seed=1)),
+        early_stopping_patience=2,
+        progress=False,
+    )
     best = min(history.column("val_loss"))
     assert history.stopped_early and len(history.epochs) < 40
     assert evaluate(model, loader(toy_data(seed=1)))["loss"] == pytest.approx(best, rel=1e-5)
     with pytest.raises(ValueError, match="early stopping needs val_batches"):
-        fit(model, loader(toy_data()), epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-            early_stopping_patience=2, progress=False)
+        fit(
+            model,
+            loader(toy_data()),
+            epochs=1,
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+            early_stopping_patience=2,
+            progress=False,
+        )
 
 
 def run_training(tmp_path, epochs, resume, name="ckpt.pt"):
@@ -86,9 +113,17 @@ def run_training(tmp_path, epochs, resume, name="ckpt.pt"):
     model = Linear()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     generator = seeded_generator(0)
-    history = fit(model, loader(toy_data(), generator=generator), epochs=epochs, optimizer=optimizer,
-                  val_batches=loader(toy_data(seed=1)), checkpoint_path=tmp_path / name, resume=resume,
-                  generator=generator, progress=False)
+    history = fit(
+        model,
+        loader(toy_data(), generator=generator),
+        epochs=epochs,
+        optimizer=optimizer,
+        val_batches=loader(toy_data(seed=1)),
+        checkpoint_path=tmp_path / name,
+        resume=resume,
+        generator=generator,
+        progress=False,
+    )
     return model, history
 
 
@@ -117,13 +152,19 @@ def test_bad_arguments():
 def test_bf16_autocast_runs_on_cpu():
     seed_everything(0)
     model = Linear()
-    history = fit(model, loader(toy_data()), epochs=2, optimizer=torch.optim.Adam(model.parameters(), lr=0.05),
-                  precision="bf16", progress=False)
+    history = fit(
+        model,
+        loader(toy_data()),
+        epochs=2,
+        optimizer=torch.optim.Adam(model.parameters(), lr=0.05),
+        precision="bf16",
+        progress=False,
+    )
     assert torch.isfinite(torch.tensor(history.column("train_loss"))).all()
 
 
 def test_tensor_batches_cover_every_sample_once_and_shuffle_repeatably():
-    from mmtutorial.train import TensorBatches
+    from mmtutorial.data.batching import TensorBatches
 
     data = {"x": torch.arange(10), "y": torch.arange(10) * 2}
     batches = list(TensorBatches(data, 4))

@@ -65,7 +65,10 @@ def test_positional_encodings_add_to_input_and_apply_dropout():
     assert (out == 0).any() and not torch.allclose(out, x + sinusoidal_table(10, 16))
     with pytest.raises(ValueError, match="sequence length 40 exceeds max_len=32"):
         pe(rand(1, 40, 16))
-    with pytest.raises(ValueError, match=r"x=<tensor of shape \(2, 10, 8\), float32>: expected a floating-point tensor of shape \(batch, length, 16\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"x=<tensor of shape \(2, 10, 8\), float32>: expected a floating-point tensor of shape \(batch, length, 16\)",
+    ):
         pe(rand(2, 10, 8))
 
 
@@ -84,8 +87,9 @@ def test_gradcheck_positional_encodings():
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_encoder_block_equals_torch(norm_first, activation):
     torch.manual_seed(0)
-    layer = nn.TransformerEncoderLayer(32, 4, dim_feedforward=64, dropout=0.1, activation=activation,
-                                       batch_first=True, norm_first=norm_first).eval()
+    layer = nn.TransformerEncoderLayer(
+        32, 4, dim_feedforward=64, dropout=0.1, activation=activation, batch_first=True, norm_first=norm_first
+    ).eval()
     block = TransformerEncoderBlock.from_torch(layer).eval()
     x = rand(3, 9, 32)
     padding = torch.zeros(3, 9, dtype=torch.bool)
@@ -146,7 +150,9 @@ def brute_force(pattern, n):
     return mask
 
 
-@pytest.mark.parametrize("pattern", [SlidingWindow(0), SlidingWindow(3), GlobalLocal(2, 2), BlockSparse(4, 2, 3)], ids=str)
+@pytest.mark.parametrize(
+    "pattern", [SlidingWindow(0), SlidingWindow(3), GlobalLocal(2, 2), BlockSparse(4, 2, 3)], ids=str
+)
 def test_dense_masks_match_definition(pattern):
     assert torch.equal(pattern.dense_mask(23), brute_force(pattern, 23))
     from torch.nn.attention.flex_attention import create_mask

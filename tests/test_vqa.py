@@ -24,7 +24,7 @@ from mmtutorial.models.vqa_training import (
     seconds_to_accuracy,
     train_throughput,
 )
-from mmtutorial.train import History, fit, save_checkpoint, seed_everything
+from mmtutorial.training import History, fit, save_checkpoint, seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"n_train": 60, "n_val": 10, "n_test": 12, "seed": 3}
@@ -36,8 +36,15 @@ def splits():
 
 
 def small_config(head: str, ds: SortOfClevr, **overrides) -> VQAConfig:
-    values = {"head": head, "vocab_size": len(ds.tokenizer), "pad_id": ds.pad_token_id, "dim": 16, "hidden": 24,
-              "cnn_channels": 8, "heads": 2} | overrides
+    values = {
+        "head": head,
+        "vocab_size": len(ds.tokenizer),
+        "pad_id": ds.pad_token_id,
+        "dim": 16,
+        "hidden": 24,
+        "cnn_channels": 8,
+        "heads": 2,
+    } | overrides
     return VQAConfig(**values)
 
 
@@ -159,7 +166,9 @@ def test_checkpoint_round_trip_restores_config_weights_answers_and_metrics(split
     with pytest.raises(ValueError, match="got 3 answers"):
         save_vqa_checkpoint(path, model, ds.answers[:3])
     save_checkpoint(tmp_path / "other.pt", weights=torch.zeros(2))
-    with pytest.raises(ValueError, match=r"other.pt is not a valid VQA checkpoint \(it lacks \['answers', 'config', 'model'\]\)"):
+    with pytest.raises(
+        ValueError, match=r"other.pt is not a valid VQA checkpoint \(it lacks \['answers', 'config', 'model'\]\)"
+    ):
         load_vqa_checkpoint(tmp_path / "other.pt")
 
 
@@ -176,7 +185,9 @@ def test_device_resident_batches_evaluate_exactly_like_the_dataloader(splits):
         for by_image in (False, True):
             result = evaluate_vqa(model.to(device), ds.batches(5, device=device, by_image=by_image), device=device)
             assert result["n"] == reference["n"] == len(ds)
-            assert result["acc_by_family"] == pytest.approx(reference["acc_by_family"], abs=1e-9 if device == "cpu" else 0.02)
+            assert result["acc_by_family"] == pytest.approx(
+                reference["acc_by_family"], abs=1e-9 if device == "cpu" else 0.02
+            )
             assert result["loss"] == pytest.approx(reference["loss"], rel=1e-4 if device == "cpu" else 1e-2)
     assert set(reference["acc_by_family"]) == set(FAMILY_NAMES[:6])
     assert set(reference["acc_by_type"]) == {"non-relational", "relational"}
@@ -186,8 +197,14 @@ def train_briefly(head: str, splits, seed: int = 0, epochs: int = 4):
     generator = seed_everything(seed)
     ds = splits["train"]
     model = VQAModel(small_config(head, ds))
-    history = fit(model, ds.batches(4, shuffle=True, generator=generator, by_image=True), epochs=epochs,
-                  optimizer=make_adamw(model, 3e-3), target_key="answer", progress=False)
+    history = fit(
+        model,
+        ds.batches(4, shuffle=True, generator=generator, by_image=True),
+        epochs=epochs,
+        optimizer=make_adamw(model, 3e-3),
+        target_key="answer",
+        progress=False,
+    )
     return model, history
 
 
@@ -208,11 +225,13 @@ def test_same_seed_same_training_on_cpu(splits):
 
 
 def test_seconds_to_accuracy_reads_the_first_epoch_that_reaches_the_threshold():
-    history = History(epochs=[
-        {"seconds": 2.0, "val_acc_by_group": {"relational": 0.5}},
-        {"seconds": 3.0, "val_acc_by_group": {"relational": 0.9}},
-        {"seconds": 4.0, "val_acc_by_group": {"relational": 0.96}},
-    ])
+    history = History(
+        epochs=[
+            {"seconds": 2.0, "val_acc_by_group": {"relational": 0.5}},
+            {"seconds": 3.0, "val_acc_by_group": {"relational": 0.9}},
+            {"seconds": 4.0, "val_acc_by_group": {"relational": 0.96}},
+        ]
+    )
     assert seconds_to_accuracy(history, "relational", 0.85) == 5.0
     assert seconds_to_accuracy(history, "relational", 0.95) == 9.0
     assert seconds_to_accuracy(history, "relational", 0.99) is None
@@ -240,14 +259,35 @@ def load_benchmark():
     return module
 
 
-SUMMARY_KEYS = {"best_head", "best_nonrelational_acc", "best_relational_acc", "concat_relational_acc",
-                "relation_relational_acc", "film_relational_acc", "paraphrase_heldout_acc",
-                "seconds_to_95_relational", "train_samples_per_s_bf16_compile"}
+SUMMARY_KEYS = {
+    "best_head",
+    "best_nonrelational_acc",
+    "best_relational_acc",
+    "concat_relational_acc",
+    "relation_relational_acc",
+    "film_relational_acc",
+    "paraphrase_heldout_acc",
+    "seconds_to_95_relational",
+    "train_samples_per_s_bf16_compile",
+}
 
 
 def test_benchmark_runs_writes_the_format_and_combines_heads_of_separate_runs(tmp_path):
     bench = load_benchmark()
-    tiny = ["--n-train", "12", "--max-epochs", "1", "--curriculum-epochs", "1", "--budget-seconds", "100", "--out", str(tmp_path), "--device", "cpu"]
+    tiny = [
+        "--n-train",
+        "12",
+        "--max-epochs",
+        "1",
+        "--curriculum-epochs",
+        "1",
+        "--budget-seconds",
+        "100",
+        "--out",
+        str(tmp_path),
+        "--device",
+        "cpu",
+    ]
     assert bench.main(["--heads", "concat", "cross_attention", "--no-throughput", *tiny]) == 0
     (path,) = tmp_path.glob("vqa_sort_of_clevr-*.json")
     payload = json.loads(path.read_text())
@@ -263,15 +303,22 @@ def test_benchmark_runs_writes_the_format_and_combines_heads_of_separate_runs(tm
     assert payload["results"][1]["train_samples_per_s_bf16_compile"] > 0
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks" / "results").glob("vqa_sort_of_clevr-*.json")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "benchmarks" / "results").glob("vqa_sort_of_clevr-*.json")), ids=lambda p: p.name
+)
 def test_committed_vqa_benchmark(path):
     payload = json.loads(path.read_text())
     summary = payload["summary"]
     assert set(summary) == SUMMARY_KEYS
     assert {row["head"] for row in payload["results"]} == set(HEADS), "every head trained in the committed run"
-    for key in ("best_nonrelational_acc", "best_relational_acc", "concat_relational_acc", "relation_relational_acc",
-                "film_relational_acc", "paraphrase_heldout_acc"):
+    for key in (
+        "best_nonrelational_acc",
+        "best_relational_acc",
+        "concat_relational_acc",
+        "relation_relational_acc",
+        "film_relational_acc",
+        "paraphrase_heldout_acc",
+    ):
         assert 0.0 <= summary[key] <= 1.0, key
     assert summary["best_head"] in ATTENTION_HEADS
     if not payload["device"].startswith("cpu"):  # the targets, on one GPU

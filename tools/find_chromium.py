@@ -17,8 +17,10 @@ import subprocess
 import sys
 
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-MACOS = ("/Applications/Chromium.app/Contents/MacOS/Chromium",
-         "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome")
+MACOS = (
+    "/Applications/Chromium.app/Contents/MacOS/Chromium",
+    "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+)
 
 
 def find() -> str | None:
@@ -54,11 +56,17 @@ def main(argv: list[str]) -> int:
         found = find() if install() else None
     if found is None:
         named = os.environ.get("MMTUTORIAL_CHROMIUM")
-        problem = (f"MMTUTORIAL_CHROMIUM={named} is not an executable file" if named
-                   else "no Chromium found (the browser tests of `make test` need one)")
-        print(f"error: {problem}. Install it (Debian/Ubuntu: sudo apt-get install chromium; macOS: brew install "
-              "--cask chromium) or point MMTUTORIAL_CHROMIUM at a Chromium or Chrome binary, e.g. "
-              "make test MMTUTORIAL_CHROMIUM=/path/to/chrome. `make check` needs no browser.", file=sys.stderr)
+        problem = (
+            f"MMTUTORIAL_CHROMIUM={named} is not an executable file"
+            if named
+            else "no Chromium found (the browser tests of `make test` need one)"
+        )
+        print(
+            f"error: {problem}. Install it (Debian/Ubuntu: sudo apt-get install chromium; macOS: brew install "
+            "--cask chromium) or point MMTUTORIAL_CHROMIUM at a Chromium or Chrome binary, e.g. "
+            "make test MMTUTORIAL_CHROMIUM=/path/to/chrome. `make check` needs no browser.",
+            file=sys.stderr,
+        )
         return 2
     print(f"browser for the browser tests: {found}")
     return 0

@@ -87,13 +87,10 @@ def _check_qkv(query: Tensor, key: Tensor, value: Tensor, *, same_qk_dim: bool) 
         _require_float(name, t)
         _require_min_dim(name, t, 2, "(..., length, features)")
     if not (query.dtype == key.dtype == value.dtype):
-        raise TypeError(
-            f"query, key and value must share a dtype, got {query.dtype}, {key.dtype}, {value.dtype}"
-        )
+        raise TypeError(f"query, key and value must share a dtype, got {query.dtype}, {key.dtype}, {value.dtype}")
     if key.shape[-2] != value.shape[-2]:
         raise ValueError(
-            "key and value must have the same number of positions (dim -2): "
-            f"key {_shape(key)} vs value {_shape(value)}"
+            f"key and value must have the same number of positions (dim -2): key {_shape(key)} vs value {_shape(value)}"
         )
     if same_qk_dim and query.shape[-1] != key.shape[-1]:
         raise ValueError(
@@ -121,9 +118,7 @@ def valid_lens_to_mask(valid_lens: Tensor, num_keys: int) -> Tensor:
     if valid_lens.is_floating_point() or valid_lens.dtype == torch.bool:
         raise TypeError(f"valid_lens must be an integer tensor, got dtype {valid_lens.dtype}")
     if valid_lens.dim() not in (1, 2):
-        raise ValueError(
-            f"valid_lens must have shape (batch,) or (batch, num_queries), got {_shape(valid_lens)}"
-        )
+        raise ValueError(f"valid_lens must have shape (batch,) or (batch, num_queries), got {_shape(valid_lens)}")
     if valid_lens.numel() and (valid_lens.min() < 0 or valid_lens.max() > num_keys):
         raise ValueError(
             f"valid_lens must lie in [0, {num_keys}] (the number of keys), "
@@ -174,8 +169,7 @@ def _combine_masks(
             valid_lens = torch.as_tensor(valid_lens)
         if len(shape) < 3:
             raise ValueError(
-                "valid_lens needs scores of shape (batch, ..., num_queries, num_keys), "
-                f"got {_shape(shape)}"
+                f"valid_lens needs scores of shape (batch, ..., num_queries, num_keys), got {_shape(shape)}"
             )
         lens_mask = valid_lens_to_mask(valid_lens.to(device), shape[-1])
         if lens_mask.shape[0] != shape[0] or (lens_mask.shape[1] != 1 and lens_mask.shape[1] != shape[-2]):
@@ -289,8 +283,7 @@ def bilinear_score(query: Tensor, key: Tensor, weight: Tensor) -> Tensor:
     _require_same_dtype("weight", weight, query)
     if weight.shape != (query.shape[-1], key.shape[-1]):
         raise ValueError(
-            f"weight must have shape (d_q, d_k) = ({query.shape[-1]}, {key.shape[-1]}), "
-            f"got {_shape(weight)}"
+            f"weight must have shape (d_q, d_k) = ({query.shape[-1]}, {key.shape[-1]}), got {_shape(weight)}"
         )
     return query @ weight @ key.transpose(-2, -1)
 
@@ -399,9 +392,7 @@ class AdditiveAttention(nn.Module):
         returns ``(output (B, L_q, d_v), weights (B, L_q, L_k) or None)``.
     """
 
-    def __init__(
-        self, query_dim: int, key_dim: int, hidden_dim: int, dropout: float = 0.0, bias: bool = False
-    ) -> None:
+    def __init__(self, query_dim: int, key_dim: int, hidden_dim: int, dropout: float = 0.0, bias: bool = False) -> None:
         super().__init__()
         self.query_dim = check_positive_int("query_dim", query_dim)
         self.key_dim = check_positive_int("key_dim", key_dim)
@@ -431,9 +422,7 @@ class AdditiveAttention(nn.Module):
         shape = torch.Size((*torch.broadcast_shapes(query.shape[:-2], key.shape[:-2]), query.shape[-2], key.shape[-2]))
         mask = _combine_masks(shape, query.device, mask, valid_lens)
         key, value = _drop_unused_keys(mask, key, value)
-        scores = additive_score(
-            query, key, self.w_query.weight, self.w_key.weight, self.v.weight[0], self.bias
-        )
+        scores = additive_score(query, key, self.w_query.weight, self.w_key.weight, self.v.weight[0], self.bias)
         weights = _softmax_with_mask(scores, mask)
         output = self.dropout(weights) @ value
         return output, (weights if need_weights else None)
@@ -520,9 +509,7 @@ class MultiHeadAttention(nn.Module):
         check_positive_int("embed_dim", embed_dim)
         check_positive_int("num_heads", num_heads)
         if embed_dim % num_heads:
-            raise ValueError(
-                f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
-            )
+            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
         check_probability("dropout", dropout)
         check_bool("bias", bias)
         self.embed_dim = embed_dim
@@ -570,27 +557,24 @@ class MultiHeadAttention(nn.Module):
         ):
             _require_float(name, t)
             if t.dim() != 3 or t.shape[-1] != size:
-                raise ValueError(
-                    f"{name} must have shape (batch, length, {size}), got {_shape(t)}"
-                )
+                raise ValueError(f"{name} must have shape (batch, length, {size}), got {_shape(t)}")
             check_input_dtype(name, t, self.q_proj.weight.dtype)
         check_bool("is_causal", is_causal)
         if not (query.shape[0] == key.shape[0] == value.shape[0]):
             raise ValueError(
-                f"query, key and value must share the batch size, got {_shape(query)}, "
-                f"{_shape(key)}, {_shape(value)}"
+                f"query, key and value must share the batch size, got {_shape(query)}, {_shape(key)}, {_shape(value)}"
             )
         if key.shape[1] != value.shape[1]:
-            raise ValueError(
-                f"key and value must have the same length, got {_shape(key)} vs {_shape(value)}"
-            )
+            raise ValueError(f"key and value must have the same length, got {_shape(key)} vs {_shape(value)}")
         batch, num_queries, num_keys = query.shape[0], query.shape[1], key.shape[1]
 
         allowed = None
         if key_padding_mask is not None:
             expected = f"a boolean tensor of shape (batch, num_keys) = ({batch}, {num_keys}), True = padding"
             if not isinstance(key_padding_mask, Tensor) or key_padding_mask.dtype != torch.bool:
-                got = key_padding_mask.dtype if isinstance(key_padding_mask, Tensor) else type(key_padding_mask).__name__
+                got = (
+                    key_padding_mask.dtype if isinstance(key_padding_mask, Tensor) else type(key_padding_mask).__name__
+                )
                 raise TypeError(f"key_padding_mask must be {expected}, got {got}")
             if key_padding_mask.shape != (batch, num_keys):
                 raise ValueError(f"key_padding_mask must be {expected}, got {_shape(key_padding_mask)}")

@@ -133,9 +133,7 @@ class BlockSparse(AttentionPattern):
 
 def _check_pattern(pattern) -> None:
     if not isinstance(pattern, AttentionPattern):
-        raise TypeError(
-            f"pattern={pattern!r}: expected an AttentionPattern (SlidingWindow, GlobalLocal, BlockSparse)"
-        )
+        raise TypeError(f"pattern={pattern!r}: expected an AttentionPattern (SlidingWindow, GlobalLocal, BlockSparse)")
 
 
 def _check_qkv(query: Tensor, key: Tensor, value: Tensor) -> None:
@@ -144,9 +142,7 @@ def _check_qkv(query: Tensor, key: Tensor, value: Tensor) -> None:
         if t.dim() != 4:
             raise ValueError(f"{name} must be a float tensor (batch, heads, length, head_dim), got {tuple(t.shape)}")
     if not (query.dtype == key.dtype == value.dtype):
-        raise TypeError(
-            f"query, key and value must share a dtype, got {query.dtype}, {key.dtype}, {value.dtype}"
-        )
+        raise TypeError(f"query, key and value must share a dtype, got {query.dtype}, {key.dtype}, {value.dtype}")
     if not (query.shape[2] == key.shape[2] == value.shape[2]):
         raise ValueError(
             "sparse self-attention needs queries, keys and values of the same length, got "

@@ -97,8 +97,14 @@ class TransformerEncoderBlock(nn.Module):
 
     def _attend(self, x, key_padding_mask, mask, is_causal, need_weights) -> Tensor:
         out, weights = self.self_attn(
-            x, x, x, key_padding_mask=key_padding_mask, mask=mask, is_causal=is_causal,
-            need_weights=need_weights, average_attn_weights=False,
+            x,
+            x,
+            x,
+            key_padding_mask=key_padding_mask,
+            mask=mask,
+            is_causal=is_causal,
+            need_weights=need_weights,
+            average_attn_weights=False,
         )
         self.attention_weights = weights
         return self.dropout1(out)
@@ -160,7 +166,9 @@ class TransformerEncoder(nn.Module):
         check_positive_int("num_layers", num_layers)
         unknown = sorted(set(block_kwargs) - _BLOCK_OPTIONS)
         if unknown:
-            raise TypeError(f"unknown TransformerEncoder option(s) {unknown}: expected some of {sorted(_BLOCK_OPTIONS)}")
+            raise TypeError(
+                f"unknown TransformerEncoder option(s) {unknown}: expected some of {sorted(_BLOCK_OPTIONS)}"
+            )
         self.layers = nn.ModuleList(TransformerEncoderBlock(dim, num_heads, **block_kwargs) for _ in range(num_layers))
         self.norm = nn.LayerNorm(dim) if block_kwargs.get("norm_first", False) else nn.Identity()
 

@@ -3,9 +3,11 @@
 * :class:`SortOfClevr`: the Relation Networks paper's visual QA set, regenerated, with
   natural-language questions.
 * :class:`AVDigits`: handwritten digit images paired with spoken digits.
+* :class:`TensorBatches`: batches straight from tensors, with no per-sample Python.
 """
 
 from .av_digits import AVDigits, AVDigitsConfig
+from .batching import TensorBatches
 from .sort_of_clevr import SortOfClevr, SortOfClevrConfig
 
-__all__ = ["SortOfClevr", "SortOfClevrConfig", "AVDigits", "AVDigitsConfig"]
+__all__ = ["SortOfClevr", "SortOfClevrConfig", "AVDigits", "AVDigitsConfig", "TensorBatches"]

@@ -78,8 +78,12 @@ def _range(name: str, value) -> tuple[float, float]:
     original = value
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         value = (value, value)
-    if not (isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_number(v) for v in value)
-            and value[0] <= value[1]):
+    if not (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(_is_number(v) for v in value)
+        and value[0] <= value[1]
+    ):
         raise ValueError(f"{name}={original!r}: expected a number or a (low, high) pair with low <= high, all finite")
     return float(value[0]), float(value[1])
 
@@ -160,7 +164,9 @@ class AVDigits(Dataset):
         known = {f.name for f in fields(AVDigitsConfig)}
         unknown = sorted(set(config) - known)
         if unknown:
-            raise TypeError(f"unknown AVDigits option(s) {unknown}: expected split or fields of AVDigitsConfig {sorted(known)}")
+            raise TypeError(
+                f"unknown AVDigits option(s) {unknown}: expected split or fields of AVDigitsConfig {sorted(known)}"
+            )
         from sklearn.datasets import load_digits
 
         self.config = AVDigitsConfig(**config)
@@ -183,7 +189,9 @@ class AVDigits(Dataset):
         pool_images = image_splits[split_id]
         pool_audio = np.array([i for i, r in enumerate(rows) if r["speaker"] in set(self.speakers)])
         # int64 even when empty (a split of 0 samples), so the ids always index
-        self.image_ids = np.array([rng.choice(pool_images[labels[pool_images] == d]) for d in self.labels], dtype=np.int64)
+        self.image_ids = np.array(
+            [rng.choice(pool_images[labels[pool_images] == d]) for d in self.labels], dtype=np.int64
+        )
         audio_digits = np.array([rows[i]["digit"] for i in pool_audio])
         self.audio_ids = np.array([rng.choice(pool_audio[audio_digits == d]) for d in self.labels], dtype=np.int64)
         self.speaker = [rows[i]["speaker"] for i in self.audio_ids]
@@ -195,7 +203,9 @@ class AVDigits(Dataset):
         self.clean_images = self._upscale(pixels[self.image_ids])
         self.images = self._corrupt_images(self._upscale(reduced[self.image_ids]), rng)
         self.waveforms, offsets = self._place_words(waveforms, rng)
-        self.noisy_waveforms = self._add_noise(self.waveforms, offsets, [len(waveforms[i]) for i in self.audio_ids], rng)
+        self.noisy_waveforms = self._add_noise(
+            self.waveforms, offsets, [len(waveforms[i]) for i in self.audio_ids], rng
+        )
         self.audio = self.log_mel(self.noisy_waveforms)
 
     # -- features ---------------------------------------------------------------------
@@ -284,10 +294,16 @@ class AVDigits(Dataset):
         ``audio_statistics=(mean, std)`` the spectrograms are standardised."""
         audio = self.audio
         if audio_statistics is not None:
-            if not (isinstance(audio_statistics, (tuple, list)) and len(audio_statistics) == 2
-                    and all(_is_number(v) for v in audio_statistics) and audio_statistics[1] > 0):
-                raise ValueError(f"audio_statistics={audio_statistics!r}: expected (mean, std), finite, with std > 0, "
-                                 "as the training split's audio_statistics() returns")
+            if not (
+                isinstance(audio_statistics, (tuple, list))
+                and len(audio_statistics) == 2
+                and all(_is_number(v) for v in audio_statistics)
+                and audio_statistics[1] > 0
+            ):
+                raise ValueError(
+                    f"audio_statistics={audio_statistics!r}: expected (mean, std), finite, with std > 0, "
+                    "as the training split's audio_statistics() returns"
+                )
             mean, std = audio_statistics
             audio = (audio - mean) / std
         return {

@@ -58,14 +58,22 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _start_point(spec: Mapping[str, Any], folder: Path, env: Mapping[str, str], cwd: Path | None = None
-                 ) -> subprocess.Popen:
+def _start_point(
+    spec: Mapping[str, Any], folder: Path, env: Mapping[str, str], cwd: Path | None = None
+) -> subprocess.Popen:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "stderr.log", "ab") as log:
         # its own session: Ctrl-C in a terminal reaches the sweep, which stops its points itself
-        return subprocess.Popen([sys.executable, "-m", "mmtutorial.experiments.point", json.dumps(spec)],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=dict(env), cwd=cwd,
-                                start_new_session=True, preexec_fn=_die_with_parent)
+        return subprocess.Popen(
+            [sys.executable, "-m", "mmtutorial.experiments.point", json.dumps(spec)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
 
 
 def _stop_process(process: subprocess.Popen, grace_seconds: float = STOP_GRACE_S) -> None:
@@ -81,15 +89,24 @@ def _stop_process(process: subprocess.Popen, grace_seconds: float = STOP_GRACE_S
 
 
 def _failed_record(point: SweepPoint, notebook: str, device: str, why: str) -> dict[str, Any]:
-    return {"point": point.name, "notebook": notebook, "parameters": point.parameters, "status": "failed",
-            "error": why, "seconds": 0.0, "device": device, "host": socket.gethostname(), "metrics": {}}
+    return {
+        "point": point.name,
+        "notebook": notebook,
+        "parameters": point.parameters,
+        "status": "failed",
+        "error": why,
+        "seconds": 0.0,
+        "device": device,
+        "host": socket.gethostname(),
+        "metrics": {},
+    }
 
 
 def point_device(parameters: Mapping[str, Any], gpu: int | None = None) -> str:
     """What a point runs on, as recorded in its result: ``"cpu-16core"``, or the GPU's
     name with the index this process sees (``"cuda:0 NVIDIA H100 80GB HBM3"``)."""
-    from ..benchmarking import device_label
-    from ..train import pick_device
+    from ..training.benchmarking import device_label
+    from ..training.runtime import pick_device
 
     choice = parameters.get("device", "auto")
     if gpu is not None and choice in ("auto", "cuda"):
@@ -141,8 +158,15 @@ class LocalExecutor:
         points_per_gpu: points that may share one GPU.
     """
 
-    def __init__(self, notebook: Path, out: Path, env: Mapping[str, str], workers: int,
-                 gpus: int | None = None, points_per_gpu: int = 1) -> None:
+    def __init__(
+        self,
+        notebook: Path,
+        out: Path,
+        env: Mapping[str, str],
+        workers: int,
+        gpus: int | None = None,
+        points_per_gpu: int = 1,
+    ) -> None:
         if gpus is None:
             import torch
 
@@ -169,8 +193,13 @@ class LocalExecutor:
         try:
             env = dict(self.env) if gpu is None else {**self.env, "CUDA_VISIBLE_DEVICES": str(gpu)}
             device = point_device(point.parameters, gpu)
-            spec = {"notebook": str(self.notebook), "out": str(self.out), "point": point.name,
-                    "parameters": point.parameters, "device": device}
+            spec = {
+                "notebook": str(self.notebook),
+                "out": str(self.out),
+                "point": point.name,
+                "parameters": point.parameters,
+                "device": device,
+            }
             folder = self.out / point.name
             with self.lock:
                 if self.stopping.is_set():
@@ -190,9 +219,12 @@ class LocalExecutor:
             return None
         if not finished:
             log = (folder / "stderr.log").read_text(errors="replace").strip().splitlines()
-            record = _failed_record(point, self.notebook.name, device,
-                                    f"the point's process exited with code {process.returncode}: "
-                                    f"{log[-1] if log else 'no output'}")
+            record = _failed_record(
+                point,
+                self.notebook.name,
+                device,
+                f"the point's process exited with code {process.returncode}: {log[-1] if log else 'no output'}",
+            )
             atomic_write_bytes(folder / RESULT_FILE, (json.dumps(record, indent=2) + "\n").encode())
         return record
 
@@ -234,8 +266,10 @@ def connect_dask(address: str, workers: int = 1, timeout: float = 10.0):
     try:
         return Client(address, timeout=f"{timeout}s")
     except (OSError, TimeoutError) as error:
-        raise ConnectionError(f"cannot reach the Dask scheduler at {address} ({type(error).__name__}): start one "
-                              "with `dask scheduler` and workers with `dask worker ADDRESS`") from None
+        raise ConnectionError(
+            f"cannot reach the Dask scheduler at {address} ({type(error).__name__}): start one "
+            "with `dask scheduler` and workers with `dask worker ADDRESS`"
+        ) from None
 
 
 def _point_task(spec: dict[str, Any], notebook_bytes: bytes, stop_event: str) -> dict[str, bytes] | None:
@@ -279,8 +313,15 @@ class DaskExecutor:
         self.points[point.name] = point
         spec = {"notebook_name": self.notebook.name, "point": point.name, "parameters": point.parameters}
         resources = {"GPU": 1} if self.has_gpus and _uses_gpu(point.parameters) else None
-        future = self.client.submit(_point_task, spec, self.notebook_bytes, self.stop_event, pure=False,
-                                    key=f"mmtutorial-{self.sweep_id}-{point.name}", resources=resources)
+        future = self.client.submit(
+            _point_task,
+            spec,
+            self.notebook_bytes,
+            self.stop_event,
+            pure=False,
+            key=f"mmtutorial-{self.sweep_id}-{point.name}",
+            resources=resources,
+        )
         self.futures.append(future)
         return future
 

@@ -19,10 +19,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..notebook import Param
+from ..course.notebook import Param
 
-__all__ = ["check_notebook_path", "notebook_parameters", "check_parameter_names", "declared_parameters",
-           "check_parameters"]
+__all__ = [
+    "check_notebook_path",
+    "notebook_parameters",
+    "check_parameter_names",
+    "declared_parameters",
+    "check_parameters",
+]
+
 
 def check_notebook_path(path: str | os.PathLike) -> Path:
     """``path`` as a ``Path`` if it names an existing ``.ipynb`` file, else a one-line
@@ -59,17 +65,19 @@ def notebook_parameters(path: str | os.PathLike) -> dict[str, Any]:
     return defaults
 
 
-def check_parameter_names(path: str | os.PathLike, parameters: Mapping[str, Any],
-                          known: Mapping[str, Any] | None = None) -> None:
+def check_parameter_names(
+    path: str | os.PathLike, parameters: Mapping[str, Any], known: Mapping[str, Any] | None = None
+) -> None:
     """Raise ``ValueError`` naming the parameters the notebook does not have, and its
     valid parameters with their defaults. ``known``: the notebook's
     :func:`notebook_parameters`, when already read."""
     known = notebook_parameters(path) if known is None else known
     unknown = sorted(set(parameters) - set(known))
     if unknown:
-        raise ValueError(f"{Path(path).name}: unknown parameter(s) {unknown}; valid parameters are "
-                         f"{', '.join(f'{k}={v!r}' for k, v in known.items())}")
-
+        raise ValueError(
+            f"{Path(path).name}: unknown parameter(s) {unknown}; valid parameters are "
+            f"{', '.join(f'{k}={v!r}' for k, v in known.items())}"
+        )
 
 
 _KINDS = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "tuple": tuple, "dict": dict}
@@ -87,7 +95,10 @@ def _package_imports(tree: ast.AST) -> dict[str, tuple[str, str | None]]:
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] == "mmtutorial":
-                    found[alias.asname or alias.name.split(".")[0]] = (alias.asname and alias.name or "mmtutorial", None)
+                    found[alias.asname or alias.name.split(".")[0]] = (
+                        alias.asname and alias.name or "mmtutorial",
+                        None,
+                    )
     return found
 
 
@@ -108,8 +119,11 @@ def _resolve(node: ast.AST, imports: Mapping[str, tuple[str, str | None]]) -> An
     try:
         value = importlib.import_module(module)
         if attribute is not None:
-            value = getattr(value, attribute) if hasattr(value, attribute) else importlib.import_module(
-                f"{module}.{attribute}")
+            value = (
+                getattr(value, attribute)
+                if hasattr(value, attribute)
+                else importlib.import_module(f"{module}.{attribute}")
+            )
         for name in chain:
             value = getattr(value, name)
     except (ImportError, AttributeError):
@@ -131,8 +145,11 @@ def declared_parameters(path: str | os.PathLike) -> dict[str, Param]:
         except SyntaxError:  # IPython magics: that cell declares nothing we can read
             continue
     imports = {k: v for tree in trees for k, v in _package_imports(tree).items()}
-    declared: dict[str, Param] = {"smoke": Param(False, bool), "device": Param("auto", str),
-                                  "seed": Param(0, int, low=0)}
+    declared: dict[str, Param] = {
+        "smoke": Param(False, bool),
+        "device": Param("auto", str),
+        "seed": Param(0, int, low=0),
+    }
     for tree in trees:
         for call in ast.walk(tree):
             if not (isinstance(call, ast.Call) and getattr(call.func, "id", None) == "setup"):
@@ -154,9 +171,12 @@ def declared_parameters(path: str | os.PathLike) -> dict[str, Param]:
     return declared
 
 
-def check_parameters(path: str | os.PathLike, parameters: Mapping[str, Any],
-                     known: Mapping[str, Any] | None = None,
-                     declared: Mapping[str, Param] | None = None) -> None:
+def check_parameters(
+    path: str | os.PathLike,
+    parameters: Mapping[str, Any],
+    known: Mapping[str, Any] | None = None,
+    declared: Mapping[str, Param] | None = None,
+) -> None:
     """Raise a one-line ``ValueError`` for the first unknown name or bad value of
     ``parameters`` (see :func:`check_parameter_names` and :func:`declared_parameters`),
     before any kernel starts. ``known``/``declared``: already read, for many calls."""

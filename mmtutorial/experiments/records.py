@@ -45,8 +45,9 @@ def read_record(path: Path) -> dict[str, Any] | None:
             raise ValueError("not a sweep result")
         return record
     except (OSError, ValueError) as error:
-        warnings.warn(f"{path} is unreadable ({type(error).__name__}: {str(error)[:80]}); that point runs again",
-                      stacklevel=3)
+        warnings.warn(
+            f"{path} is unreadable ({type(error).__name__}: {str(error)[:80]}); that point runs again", stacklevel=3
+        )
         return None
 
 

@@ -21,8 +21,12 @@ def _figure_html(fig) -> str:
     return f'<img alt="{fig.axes[0].get_title()}" src="data:image/png;base64,{data}">'
 
 
-def sweep_report(out: str | os.PathLike, metrics: Sequence[str] | None = None, html: str | os.PathLike | None = None,
-                 over: str = "seed") -> Path:
+def sweep_report(
+    out: str | os.PathLike,
+    metrics: Sequence[str] | None = None,
+    html: str | os.PathLike | None = None,
+    over: str = "seed",
+) -> Path:
     """Write a self-contained HTML summary of a sweep: per setting (every axis but
     ``over``), mean ± std and count of each metric over ``over``, and a seaborn plot per
     metric (mean with a ±1 std bar). Returns the HTML path (default ``OUT/report.html``)."""
@@ -39,8 +43,9 @@ def sweep_report(out: str | os.PathLike, metrics: Sequence[str] | None = None, h
     try:
         table = pd.read_csv(out / "results.csv")
     except (ValueError, OSError) as error:  # pandas' ParserError is a ValueError
-        raise ValueError(f"{out / 'results.csv'} is unreadable ({str(error).strip()[:80]}); rerun the sweep "
-                         "to rebuild it") from None
+        raise ValueError(
+            f"{out / 'results.csv'} is unreadable ({str(error).strip()[:80]}); rerun the sweep to rebuild it"
+        ) from None
     sweep = json.loads((out / SWEEP_FILE).read_text()) if (out / SWEEP_FILE).exists() else {"axes": {}}
     axes = [a for a in sweep["axes"] if a != over and a in table]
     ok = table[table["status"] == "ok"]
@@ -54,16 +59,28 @@ def sweep_report(out: str | os.PathLike, metrics: Sequence[str] | None = None, h
         raise ValueError(f"metric(s) {missing} not in the results; available: {numeric}")
     keys = [ok[a].astype(str) for a in axes] if axes else [pd.Series("all", index=ok.index, name="setting")]
     summary = ok.groupby(keys)[metrics].agg(["mean", "std", "count"])
-    parts = [f"<h1>Sweep {out.name}</h1>",
-             f"<p>notebook {sweep.get('notebook', '?')}; {len(table)} points, {len(ok)} finished, "
-             f"{len(table) - len(ok)} failed; mean ± std over {over!r}</p>", summary.round(4).to_html()]
+    parts = [
+        f"<h1>Sweep {out.name}</h1>",
+        f"<p>notebook {sweep.get('notebook', '?')}; {len(table)} points, {len(ok)} finished, "
+        f"{len(table) - len(ok)} failed; mean ± std over {over!r}</p>",
+        summary.round(4).to_html(),
+    ]
     plotted = ok.assign(**{a: ok[a].astype(str) for a in axes})
     for metric in metrics:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         x = axes[0] if axes else None
         hue = axes[1] if len(axes) > 1 else None
-        sns.pointplot(data=plotted, x=x, y=metric, hue=hue, errorbar="sd", capsize=0.1, ax=ax, linestyle="none",
-                      dodge=0.3 if hue else False)
+        sns.pointplot(
+            data=plotted,
+            x=x,
+            y=metric,
+            hue=hue,
+            errorbar="sd",
+            capsize=0.1,
+            ax=ax,
+            linestyle="none",
+            dodge=0.3 if hue else False,
+        )
         ax.set_title(f"{metric} (mean ± 1 std over {over})")
         parts.append(_figure_html(fig))
         plt.close(fig)
@@ -71,6 +88,9 @@ def sweep_report(out: str | os.PathLike, metrics: Sequence[str] | None = None, h
     if len(failed):
         parts.append("<h2>Failed points</h2>" + failed[["point", "error"]].to_html(index=False))
     path = Path(html) if html else out / "report.html"
-    path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>Sweep report</title></head><body>"
-                    + "\n".join(parts) + "</body></html>\n")
+    path.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>Sweep report</title></head><body>"
+        + "\n".join(parts)
+        + "</body></html>\n"
+    )
     return path

@@ -22,8 +22,16 @@ from ..outputs import atomic_write_json, atomic_write_text, prepare_output_folde
 from .parameters import check_parameters
 from .records import RESULT_FILE, SweepPoint, stream_log
 
-__all__ = ["NotebookResult", "execute_notebook", "run_notebooks", "output_names", "run_point", "clean_notebook", "environment",
-           "CELL_TIMEOUT_S"]
+__all__ = [
+    "NotebookResult",
+    "execute_notebook",
+    "run_notebooks",
+    "output_names",
+    "run_point",
+    "clean_notebook",
+    "environment",
+    "CELL_TIMEOUT_S",
+]
 
 #: Seconds one cell may run before papermill gives up (a dead kernel must not hang CI).
 CELL_TIMEOUT_S = 1200
@@ -136,8 +144,9 @@ def execute_notebook(
     check_parameters(notebook, parameters)
     output.parent.mkdir(parents=True, exist_ok=True)
     kernel_log = Path(kernel_log) if kernel_log is not None else output.with_suffix(".kernel.log")
-    # Text progress bars: a saved notebook then shows their final state, not a dead widget.
-    env = {"MMTUTORIAL_TEXT_PROGRESS": "1", **(env or {})}
+    # Text progress bars and static explorer figures (mmtutorial.course.explorers): a saved
+    # notebook then shows their final state, not a dead widget.
+    env = {"MMTUTORIAL_TEXT_PROGRESS": "1", "MMTUTORIAL_STATIC_WIDGETS": "1", **(env or {})}
     start = time.perf_counter()
     try:
         # the kernel inherits this process's environment
@@ -152,7 +161,7 @@ def execute_notebook(
                 execution_timeout=cell_timeout,
                 kernel_manager_class=_logged_kernel_manager(kernel_log),
             )
-        from ..notebook import read_metrics
+        from ..course.notebook import read_metrics
 
         metrics, status, error = read_metrics(output), "ok", None
     except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
@@ -211,8 +220,10 @@ def run_notebooks(
         for path, name in names.items():
             source = _source_of(Path(out_dir) / name)
             if source is not None and Path(source) != path.resolve():
-                raise ValueError(f"{Path(out_dir) / name} holds the run of {source}, not of {path}: "
-                                 "use another --out folder (one per submission, say)")
+                raise ValueError(
+                    f"{Path(out_dir) / name} holds the run of {source}, not of {path}: "
+                    "use another --out folder (one per submission, say)"
+                )
         prepare_output_folder(out_dir, "run")
     results = []
     for path, name in names.items():
@@ -239,12 +250,21 @@ def run_point(notebook: str | os.PathLike, point: SweepPoint, out: str | os.Path
     """
     folder = Path(out) / point.name
     folder.mkdir(parents=True, exist_ok=True)
-    result = execute_notebook(notebook, folder / "notebook.ipynb", point.parameters,
-                              kernel_log=folder / "stderr.log")  # the kernel's, next to this process's
-    record = {"point": point.name, "notebook": Path(notebook).name, "parameters": point.parameters,
-              "status": result.status, "error": result.error, "seconds": round(result.seconds, 2),
-              "device": device, "metrics": result.metrics}
-    atomic_write_text(folder / "log.txt", stream_log(result.output)
-                      + (f"\nERROR {result.error}\n" if result.error else ""))
+    result = execute_notebook(
+        notebook, folder / "notebook.ipynb", point.parameters, kernel_log=folder / "stderr.log"
+    )  # the kernel's, next to this process's
+    record = {
+        "point": point.name,
+        "notebook": Path(notebook).name,
+        "parameters": point.parameters,
+        "status": result.status,
+        "error": result.error,
+        "seconds": round(result.seconds, 2),
+        "device": device,
+        "metrics": result.metrics,
+    }
+    atomic_write_text(
+        folder / "log.txt", stream_log(result.output) + (f"\nERROR {result.error}\n" if result.error else "")
+    )
     atomic_write_json(folder / RESULT_FILE, record)
     return record

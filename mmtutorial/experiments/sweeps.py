@@ -44,8 +44,17 @@ from .records import (
     read_record,
 )
 
-__all__ = ["SweepPoint", "SweepInterrupted", "load_grid", "expand_grid", "validate_points", "plan_sweep",
-           "run_sweep", "collect_results"]
+__all__ = [
+    "SweepPoint",
+    "SweepInterrupted",
+    "load_grid",
+    "expand_grid",
+    "validate_points",
+    "plan_sweep",
+    "run_sweep",
+    "collect_results",
+]
+
 
 def load_grid(grid: str | os.PathLike | Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     """``(fixed, axes)`` from a YAML file or a mapping (see the module docstring)."""
@@ -153,18 +162,22 @@ def _sweep_record(out: Path, notebook: Path, fixed: dict[str, Any], axes: dict[s
         differences.append(f"notebook {old_notebook} vs {new['notebook']}")
     if old_fixed != new["fixed"]:
         changed = sorted(k for k in set(old_fixed) | set(new["fixed"]) if old_fixed.get(k) != new["fixed"].get(k))
-        differences.append("fixed " + ", ".join(f"{k}={old_fixed.get(k)!r} vs {new['fixed'].get(k)!r}"
-                                                for k in changed))
+        differences.append(
+            "fixed " + ", ".join(f"{k}={old_fixed.get(k)!r} vs {new['fixed'].get(k)!r}" for k in changed)
+        )
     if list(old_axes) != list(new["axes"]):
         differences.append(f"axes {list(old_axes)} vs {list(new['axes'])}")
     if differences:
-        raise ValueError(f"{out} holds a different sweep ({'; '.join(differences)}): use a new --out folder, "
-                         "or the same notebook, fixed values and axes")
+        raise ValueError(
+            f"{out} holds a different sweep ({'; '.join(differences)}): use a new --out folder, "
+            "or the same notebook, fixed values and axes"
+        )
     return {**new, "axes": _merge_axes(old_axes, new["axes"])}
 
 
-def plan_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str, Any],
-               out: str | os.PathLike) -> tuple[list[SweepPoint], list[SweepPoint]]:
+def plan_sweep(
+    notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike
+) -> tuple[list[SweepPoint], list[SweepPoint]]:
     """Validate the grid (and that ``out`` holds no other sweep) and return
     ``(to_run, already_finished)``. Writes nothing.
 
@@ -188,8 +201,15 @@ def plan_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[st
 
 def _row(record: Mapping[str, Any]) -> dict[str, Any]:
     flat = {k: v for k, v in record["metrics"].items() if not isinstance(v, (dict, list))}
-    return {"point": record["point"], **record["parameters"], **flat, "status": record["status"],
-            "seconds": record["seconds"], "device": record["device"], "error": record["error"]}
+    return {
+        "point": record["point"],
+        **record["parameters"],
+        **flat,
+        "status": record["status"],
+        "seconds": record["seconds"],
+        "device": record["device"],
+        "error": record["error"],
+    }
 
 
 def _write_table(out: Path, records: Sequence[Mapping[str, Any]]):
@@ -226,14 +246,25 @@ class SweepInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped a sweep: ``finished`` of ``total`` points are recorded; a rerun runs the rest."""
 
     def __init__(self, finished: int, total: int, out: Path) -> None:
-        super().__init__(f"interrupted: {finished} of {total} points finished; results so far in "
-                         f"{out / 'results.csv'}; run the same command again to resume")
+        super().__init__(
+            f"interrupted: {finished} of {total} points finished; results so far in "
+            f"{out / 'results.csv'}; run the same command again to resume"
+        )
         self.finished, self.total, self.out = finished, total, out
 
 
-def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike,
-              *, workers: int = 1, dry_run: bool = False, progress: bool = True, scheduler: str | None = None,
-              gpus: int | None = None, points_per_gpu: int = 1):
+def run_sweep(
+    notebook: str | os.PathLike,
+    grid: str | os.PathLike | Mapping[str, Any],
+    out: str | os.PathLike,
+    *,
+    workers: int = 1,
+    dry_run: bool = False,
+    progress: bool = True,
+    scheduler: str | None = None,
+    gpus: int | None = None,
+    points_per_gpu: int = 1,
+):
     """Run (or, with ``dry_run``, print the plan of) a sweep; return the results table.
 
     Args:
@@ -253,7 +284,7 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
     ``results.csv`` from what finished and raises :class:`SweepInterrupted`; running the
     sweep again resumes it.
     """
-    from ..notebook import progress as progress_bar
+    from ..course.notebook import progress as progress_bar
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers={workers!r}: expected a positive int")
@@ -282,8 +313,14 @@ def run_sweep(notebook: str | os.PathLike, grid: str | os.PathLike | Mapping[str
             if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
                 env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
             executor = LocalExecutor(notebook, out, env, workers, gpus=gpus, points_per_gpu=points_per_gpu)
-        return _run_points(executor, to_run, done, out, shown, progress_bar(
-            total=len(to_run), desc=f"sweep {out.name}", disable=not progress))
+        return _run_points(
+            executor,
+            to_run,
+            done,
+            out,
+            shown,
+            progress_bar(total=len(to_run), desc=f"sweep {out.name}", disable=not progress),
+        )
     finally:
         if client is not None:
             cluster = client.cluster if scheduler == "local" else None
@@ -316,8 +353,10 @@ def _run_points(executor, to_run: list[SweepPoint], done: list[SweepPoint], out:
         bar.close()
     table = _write_table(out, list(records.values()))
     failed = [r for r in records.values() if r["status"] != "ok"]
-    print(f"{len(to_run)} points run in {time.perf_counter() - started:.0f}s ({len(done)} already finished); "
-          f"{len(failed)} failed; results in {shown / 'results.csv'}")
+    print(
+        f"{len(to_run)} points run in {time.perf_counter() - started:.0f}s ({len(done)} already finished); "
+        f"{len(failed)} failed; results in {shown / 'results.csv'}"
+    )
     for record in sorted(failed, key=lambda r: r["point"]):
         print(f"  failed {record['point']}: {record['error']}")
     return table

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -30,10 +30,51 @@ from ..validation import (
     require_keys,
 )
 
-__all__ = ["AVFusionClassifier", "FUSIONS"]
+__all__ = ["AVFusionClassifier", "FUSIONS", "FUSION_REGISTRY"]
+
 
 #: Fusion strategies by name; "image" and "audio" are the unimodal baselines.
-FUSIONS = ("image", "audio", "early", "late", "late_learned", "hybrid", "gated", "film", "tensor", "bilinear", "tokens")
+def _tensor_fusion(dim: int, num_classes: int, tensor_dim: int) -> tuple[nn.Module, nn.Module]:
+    # each vector reduced to tensor_dim first: the outer product grows as (tensor_dim + 1)^2
+    reduce = nn.ModuleList(nn.Linear(dim, tensor_dim) for _ in range(2))
+    return (
+        _Reduced(reduce, TensorFusion([tensor_dim, tensor_dim], dim)),
+        nn.Sequential(nn.ReLU(), nn.Linear(dim, num_classes)),
+    )
+
+
+class _Reduced(nn.Module):
+    """A vector fusion applied to each modality's vector after its own linear reduction."""
+
+    def __init__(self, reduce: nn.ModuleList, fusion: nn.Module) -> None:
+        super().__init__()
+        self.reduce, self.fusion = reduce, fusion
+
+    def forward(self, features, present):
+        return self.fusion([r(h) for r, h in zip(self.reduce, features, strict=True)], present)
+
+
+#: Every fusion strategy by name: ``build(dim, num_classes, tensor_dim, image_channels)`` gives
+#: ``(fusion module or None, classifier head or None)``. "image" and "audio" are the
+#: unimodal baselines; "film" modulates the image encoder's feature maps with the audio.
+FUSION_REGISTRY: dict[str, Callable[[int, int, int, int], tuple[nn.Module | None, nn.Module | None]]] = {
+    "image": lambda dim, classes, tensor_dim, channels: (None, nn.Linear(dim, classes)),
+    "audio": lambda dim, classes, tensor_dim, channels: (None, nn.Linear(dim, classes)),
+    "early": lambda dim, classes, tensor_dim, channels: (EarlyFusion([dim, dim], classes, hidden=dim), None),
+    "late": lambda dim, classes, tensor_dim, channels: (LateFusion([dim, dim], classes), None),
+    "late_learned": lambda dim, classes, tensor_dim, channels: (LateFusion([dim, dim], classes, learned=True), None),
+    "hybrid": lambda dim, classes, tensor_dim, channels: (HybridFusion([dim, dim], classes, hidden=dim), None),
+    "gated": lambda dim, classes, tensor_dim, channels: (GatedFusion([dim, dim], dim), nn.Linear(dim, classes)),
+    "film": lambda dim, classes, tensor_dim, channels: (FiLM(dim, channels), nn.Linear(dim, classes)),
+    "tensor": lambda dim, classes, tensor_dim, channels: _tensor_fusion(dim, classes, tensor_dim),
+    "bilinear": lambda dim, classes, tensor_dim, channels: (LowRankBilinear([dim, dim], dim), nn.Linear(dim, classes)),
+    "tokens": lambda dim, classes, tensor_dim, channels: (
+        TokenFusion([dim, dim], dim, heads=4, layers=1),
+        nn.Linear(dim, classes),
+    ),
+}
+#: The strategies' names, from the registry.
+FUSIONS: tuple[str, ...] = tuple(FUSION_REGISTRY)
 
 
 class AVFusionClassifier(nn.Module):
@@ -55,8 +96,16 @@ class AVFusionClassifier(nn.Module):
     unimodal baselines read only their own modality and no modality dropout.
     """
 
-    def __init__(self, fusion: str, dim: int = 64, num_classes: int = 10, modality_dropout: float = 0.0,
-                 n_mels: int = 40, image_size: int = 28, tensor_dim: int = 16) -> None:
+    def __init__(
+        self,
+        fusion: str,
+        dim: int = 64,
+        num_classes: int = 10,
+        modality_dropout: float = 0.0,
+        n_mels: int = 40,
+        image_size: int = 28,
+        tensor_dim: int = 16,
+    ) -> None:
         super().__init__()
         check_choice("fusion", fusion, FUSIONS)
         check_positive_int("dim", dim)
@@ -69,27 +118,8 @@ class AVFusionClassifier(nn.Module):
         self.image_encoder = DigitImageEncoder(dim, image_size) if fusion != "audio" else None
         self.audio_encoder = SpectrogramEncoder(dim, n_mels) if fusion != "image" else None
         self.modality_dropout = ModalityDropout(modality_dropout, 2)
-        dims = [dim, dim]
-        if fusion in ("image", "audio"):
-            self.fusion, self.head = None, nn.Linear(dim, num_classes)
-        elif fusion == "early":
-            self.fusion, self.head = EarlyFusion(dims, num_classes, hidden=dim), None
-        elif fusion in ("late", "late_learned"):
-            self.fusion, self.head = LateFusion(dims, num_classes, learned=fusion == "late_learned"), None
-        elif fusion == "hybrid":
-            self.fusion, self.head = HybridFusion(dims, num_classes, hidden=dim), None
-        elif fusion == "gated":
-            self.fusion, self.head = GatedFusion(dims, dim), nn.Linear(dim, num_classes)
-        elif fusion == "film":
-            # the audio vector modulates the image CNN's 32 feature maps before its last layer
-            self.fusion, self.head = FiLM(dim, 32), nn.Linear(dim, num_classes)
-        elif fusion == "tensor":
-            self.reduce = nn.ModuleList(nn.Linear(dim, tensor_dim) for _ in range(2))
-            self.fusion, self.head = TensorFusion([tensor_dim, tensor_dim], dim), nn.Sequential(nn.ReLU(), nn.Linear(dim, num_classes))
-        elif fusion == "bilinear":
-            self.fusion, self.head = LowRankBilinear(dims, dim), nn.Linear(dim, num_classes)
-        else:  # tokens
-            self.fusion, self.head = TokenFusion(dims, dim, heads=4, layers=1), nn.Linear(dim, num_classes)
+        channels = self.image_encoder.feature_channels if self.image_encoder is not None else 0
+        self.fusion, self.head = FUSION_REGISTRY[fusion](dim, num_classes, tensor_dim, channels)
         self.modality_weights: Tensor | None = None
 
     def _inputs(self, batch: Mapping[str, Tensor], names: tuple[str, ...]) -> tuple[list[Tensor], Tensor | None]:
@@ -121,14 +151,11 @@ class AVFusionClassifier(nn.Module):
         image, audio = self._keep(image, present, 0), self._keep(audio, present, 1)
         audio_vec = self.audio_encoder(audio)
         if self.fusion_name == "film":
-            maps = self.image_encoder.net[:6](image)  # conv/pool stages: (B, 32, 7, 7)
+            maps = self.image_encoder.feature_maps(image)  # (B, channels, 7, 7)
             condition = self._keep(audio_vec, present, 1)  # no audio: no modulation input
             maps = self.fusion(maps, condition)
-            image_vec = self._keep(self.image_encoder.net[6:](maps), present, 0)
+            image_vec = self._keep(self.image_encoder.project(maps), present, 0)
             return self.head(image_vec)
-        features = [self.image_encoder(image), audio_vec]
-        if self.fusion_name == "tensor":
-            features = [reduce(h) for reduce, h in zip(self.reduce, features, strict=True)]
-        fused = self.fusion(features, present)
+        fused = self.fusion([self.image_encoder(image), audio_vec], present)
         self.modality_weights = getattr(self.fusion, "weights", None)
         return fused if self.head is None else self.head(fused)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from ..cli import ArgumentParser, fail, int_at_least, positive_float, positive_int
 from ..data import SortOfClevr
-from ..distributed import cleanup, init_distributed
-from ..train import seed_everything
+from ..training import seed_everything
+from ..training.distributed import cleanup, init_distributed
 from .vqa import HEADS, QUESTION_ENCODERS, VQAConfig, VQAModel, save_vqa_checkpoint
 from .vqa_training import evaluate_vqa, train_vqa
 
@@ -73,23 +73,56 @@ def _train(args: argparse.Namespace) -> int:
         tokenizer = "minilm" if args.question_encoder == "minilm" else "words"
         sizes = {"n_train": args.n_train, "n_val": args.n_val, "n_test": args.n_test, "seed": args.seed}
         train, val, test = (SortOfClevr(split, tokenizer=tokenizer, **sizes) for split in ("train", "val", "test"))
-        config = VQAConfig(head=args.head, question_encoder=args.question_encoder, num_answers=len(train.answers),
-                           vocab_size=len(train.tokenizer) if tokenizer == "words" else None,
-                           pad_id=train.pad_token_id, cnn_norm=args.cnn_norm, dim=args.dim, hidden=args.hidden)
+        config = VQAConfig(
+            head=args.head,
+            question_encoder=args.question_encoder,
+            num_answers=len(train.answers),
+            vocab_size=len(train.tokenizer) if tokenizer == "words" else None,
+            pad_id=train.pad_token_id,
+            cnn_norm=args.cnn_norm,
+            dim=args.dim,
+            hidden=args.hidden,
+        )
         model = VQAModel(config)
         started = time.perf_counter()
-        history = train_vqa(model, train, val, images_per_batch=args.images_per_batch, epochs=args.epochs,
-                            curriculum_epochs=args.curriculum_epochs, lr=args.lr, precision=args.precision,
-                            compile=args.compile, budget_seconds=args.budget_seconds, generator=generator,
-                            context=context, progress=not args.no_progress, description=args.head)
+        history = train_vqa(
+            model,
+            train,
+            val,
+            images_per_batch=args.images_per_batch,
+            epochs=args.epochs,
+            curriculum_epochs=args.curriculum_epochs,
+            lr=args.lr,
+            precision=args.precision,
+            compile=args.compile,
+            budget_seconds=args.budget_seconds,
+            generator=generator,
+            context=context,
+            progress=not args.no_progress,
+            description=args.head,
+        )
         if context.is_main:
-            result = evaluate_vqa(model, test.batches(args.images_per_batch, device=context.device, by_image=True),
-                                  device=context.device, precision=args.precision)
-            metrics = {"test_acc": result["acc"], **{f"test_acc_{k}": v for k, v in result["acc_by_type"].items()},
-                       "final_train_loss": history.last["train_loss"], "epochs": len(history.epochs),
-                       "seconds": time.perf_counter() - started, "world_size": context.world_size}
-            save_vqa_checkpoint(args.checkpoint, model, train.answers, metrics=metrics,
-                                vocabulary=list(train.tokenizer.vocab) if tokenizer == "words" else None)
+            result = evaluate_vqa(
+                model,
+                test.batches(args.images_per_batch, device=context.device, by_image=True),
+                device=context.device,
+                precision=args.precision,
+            )
+            metrics = {
+                "test_acc": result["acc"],
+                **{f"test_acc_{k}": v for k, v in result["acc_by_type"].items()},
+                "final_train_loss": history.last["train_loss"],
+                "epochs": len(history.epochs),
+                "seconds": time.perf_counter() - started,
+                "world_size": context.world_size,
+            }
+            save_vqa_checkpoint(
+                args.checkpoint,
+                model,
+                train.answers,
+                metrics=metrics,
+                vocabulary=list(train.tokenizer.vocab) if tokenizer == "words" else None,
+            )
             print(json.dumps(metrics))
     finally:
         cleanup(context)

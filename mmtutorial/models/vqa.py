@@ -43,7 +43,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..attention import TransformerEncoder
 from ..encoders import (
     ConvRegionEncoder,
     PretrainedTextEncoder,
@@ -51,8 +50,7 @@ from ..encoders import (
     WordTextEncoder,
     masked_mean,
 )
-from ..fusion import CoAttention, CrossModalAttention, FiLM, MultiHopAttention
-from ..train import load_checkpoint, save_checkpoint
+from ..training import load_checkpoint, save_checkpoint
 from ..validation import (
     check_bool,
     check_choice,
@@ -65,6 +63,7 @@ from ..validation import (
     check_tensor,
     require_keys,
 )
+from .vqa_heads import ATTENTION_HEADS, HEAD_REGISTRY, HEADS
 
 __all__ = [
     "HEADS",
@@ -77,9 +76,6 @@ __all__ = [
     "load_vqa_checkpoint",
 ]
 
-HEADS = ("concat", "relation", "film", "cross_attention", "co_attention", "transformer")
-#: The heads that fuse by attention (and return attention maps over the regions).
-ATTENTION_HEADS = ("cross_attention", "co_attention", "transformer")
 IMAGE_ENCODERS = ("cnn", "resnet18")
 QUESTION_ENCODERS = ("gru", "transformer", "minilm", "structured")
 
@@ -131,11 +127,24 @@ class VQAConfig:
     invert_images: bool = True
 
     def __post_init__(self) -> None:
-        for name, allowed in (("head", HEADS), ("image_encoder", IMAGE_ENCODERS),
-                              ("question_encoder", QUESTION_ENCODERS), ("cnn_norm", ("batch", "group"))):
+        for name, allowed in (
+            ("head", HEADS),
+            ("image_encoder", IMAGE_ENCODERS),
+            ("question_encoder", QUESTION_ENCODERS),
+            ("cnn_norm", ("batch", "group")),
+        ):
             check_choice(name, getattr(self, name), allowed)
-        for name in ("num_answers", "structured_dim", "cnn_channels", "cnn_layers", "dim", "hidden", "layers",
-                     "hops", "heads"):
+        for name in (
+            "num_answers",
+            "structured_dim",
+            "cnn_channels",
+            "cnn_layers",
+            "dim",
+            "hidden",
+            "layers",
+            "hops",
+            "heads",
+        ):
             check_positive_int(name, getattr(self, name))
         for name in ("finetune_text", "invert_images"):
             check_bool(name, getattr(self, name))
@@ -175,17 +184,6 @@ class VQAConfig:
         return cls(**values)
 
 
-def _mlp(in_dim: int, hidden: int, out_dim: int, depth: int = 2, dropout: float = 0.0) -> nn.Sequential:
-    """``depth`` linear layers with ReLU between (and dropout before the last)."""
-    layers: list[nn.Module] = []
-    for i in range(depth - 1):
-        layers += [nn.Linear(in_dim if i == 0 else hidden, hidden), nn.ReLU()]
-    if dropout:
-        layers.append(nn.Dropout(dropout))
-    layers.append(nn.Linear(hidden if depth > 1 else in_dim, out_dim))
-    return nn.Sequential(*layers)
-
-
 # ---------------------------------------------------------------------------------
 # Question encoder
 # ---------------------------------------------------------------------------------
@@ -198,8 +196,13 @@ class QuestionEncoder(nn.Module):
         super().__init__()
         self.kind, dim = config.question_encoder, config.dim
         if self.kind in ("gru", "transformer"):
-            self.encoder = WordTextEncoder(config.vocab_size, dim, kind=self.kind, pad_id=config.pad_id,
-                                           heads=config.heads if self.kind == "transformer" else 4)
+            self.encoder = WordTextEncoder(
+                config.vocab_size,
+                dim,
+                kind=self.kind,
+                pad_id=config.pad_id,
+                heads=config.heads if self.kind == "transformer" else 4,
+            )
         elif self.kind == "minilm":
             self.encoder = PretrainedTextEncoder(config.text_model, freeze=not config.finetune_text)
             self.project = nn.Linear(self.encoder.out_dim, dim)
@@ -212,7 +215,9 @@ class QuestionEncoder(nn.Module):
             size = self.project.in_features
             structured = check_tensor("structured", batch["structured"], layout=f"(batch, {size})")
             if structured.dim() != 2 or structured.shape[1] != size:
-                raise ValueError(f"expected batch['structured'] of shape (batch, {size}), got {tuple(structured.shape)}")
+                raise ValueError(
+                    f"expected batch['structured'] of shape (batch, {size}), got {tuple(structured.shape)}"
+                )
             token = self.project(structured.float())[:, None]  # the whole question as one token
             mask = torch.ones(token.shape[:2], dtype=torch.bool, device=token.device)
             return token, mask, token[:, 0]
@@ -225,163 +230,6 @@ class QuestionEncoder(nn.Module):
             tokens = self.project(tokens)
             vector = masked_mean(tokens, mask)
         return tokens, mask, vector
-
-
-# ---------------------------------------------------------------------------------
-# Fusion heads: (regions (B, N, C), grid, tokens, mask, question) -> (logits, maps)
-# ---------------------------------------------------------------------------------
-
-
-class ConcatHead(nn.Module):
-    """CNN+MLP: every region's features flattened, concatenated with the question."""
-
-    def __init__(self, region_dim: int, num_regions: int, config: VQAConfig) -> None:
-        super().__init__()
-        self.classify = _mlp(num_regions * region_dim + config.dim, config.hidden, config.num_answers, depth=3,
-                             dropout=config.dropout)
-
-    def forward(self, regions, grid, tokens, mask, question):
-        return self.classify(torch.cat([regions.flatten(1), question], dim=-1)), {}
-
-
-class RelationHead(nn.Module):
-    """Relation Network (Santoro et al. 2017): ``f(sum_ij g(r_i, r_j, q))``.
-
-    ``g``'s first layer is linear in ``[r_i; r_j; q]``, so it is computed as
-    ``W_i r_i + W_j r_j + W_q q`` and broadcast over the N x N pairs: the same function
-    as concatenating every pair, without building the ``(B, N^2, 2C + d)`` input.
-    """
-
-    def __init__(self, region_dim: int, config: VQAConfig) -> None:
-        super().__init__()
-        h = config.hidden
-        self.first_i = nn.Linear(region_dim, h)
-        self.first_j = nn.Linear(region_dim, h, bias=False)
-        self.first_q = nn.Linear(config.dim, h, bias=False)
-        self.g = nn.Sequential(nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, h),
-                               nn.ReLU())
-        self.f = _mlp(h, h, config.num_answers, depth=3, dropout=config.dropout)
-
-    def forward(self, regions, grid, tokens, mask, question):
-        pairs = (self.first_i(regions)[:, :, None] + self.first_j(regions)[:, None, :]
-                 + self.first_q(question)[:, None, None])  # (B, N, N, h)
-        return self.f(self.g(pairs).sum(dim=(1, 2))), {}
-
-
-class FiLMBlock(nn.Module):
-    """FiLM's residual block: 1x1 conv, ReLU, 3x3 conv, BatchNorm (no affine), FiLM, ReLU, + input."""
-
-    def __init__(self, channels: int, cond_dim: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 1)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.norm = nn.BatchNorm2d(channels, affine=False)
-        self.film = FiLM(cond_dim, channels)
-
-    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
-        hidden = torch.relu(self.conv1(x))
-        return x + torch.relu(self.film(self.norm(self.conv2(hidden)), condition))
-
-
-class FiLMHead(nn.Module):
-    """Question-conditioned residual conv blocks over the region grid, then max-pool + MLP."""
-
-    def __init__(self, region_dim: int, config: VQAConfig) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(region_dim, config.dim, 1)
-        self.blocks = nn.ModuleList(FiLMBlock(config.dim, config.dim) for _ in range(config.layers))
-        self.pool = nn.Conv2d(config.dim, config.hidden, 1)
-        self.classify = _mlp(config.hidden, config.hidden, config.num_answers, depth=2, dropout=config.dropout)
-
-    def forward(self, regions, grid, tokens, mask, question):
-        b, n, c = regions.shape
-        x = torch.relu(self.stem(regions.transpose(1, 2).reshape(b, c, *grid)))
-        for block in self.blocks:
-            x = block(x, question)
-        return self.classify(torch.relu(self.pool(x)).amax(dim=(2, 3))), {}
-
-
-class CrossAttentionHead(nn.Module):
-    """The question attends over the regions ``hops`` times (stacked attention); the
-    first hop's read-out (the object the question names) is then related to every region
-    by an MLP and summed: N object-region pairs instead of the relation head's N^2."""
-
-    def __init__(self, region_dim: int, config: VQAConfig) -> None:
-        super().__init__()
-        d, h = config.dim, config.hidden
-        # an MLP per region, so keys can be non-linear in the coordinates (distances)
-        self.regions = _mlp(region_dim, d, d, depth=2)
-        self.attend = MultiHopAttention(d, d, hops=config.hops, heads=config.heads, dropout=config.dropout)
-        self.relate = nn.Sequential(nn.Linear(3 * d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
-        self.classify = _mlp(h + 2 * d, h, config.num_answers, depth=2, dropout=config.dropout)
-
-    def forward(self, regions, grid, tokens, mask, question):
-        regions = self.regions(regions)
-        final = self.attend(question[:, None], regions)[:, 0]
-        found = self.attend.hops[0].attended[:, 0]  # what hop 1 read, before the residual
-        n = regions.shape[1]
-        pairs = torch.cat([regions, found[:, None].expand(-1, n, -1), question[:, None].expand(-1, n, -1)], -1)
-        related = self.relate(pairs).sum(1)
-        maps = {f"hop{i + 1}": w.mean(1)[:, 0] for i, w in enumerate(self.attend.weights)}
-        return self.classify(torch.cat([related, final, question], dim=-1)), maps
-
-
-class CoAttentionHead(nn.Module):
-    """``layers`` of parallel co-attention (words <-> regions), then the pooled question
-    reads the co-attended regions."""
-
-    def __init__(self, region_dim: int, config: VQAConfig) -> None:
-        super().__init__()
-        d = config.dim
-        self.regions = _mlp(region_dim, d, d, depth=2)
-        self.layers = nn.ModuleList(CoAttention(d, heads=config.heads, dropout=config.dropout)
-                                    for _ in range(config.layers))
-        self.read = CrossModalAttention(d, d, heads=config.heads, dropout=config.dropout)
-        self.classify = _mlp(2 * d, config.hidden, config.num_answers, depth=2, dropout=config.dropout)
-
-    def forward(self, regions, grid, tokens, mask, question):
-        regions = self.regions(regions)
-        maps = {}
-        for i, layer in enumerate(self.layers):
-            tokens, regions = layer(tokens, regions, text_padding=~mask)
-            word_maps = layer.text_to_image.weights.mean(1)  # (B, L, N): each word over the regions
-            maps[f"words{i + 1}"] = masked_mean(word_maps, mask)
-        pooled = masked_mean(tokens, mask)
-        read = self.read(pooled[:, None], regions)[:, 0]
-        maps["read"] = self.read.weights.mean(1)[:, 0]
-        return self.classify(torch.cat([read, pooled], dim=-1)), maps
-
-
-class TransformerHead(nn.Module):
-    """One Transformer over ``[CLS; question tokens; region tokens]`` (each kind with its
-    own learned type embedding); the answer is read from CLS. Its maps are CLS's attention
-    to the region tokens, renormalised over the regions."""
-
-    def __init__(self, region_dim: int, config: VQAConfig) -> None:
-        super().__init__()
-        d = config.dim
-        self.regions = nn.Linear(region_dim, d)
-        self.cls = nn.Parameter(torch.zeros(1, 1, d))
-        self.types = nn.Parameter(torch.zeros(2, d))  # 0 question, 1 region
-        nn.init.normal_(self.types, std=0.02)
-        self.encoder = TransformerEncoder(config.layers, d, config.heads, ff_dim=4 * d, dropout=config.dropout,
-                                          norm_first=True)
-        self.classify = _mlp(d, config.hidden, config.num_answers, depth=2, dropout=config.dropout)
-        self.keep_weights = False
-
-    def forward(self, regions, grid, tokens, mask, question):
-        b, n, _ = regions.shape
-        words, regions = tokens + self.types[0], self.regions(regions) + self.types[1]
-        x = torch.cat([self.cls.expand(b, -1, -1), words, regions], dim=1)
-        keep = torch.ones(b, 1, dtype=torch.bool, device=x.device)
-        padding = ~torch.cat([keep, mask, keep.expand(b, n)], dim=1)
-        out = self.encoder(x, key_padding_mask=padding, need_weights=self.keep_weights)
-        maps = {}
-        if self.keep_weights:
-            for i, weights in enumerate(self.encoder.attention_weights):  # (B, h, 1 + L + N, 1 + L + N)
-                to_regions = weights.mean(1)[:, 0, -n:]  # CLS -> regions (CLS also attends to words)
-                maps[f"layer{i + 1}"] = to_regions / to_regions.sum(-1, keepdim=True).clamp_min(1e-12)
-        return self.classify(out[:, 0]), maps
 
 
 # ---------------------------------------------------------------------------------
@@ -405,8 +253,9 @@ class VQAModel(nn.Module):
         check_positive_int("image_size", image_size)
         config = self.config
         if config.image_encoder == "cnn":
-            self.image_encoder = ConvRegionEncoder(channels=config.cnn_channels, layers=config.cnn_layers,
-                                                   norm=config.cnn_norm)
+            self.image_encoder = ConvRegionEncoder(
+                channels=config.cnn_channels, layers=config.cnn_layers, norm=config.cnn_norm
+            )
         else:
             self.image_encoder = ResNet18Trunk()
         with torch.no_grad():  # one dummy image tells the grid size
@@ -418,12 +267,7 @@ class VQAModel(nn.Module):
         self.image_size = image_size
         self.question_encoder = QuestionEncoder(config)
         region_dim = self.image_encoder.out_dim
-        if config.head == "concat":
-            self.head = ConcatHead(region_dim, num_regions, config)
-        else:
-            head = {"relation": RelationHead, "film": FiLMHead, "cross_attention": CrossAttentionHead,
-                    "co_attention": CoAttentionHead, "transformer": TransformerHead}[config.head]
-            self.head = head(region_dim, config)
+        self.head = HEAD_REGISTRY[config.head](region_dim, num_regions, config)
 
     def encode_regions(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Region features ``(B_questions, N, C)``: each image encoded once, then shared by
@@ -463,9 +307,7 @@ class VQAModel(nn.Module):
                 f"the batch has {len(question)} questions but batch[{source!r}] gives {len(regions)} "
                 "(one per question): expected equal lengths"
             )
-        if isinstance(self.head, TransformerHead):
-            self.head.keep_weights = return_attention
-        logits, maps = self.head(regions, self.grid, tokens, mask, question)
+        logits, maps = self.head(regions, self.grid, tokens, mask, question, return_attention=return_attention)
         return (logits, maps) if return_attention else logits
 
 
@@ -474,8 +316,13 @@ class VQAModel(nn.Module):
 # ---------------------------------------------------------------------------------
 
 
-def save_vqa_checkpoint(path: str | os.PathLike, model: VQAModel, answers: Sequence[str],
-                        metrics: Mapping[str, Any] | None = None, vocabulary: Sequence[str] | None = None) -> None:
+def save_vqa_checkpoint(
+    path: str | os.PathLike,
+    model: VQAModel,
+    answers: Sequence[str],
+    metrics: Mapping[str, Any] | None = None,
+    vocabulary: Sequence[str] | None = None,
+) -> None:
     """Save config + weights + answer vocabulary (+ metrics, + the word vocabulary).
 
     ``metrics`` values may be numbers, strings, lists or dicts of them (NumPy scalars are
@@ -490,10 +337,15 @@ def save_vqa_checkpoint(path: str | os.PathLike, model: VQAModel, answers: Seque
         _check_strings("vocabulary", vocabulary)
     if metrics is not None:
         check_mapping("metrics", metrics, "a dict of metric values")
-    save_checkpoint(path, config=model.config.to_dict(), image_size=model.image_size,
-                    model={k: v.detach().cpu() for k, v in model.state_dict().items()},
-                    answers=list(answers), metrics=_plain(dict(metrics or {})),
-                    vocabulary=list(vocabulary) if vocabulary is not None else None)
+    save_checkpoint(
+        path,
+        config=model.config.to_dict(),
+        image_size=model.image_size,
+        model={k: v.detach().cpu() for k, v in model.state_dict().items()},
+        answers=list(answers),
+        metrics=_plain(dict(metrics or {})),
+        vocabulary=list(vocabulary) if vocabulary is not None else None,
+    )
 
 
 def _check_strings(name: str, values: Any) -> None:
@@ -512,15 +364,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def load_vqa_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"
-                        ) -> tuple[VQAModel, dict[str, Any]]:
+def load_vqa_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[VQAModel, dict[str, Any]]:
     """Rebuild the model from :func:`save_vqa_checkpoint`'s file (``weights_only=True``).
 
     Returns ``(model, info)`` with ``info`` holding ``config``, ``answers``, ``metrics``
     and ``vocabulary``. The model is in eval mode on ``map_location``.
 
     Raises ``ValueError("PATH is not a valid VQA checkpoint (why)")`` when the file is not
-    a checkpoint (see :func:`mmtutorial.train.load_checkpoint`: corrupted, truncated, ...)
+    a checkpoint (see :func:`mmtutorial.training.load_checkpoint`: corrupted, truncated, ...)
     or does not describe a model: missing entries, a bad config, an answer list that does
     not match ``num_answers``, weights that do not fit the config.
     """
@@ -549,8 +402,10 @@ def load_vqa_checkpoint(path: str | os.PathLike, map_location: str | torch.devic
     except RuntimeError as error:  # size mismatches: one line per tensor, keep the first
         lines = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
         raise invalid(f"its weights do not match its config: {lines[0] if lines else error}") from None
-    problems = [f"missing {incompatible.missing_keys[:3]}" if incompatible.missing_keys else "",
-                f"unexpected {incompatible.unexpected_keys[:3]}" if incompatible.unexpected_keys else ""]
+    problems = [
+        f"missing {incompatible.missing_keys[:3]}" if incompatible.missing_keys else "",
+        f"unexpected {incompatible.unexpected_keys[:3]}" if incompatible.unexpected_keys else "",
+    ]
     if any(problems):
         raise invalid("its weights do not match its config: " + ", ".join(p for p in problems if p))
     info = {k: state.get(k) for k in ("config", "answers", "metrics", "vocabulary")}

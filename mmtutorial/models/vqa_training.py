@@ -3,7 +3,7 @@ family, time-to-accuracy from a training history, and training throughput.
 
 The fast path on a GPU: ``SortOfClevr.batches(..., device="cuda", by_image=True)`` keeps
 the whole split on the GPU as uint8 tensors and indexes batches there (no DataLoader, no
-per-sample Python); :func:`mmtutorial.train.fit` with ``precision="bf16"``; a fused AdamW
+per-sample Python); :func:`mmtutorial.training.fit` with ``precision="bf16"``; a fused AdamW
 (:func:`make_adamw`); and optionally ``torch.compile`` (:func:`compile_model`).
 """
 
@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..benchmarking import synchronize
 from ..data.sort_of_clevr import FAMILY_NAMES, QUESTION_TYPES, SortOfClevr
-from ..distributed import DistributedContext, ShardedBatches, all_reduce_mean, wrap_model
-from ..train import History, _autocast, evaluate, fit, to_device
+from ..training import History, evaluate, fit, to_device
+from ..training.benchmarking import synchronize
+from ..training.distributed import DistributedContext, ShardedBatches, all_reduce_mean, wrap_model
+from ..training.loop import _autocast
 
 __all__ = ["make_adamw", "compile_model", "train_vqa", "evaluate_vqa", "seconds_to_accuracy", "train_throughput"]
 
@@ -44,10 +45,23 @@ def compile_model(model: nn.Module, enabled: bool = True) -> nn.Module:
     return torch.compile(model) if enabled else model
 
 
-def train_vqa(model: nn.Module, train: SortOfClevr, val: SortOfClevr | None = None, *, images_per_batch: int = 16,
-              epochs: int = 10, curriculum_epochs: int = 0, lr: float = 1e-3, precision: str = "fp32",
-              compile: bool = False, budget_seconds: float | None = None, generator: torch.Generator | None = None,
-              context: DistributedContext | None = None, progress: bool = True, description: str = "vqa") -> History:
+def train_vqa(
+    model: nn.Module,
+    train: SortOfClevr,
+    val: SortOfClevr | None = None,
+    *,
+    images_per_batch: int = 16,
+    epochs: int = 10,
+    curriculum_epochs: int = 0,
+    lr: float = 1e-3,
+    precision: str = "fp32",
+    compile: bool = False,
+    budget_seconds: float | None = None,
+    generator: torch.Generator | None = None,
+    context: DistributedContext | None = None,
+    progress: bool = True,
+    description: str = "vqa",
+) -> History:
     """Train a VQA model on Sort-of-CLEVR: device-resident whole-image batches, fused
     AdamW, optional bf16 / torch.compile / wall-clock budget, one process or data-parallel.
 
@@ -57,7 +71,7 @@ def train_vqa(model: nn.Module, train: SortOfClevr, val: SortOfClevr | None = No
         budget_seconds: stop after the epoch that crosses this much training time.
         generator: the shuffling generator; under ``torchrun`` every rank must pass one
             seeded alike, so that all ranks cut the same global batches.
-        context: from :func:`mmtutorial.distributed.init_distributed`; each rank then
+        context: from :func:`mmtutorial.training.distributed.init_distributed`; each rank then
             trains on its share of every global batch of ``images_per_batch`` images and
             DDP averages the gradients. Training loss and accuracy in the returned history
             are averaged over the ranks.
@@ -66,24 +80,53 @@ def train_vqa(model: nn.Module, train: SortOfClevr, val: SortOfClevr | None = No
     """
     context = context or DistributedContext(device=next(model.parameters()).device)
     step_model = compile_model(wrap_model(model, context), compile)
-    common = {"optimizer": make_adamw(model, lr), "target_key": "answer", "group_key": "qtype",
-              "group_names": QUESTION_TYPES, "device": context.device, "precision": precision,
-              "progress": progress and context.is_main,
-              "val_batches": val.batches(images_per_batch, device=context.device, by_image=True) if val else None}
+    common = {
+        "optimizer": make_adamw(model, lr),
+        "target_key": "answer",
+        "group_key": "qtype",
+        "group_names": QUESTION_TYPES,
+        "device": context.device,
+        "precision": precision,
+        "progress": progress and context.is_main,
+        "val_batches": val.batches(images_per_batch, device=context.device, by_image=True) if val else None,
+    }
 
     def shuffled(question_types=None) -> ShardedBatches:
-        return ShardedBatches(train.batches(images_per_batch, shuffle=True, generator=generator, device=context.device,
-                                            by_image=True, question_types=question_types), context)
+        return ShardedBatches(
+            train.batches(
+                images_per_batch,
+                shuffle=True,
+                generator=generator,
+                device=context.device,
+                by_image=True,
+                question_types=question_types,
+            ),
+            context,
+        )
 
     history = History()
     if curriculum_epochs:
-        history = fit(step_model, shuffled((0,)), epochs=curriculum_epochs, description=f"{description}: non-relational",
-                      max_seconds=budget_seconds / 2 if budget_seconds is not None else None, **common)
+        history = fit(
+            step_model,
+            shuffled((0,)),
+            epochs=curriculum_epochs,
+            description=f"{description}: non-relational",
+            max_seconds=budget_seconds / 2 if budget_seconds is not None else None,
+            **common,
+        )
     spent = sum(row["seconds"] for row in history.epochs)
     if budget_seconds is None or spent < budget_seconds:
-        history = _one_history(history, fit(step_model, shuffled(), epochs=epochs, description=f"{description}: all",
-                                            max_seconds=budget_seconds - spent if budget_seconds is not None else None,
-                                            **common))
+        history = _one_history(
+            history,
+            fit(
+                step_model,
+                shuffled(),
+                epochs=epochs,
+                description=f"{description}: all",
+                max_seconds=budget_seconds - spent if budget_seconds is not None else None,
+                **common,
+            ),
+        )
     for row in history.epochs:  # each rank saw its own shard: report the mean over ranks
         row["train_loss"] = all_reduce_mean(row["train_loss"], context)
         row["train_acc"] = all_reduce_mean(row["train_acc"], context)
@@ -92,25 +135,49 @@ def train_vqa(model: nn.Module, train: SortOfClevr, val: SortOfClevr | None = No
 
 def _one_history(first: History, second: History) -> History:
     """The two phases as one history: epochs numbered on from the first phase's, and the
-    best epoch (lowest validation loss, as :func:`~mmtutorial.train.fit` picks it) chosen
+    best epoch (lowest validation loss, as :func:`~mmtutorial.training.fit` picks it) chosen
     over both phases."""
     epochs = [dict(row) for row in first.epochs]
     epochs += [{**row, "epoch": len(first.epochs) + row["epoch"]} for row in second.epochs]
     losses = [(row["val_loss"], row["epoch"]) for row in epochs if "val_loss" in row]
-    return History(epochs=epochs, best_epoch=min(losses)[1] if losses else None,
-                   stopped_early=second.stopped_early)
+    return History(epochs=epochs, best_epoch=min(losses)[1] if losses else None, stopped_early=second.stopped_early)
 
 
-def evaluate_vqa(model: nn.Module, batches: Iterable[Mapping[str, Any]], *, device: torch.device | str = "cpu",
-                 precision: str = "fp32", question_types: int = 2) -> dict[str, Any]:
+def evaluate_vqa(
+    model: nn.Module,
+    batches: Iterable[Mapping[str, Any]],
+    *,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+    question_types: int = 2,
+) -> dict[str, Any]:
     """Accuracy overall, per question type (``"non-relational"``, ``"relational"``) and per
     family (``"shape"``, ``"closest shape"``, ...), over ``batches`` of Sort-of-CLEVR."""
-    by_type = evaluate(model, batches, target_key="answer", group_key="qtype", group_names=QUESTION_TYPES,
-                       device=device, precision=precision)
-    by_family = evaluate(model, batches, target_key="answer", group_key="family",
-                         group_names=FAMILY_NAMES[: 3 * question_types], device=device, precision=precision)
-    return {"acc": by_type["acc"], "loss": by_type["loss"], "n": by_type["n"],
-            "acc_by_type": by_type["acc_by_group"], "acc_by_family": by_family["acc_by_group"]}
+    by_type = evaluate(
+        model,
+        batches,
+        target_key="answer",
+        group_key="qtype",
+        group_names=QUESTION_TYPES,
+        device=device,
+        precision=precision,
+    )
+    by_family = evaluate(
+        model,
+        batches,
+        target_key="answer",
+        group_key="family",
+        group_names=FAMILY_NAMES[: 3 * question_types],
+        device=device,
+        precision=precision,
+    )
+    return {
+        "acc": by_type["acc"],
+        "loss": by_type["loss"],
+        "n": by_type["n"],
+        "acc_by_type": by_type["acc_by_group"],
+        "acc_by_family": by_family["acc_by_group"],
+    }
 
 
 def seconds_to_accuracy(history: History, group: str, threshold: float, key: str = "val_acc_by_group") -> float | None:
@@ -124,9 +191,17 @@ def seconds_to_accuracy(history: History, group: str, threshold: float, key: str
     return None
 
 
-def train_throughput(model: nn.Module, batches: Iterable[Mapping[str, Any]], *, device: torch.device | str,
-                     precision: str = "fp32", compile: bool = False, steps: int = 20, warmup: int = 3,
-                     lr: float = 1e-3) -> dict[str, float]:
+def train_throughput(
+    model: nn.Module,
+    batches: Iterable[Mapping[str, Any]],
+    *,
+    device: torch.device | str,
+    precision: str = "fp32",
+    compile: bool = False,
+    steps: int = 20,
+    warmup: int = 3,
+    lr: float = 1e-3,
+) -> dict[str, float]:
     """Training samples (questions) per second over ``steps`` optimizer steps, after
     ``warmup`` steps (which include ``torch.compile``'s compilation, reported apart).
 
@@ -157,8 +232,12 @@ def train_throughput(model: nn.Module, batches: Iterable[Mapping[str, Any]], *, 
     samples = sum(one_step() for _ in range(steps))
     synchronize(device)
     seconds = time.perf_counter() - started
-    return {"samples_per_s": samples / seconds, "seconds": seconds, "warmup_seconds": warmup_seconds,
-            "samples": samples}
+    return {
+        "samples_per_s": samples / seconds,
+        "seconds": seconds,
+        "warmup_seconds": warmup_seconds,
+        "samples": samples,
+    }
 
 
 def _cycle(batches: Iterable[Mapping[str, Any]]):

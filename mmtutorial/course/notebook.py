@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..training.runtime import progress  # re-exported: the notebooks' progress bar
+
 if TYPE_CHECKING:  # torch is imported where it is used: reading metrics needs no torch
     import torch
 
@@ -36,8 +38,6 @@ METRICS_MIMETYPE = "application/vnd.mmtutorial.metrics+json"
 METRICS_PATH_ENV = "MMTUTORIAL_METRICS_PATH"
 #: Environment variable: ``1`` forces smoke mode (nbval cannot inject parameters).
 SMOKE_ENV = "MMTUTORIAL_SMOKE"
-#: Environment variable: ``1`` makes :func:`progress` print text bars (headless runs).
-TEXT_PROGRESS_ENV = "MMTUTORIAL_TEXT_PROGRESS"
 
 _UNSET = object()
 
@@ -101,19 +101,6 @@ class Run:
         raise AttributeError(f"this run has no parameter {name!r}; it has {sorted(params)}")
 
 
-def progress(iterable=None, **kwargs):
-    """A progress bar: ``tqdm.auto`` (a widget in JupyterLab), or a plain text bar when
-    ``MMTUTORIAL_TEXT_PROGRESS=1``. Headless runs (``make run``, the tests, sweeps) set
-    it, so a saved notebook shows the bar's final state instead of an empty widget."""
-    if os.environ.get(TEXT_PROGRESS_ENV) == "1":
-        from tqdm.std import tqdm
-
-        kwargs.setdefault("mininterval", 30.0)  # a saved notebook needs the end state, not every tick
-    else:
-        from tqdm.auto import tqdm
-    return tqdm(iterable, **kwargs)
-
-
 def smoke_from_env() -> bool:
     """True if the environment asks for smoke mode (``MMTUTORIAL_SMOKE=1``)."""
     return os.environ.get(SMOKE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
@@ -138,7 +125,7 @@ def setup(
                     epochs=Param(epochs, int, low=1, smoke=2))
         run.epochs  # 2 in smoke mode
     """
-    from .train import pick_device, seed_everything
+    from ..training.runtime import pick_device, seed_everything
 
     if not isinstance(smoke, bool):
         raise ValueError(f"parameter smoke={smoke!r}: expected True or False")
@@ -151,9 +138,7 @@ def setup(
             raise TypeError(f"parameter {name} must be declared as Param(value, ...), got {param!r}")
         values[name] = param.validate(name)
         if smoke and param.smoke is not _UNSET:
-            values[name] = Param(param.smoke, param.kind, param.low, param.high, param.choices).validate(
-                name
-            )
+            values[name] = Param(param.smoke, param.kind, param.low, param.high, param.choices).validate(name)
     run = Run(smoke=smoke, device=resolved_device, seed=seed, generator=generator, params=values)
     if not quiet:
         print(describe_environment(resolved_device))
@@ -166,15 +151,14 @@ def describe_environment(device: torch.device) -> str:
     """One line with the Python, PyTorch and mmtutorial versions and the device."""
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     if device.type == "cuda":
         where = f"cuda ({torch.cuda.get_device_name(device)})"
     else:
         where = f"{device.type} ({torch.get_num_threads()} threads)"
     return (
-        f"python {platform.python_version()} | torch {torch.__version__} | "
-        f"mmtutorial {__version__} | device: {where}"
+        f"python {platform.python_version()} | torch {torch.__version__} | mmtutorial {__version__} | device: {where}"
     )
 
 

@@ -17,8 +17,15 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistributedContext", "init_distributed", "shard_batch", "ShardedBatches", "wrap_model",
-           "all_reduce_mean", "cleanup"]
+__all__ = [
+    "DistributedContext",
+    "init_distributed",
+    "shard_batch",
+    "ShardedBatches",
+    "wrap_model",
+    "all_reduce_mean",
+    "cleanup",
+]
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,7 @@ def init_distributed(device: str = "auto") -> DistributedContext:
     """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1), else
     return a single-process context. Rank r uses GPU ``LOCAL_RANK`` (NCCL) when CUDA is
     available and ``device`` allows it, otherwise the CPU (gloo)."""
-    from .train import pick_device
+    from .runtime import pick_device
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
@@ -69,8 +76,11 @@ def shard_batch(batch: Mapping[str, torch.Tensor], rank: int, world_size: int) -
     if "images" in batch:
         blocks = torch.tensor_split(torch.arange(len(batch["images"]), device=batch["images"].device), world_size)
         mine = blocks[rank]
-        keep = (batch["image_row"] >= mine[0]) & (batch["image_row"] <= mine[-1]) if len(mine) else \
-            torch.zeros_like(batch["image_row"], dtype=torch.bool)
+        keep = (
+            (batch["image_row"] >= mine[0]) & (batch["image_row"] <= mine[-1])
+            if len(mine)
+            else torch.zeros_like(batch["image_row"], dtype=torch.bool)
+        )
         shard = {k: v[keep] for k, v in batch.items() if k not in ("images", "image_row")}
         shard["images"] = batch["images"][mine]
         shard["image_row"] = batch["image_row"][keep] - (mine[0] if len(mine) else 0)

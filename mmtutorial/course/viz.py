@@ -12,7 +12,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .validation import check_positive_int
+from ..validation import check_positive_int
 
 __all__ = ["use_course_style", "plot_attention", "show_heatmaps", "plot_learning_path"]
 
@@ -166,8 +166,13 @@ def plot_learning_path(lessons, available: set[int] | None = None, per_row: int 
         ready = available is None or lesson.number in available
         ax.add_patch(
             plt.Rectangle(
-                (x - 1.4, y - 0.5), 2.8, 1.0, facecolor=colors[lesson.part] if ready else "white",
-                edgecolor=colors[lesson.part], linewidth=2, alpha=0.85 if ready else 1.0,
+                (x - 1.4, y - 0.5),
+                2.8,
+                1.0,
+                facecolor=colors[lesson.part] if ready else "white",
+                edgecolor=colors[lesson.part],
+                linewidth=2,
+                alpha=0.85 if ready else 1.0,
             )
         )
         label = f"{lesson.number:02d} · " + textwrap.fill(lesson.title, 22)

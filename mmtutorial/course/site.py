@@ -1,15 +1,15 @@
 """The executed course as a static web site, rendered by nbconvert's HTML exporter.
 
-``python -m mmtutorial.site`` (``make site``) writes ``build/site/``:
+``python -m mmtutorial.course.site`` (``make site``) writes ``build/site/``:
 
 * ``index.html``: the learning path (from :data:`mmtutorial.course.COURSE`), itself
   rendered from a small generated notebook so every page looks the same;
 * ``NN_name.html``: one page per committed notebook with its outputs and figures, a
   navigation bar (index, previous, next) and links to its source: the notebook, its
-  student edition (:mod:`mmtutorial.classroom`) and, with ``--source-url``, the file
+  student edition (:mod:`mmtutorial.course.classroom`) and, with ``--source-url``, the file
   in the repository;
 * ``notebooks/``: those downloadable ``.ipynb`` files, both editions and the exercise
-  lists, as :func:`mmtutorial.classroom.build_classroom` writes them;
+  lists, as :func:`mmtutorial.course.classroom.build_classroom` writes them;
 * ``mathjax/``: MathJax from the ``jupyter-server-mathjax`` package, so the site needs
   no network at all.
 
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import nbformat
 
-from mmtutorial.classroom import build_classroom, read_notebook
 from mmtutorial.cli import ArgumentParser
 from mmtutorial.course import COURSE, Lesson
+from mmtutorial.course.classroom import build_classroom, read_notebook
 from mmtutorial.outputs import atomic_write_text, prepare_output_folder
 
 __all__ = ["SitePage", "build_site", "main"]
@@ -130,16 +130,20 @@ def build_site(
     pages = []
     for position, lesson in enumerate(lessons):
         notebook = pages_read[lesson.filename]
-        sources = [{"href": f"notebooks/solutions/{lesson.filename}", "label": "Notebook (.ipynb)"},
-                   {"href": f"notebooks/student/{lesson.filename}", "label": "Student edition"}]
+        sources = [
+            {"href": f"notebooks/solutions/{lesson.filename}", "label": "Notebook (.ipynb)"},
+            {"href": f"notebooks/student/{lesson.filename}", "label": "Student edition"},
+        ]
         if source_url:
             sources.append({"href": f"{source_url.rstrip('/')}/notebooks/{lesson.filename}", "label": "Source"})
         neighbours = {
             "previous": lessons[position - 1] if position > 0 else None,
             "next": lessons[position + 1] if position + 1 < len(lessons) else None,
         }
-        page = {key: {"href": _html_name(n), "label": f"{n.number:02d} {n.title}"} if n else None
-                for key, n in neighbours.items()}
+        page = {
+            key: {"href": _html_name(n), "label": f"{n.number:02d} {n.title}"} if n else None
+            for key, n in neighbours.items()
+        }
         page["sources"] = sources
         notebook.metadata["title"] = _page_title(lesson)
         html, _ = exporter.from_notebook_node(notebook, resources={"mmtutorial_page": page})
@@ -151,7 +155,7 @@ def build_site(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m mmtutorial.site", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m mmtutorial.course.site", description=__doc__.split("\n\n")[0])
     parser.add_argument("--notebooks", default="notebooks", help="folder of executed notebooks (default: notebooks)")
     parser.add_argument("--out", default="build/site", help="output folder (default: build/site)")
     parser.add_argument("--source-url", default=None, help="repository file URL base for 'Source' links")

@@ -9,7 +9,7 @@ have no allocator statistics; freed heap memory is first handed back to the OS
 sampler sees every allocation that lives longer than a sample interval, which is what
 matters for large attention matrices.
 
-Results files follow the course's format (DESIGN.md): ``device``, ``torch``,
+Results files follow the course's format (ARCHITECTURE.md): ``device``, ``torch``,
 ``created``, ``config``, ``results`` (one row per measurement) and ``summary``.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .outputs import atomic_write_json, prepare_output_folder
+from ..outputs import atomic_write_json, prepare_output_folder
 
 __all__ = [
     "synchronize",
@@ -153,7 +153,9 @@ def results_path(name: str, device, folder="benchmarks/results") -> Path:
     return Path(folder) / f"{name}-{re.sub(r'[^A-Za-z0-9._-]+', '-', device_label(device))}.json"
 
 
-def write_results(name: str, device, config: dict, results: list[dict], summary: dict, folder="benchmarks/results") -> Path:
+def write_results(
+    name: str, device, config: dict, results: list[dict], summary: dict, folder="benchmarks/results"
+) -> Path:
     """Write ``<folder>/<name>-<device>.json`` in the course's benchmark format.
 
     ``folder`` must be new, empty or marked as the benchmarks' own (the committed

@@ -2,7 +2,7 @@
 
 One source per notebook. An exercise is a code cell tagged ``solution`` (hidden in
 JupyterLab by ``jupyter.source_hidden``), followed by a cell that calls its self-check
-from :mod:`mmtutorial.checks`; a markdown cell tagged ``solution`` is prose that
+from :mod:`mmtutorial.course.checks`; a markdown cell tagged ``solution`` is prose that
 discusses the answer. From that source:
 
 * the **student edition** replaces each solution function by a stub with the same
@@ -11,12 +11,15 @@ discusses the answer. From that source:
   lesson keeps its outputs, so it can be read before it is run);
 * the **solutions edition** is the notebook as committed.
 
-``python -m mmtutorial.classroom`` (``make classroom``) writes both, plus an exercise
+``python -m mmtutorial.course.classroom`` (``make classroom``) writes both, plus an exercise
 list per notebook (``exercises.md`` and ``exercises.json``)::
 
     build/classroom/student/NN_name.ipynb
     build/classroom/solutions/NN_name.ipynb
     build/classroom/exercises.md
+
+``python -m mmtutorial.course.classroom --nbgrader OUT`` writes an nbgrader course
+directory from the same notebooks instead (:mod:`mmtutorial.course.nbgrader_edition`).
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from typing import Any
 
 import nbformat
 
-from .cli import ArgumentParser
-from .outputs import atomic_write_json, atomic_write_text, prepare_output_folder
+from ..cli import ArgumentParser
+from ..outputs import atomic_write_json, atomic_write_text, prepare_output_folder
+from .nbgrader_edition import write_nbgrader_course
 
 __all__ = [
     "SOLUTION_TAG",
@@ -44,6 +48,7 @@ __all__ = [
     "stub_source",
     "student_edition",
     "self_test_edition",
+    "solution_leaks",
     "SELF_TEST_TAG",
     "build_classroom",
     "read_notebook",
@@ -126,7 +131,9 @@ def find_exercises(notebook: nbformat.NotebookNode, name: str = "") -> list[Exer
         try:
             functions = _defined_functions(cell["source"])
         except SyntaxError as error:
-            raise ValueError(f"{name or 'notebook'}, cell {index}: the solution is not valid Python: {error}") from error
+            raise ValueError(
+                f"{name or 'notebook'}, cell {index}: the solution is not valid Python: {error}"
+            ) from error
         check_cells = _check_cells(cells, index + 1)
         checks = tuple(m for i in check_cells for m in _CHECK_CALL.findall(cells[i]["source"]))
         exercises.append(Exercise(name, number, title, functions, checks, hint, index, check_cells))
@@ -162,16 +169,20 @@ def stub_source(solution: str, exercise: Exercise) -> str:
                 header = lines[body.lineno - 1][: body.col_offset].rstrip()
                 indent = " " * (node.col_offset + 4)
             else:
-                header = "\n".join(lines[node.decorator_list[0].lineno - 1 if node.decorator_list else node.lineno - 1
-                                         : header_end])
+                header = "\n".join(
+                    lines[node.decorator_list[0].lineno - 1 if node.decorator_list else node.lineno - 1 : header_end]
+                )
                 indent = " " * body.col_offset
             message = f"{label}: write {node.name}() here. {_hint_sentence(exercise)}"
             message += f" Then run the next cell: {check} tests it."
             wrapped = textwrap.wrap(message, width=84 - len(indent))
-            literal = ("\n" + indent + "    ").join(repr(part + " ") if i < len(wrapped) - 1 else repr(part)
-                                                   for i, part in enumerate(wrapped))
-            parts.append(f"{header}\n{indent}# Your code here: replace the line below.\n"
-                         f"{indent}raise NotImplementedError(\n{indent}    {literal}\n{indent})")
+            literal = ("\n" + indent + "    ").join(
+                repr(part + " ") if i < len(wrapped) - 1 else repr(part) for i, part in enumerate(wrapped)
+            )
+            parts.append(
+                f"{header}\n{indent}# Your code here: replace the line below.\n"
+                f"{indent}raise NotImplementedError(\n{indent}    {literal}\n{indent})"
+            )
     if not any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) for n in tree.body):
         message = f"{label}: your code here. {_hint_sentence(exercise)} Then run the next cell: {check} tests it."
         parts.append(f"raise NotImplementedError({' '.join(message.split())!r})")
@@ -202,6 +213,73 @@ def student_edition(notebook: nbformat.NotebookNode, name: str = "") -> nbformat
     return student
 
 
+class _Anonymize(ast.NodeTransformer):
+    """Every variable and argument name becomes ``v``: a copy with other names is still a copy."""
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        return ast.copy_location(ast.Name("v", node.ctx), node)
+
+    def visit_arg(self, node: ast.arg) -> ast.AST:
+        node.arg = "v"
+        return node
+
+
+def _code_pieces(source: str) -> tuple[set[str], set[str]]:
+    """``(statements, expressions)`` of ``source`` at any depth, names anonymized, as code text."""
+    try:
+        tree = _Anonymize().visit(ast.parse(source))
+    except SyntaxError:  # IPython magics: nothing to compare
+        return set(), set()
+    skip = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
+    statements = {ast.unparse(n) for n in ast.walk(tree) if isinstance(n, ast.stmt) and not isinstance(n, skip)}
+    expressions = {ast.unparse(n) for n in ast.walk(tree) if isinstance(n, ast.expr)}
+    return statements, expressions
+
+
+def _answer_pieces(source: str) -> set[str]:
+    """What a solution computes: its statements and the values they return or assign."""
+    statements, _ = _code_pieces(source)
+    values = set()
+    for node in ast.walk(_Anonymize().visit(ast.parse(source))):
+        if isinstance(node, (ast.Return, ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None:
+            values.add(ast.unparse(node.value))
+    return statements | values
+
+
+#: A solution statement or computed value at least this long (as code) that a lesson cell repeats is a leak.
+LEAK_MIN_CHARS = 20
+
+
+def solution_leaks(notebook: nbformat.NotebookNode, name: str = "") -> list[str]:
+    """Statements of an exercise's solution that a lesson cell already shows (with any
+    variable names): the answer on screen before the learner writes it. One line per leak."""
+    exercises = find_exercises(notebook, name)
+    own = {i for e in exercises for i in (e.cell, *e.check_cells)}
+    lesson = {}
+    for i, cell in enumerate(notebook.cells):
+        if cell["cell_type"] == "code" and i not in own:
+            statements, expressions = _code_pieces(cell["source"])
+            lesson[i] = statements | expressions
+    leaks = []
+    for exercise in exercises:
+        source = notebook.cells[exercise.cell]["source"]
+        docstrings = {
+            ast.unparse(n.body[0])
+            for n in ast.walk(ast.parse(source))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and ast.get_docstring(n)
+        }
+        for piece in sorted(_answer_pieces(source) - docstrings):
+            if len(piece) < LEAK_MIN_CHARS:
+                continue
+            shown = [i for i, pieces in lesson.items() if piece in pieces]
+            if shown:
+                leaks.append(
+                    f"{name or 'notebook'}, exercise {exercise.number}: its solution's "
+                    f"`{piece.splitlines()[0][:70]}` is shown in cell {shown[0]}"
+                )
+    return leaks
+
+
 #: Tag of the cells :func:`self_test_edition` adds.
 SELF_TEST_TAG = "self-test"
 
@@ -221,19 +299,22 @@ def self_test_edition(notebook: nbformat.NotebookNode, name: str = "") -> nbform
     for index, cell in enumerate(tested.cells):
         exercise = exercises.get(index)
         if exercise is not None:
-            tried = "\n".join([stub_source(cell["source"], exercise),
-                                *(notebook.cells[i]["source"] for i in exercise.check_cells)])
+            tried = "\n".join(
+                [stub_source(cell["source"], exercise), *(notebook.cells[i]["source"] for i in exercise.check_cells)]
+            )
             label = f"Exercise {exercise.number}"
-            source = "\n".join([
-                f"# {SELF_TEST_TAG}: the student edition's stub for {label} must stop at its self-check",
-                "try:",
-                textwrap.indent(tried, "    "),
-                "except NotImplementedError as stopped:",
-                f"    assert {label!r} in str(stopped), stopped",
-                f"    print('✓ {label}: the student edition stops here:', str(stopped)[:70])",
-                "else:",
-                f"    raise AssertionError('{label}: the stub did not stop at the self-check')",
-            ])
+            source = "\n".join(
+                [
+                    f"# {SELF_TEST_TAG}: the student edition's stub for {label} must stop at its self-check",
+                    "try:",
+                    textwrap.indent(tried, "    "),
+                    "except NotImplementedError as stopped:",
+                    f"    assert {label!r} in str(stopped), stopped",
+                    f"    print('✓ {label}: the student edition stops here:', str(stopped)[:70])",
+                    "else:",
+                    f"    raise AssertionError('{label}: the stub did not stop at the self-check')",
+                ]
+            )
             cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": [SELF_TEST_TAG]}))
         cells.append(cell)
     tested.cells = cells
@@ -290,8 +371,11 @@ def build_classroom(
                 for edition in EDITIONS:
                     shutil.copytree(sub, out / edition / sub.name, ignore=shutil.ignore_patterns(".*"))
     atomic_write_text(out / "exercises.md", _exercise_list(by_notebook))
-    atomic_write_json(out / "exercises.json",
-                      {name: [asdict(e) for e in exercises] for name, exercises in by_notebook.items()}, indent=1)
+    atomic_write_json(
+        out / "exercises.json",
+        {name: [asdict(e) for e in exercises] for name, exercises in by_notebook.items()},
+        indent=1,
+    )
     return by_notebook
 
 
@@ -316,22 +400,45 @@ def coverage_table(by_notebook: dict[str, list[Exercise]]) -> str:
         solved = sum(bool(e.functions) for e in exercises)
         rows.append(f"| {name} | {len(exercises)} | {sum(e.self_checked for e in exercises)} | {solved} |")
     total = [e for exercises in by_notebook.values() for e in exercises]
-    rows.append(f"| **all** | **{len(total)}** | **{sum(e.self_checked for e in total)}** | "
-                f"**{sum(bool(e.functions) for e in total)}** |")
+    rows.append(
+        f"| **all** | **{len(total)}** | **{sum(e.self_checked for e in total)}** | "
+        f"**{sum(bool(e.functions) for e in total)}** |"
+    )
     return "\n".join(rows)
 
 
+def _write_nbgrader(notebooks: Sequence[str], out: str) -> int:
+    """``--nbgrader OUT``: the nbgrader course directory, and what to run next."""
+    paths = _notebook_paths(notebooks)
+    read = {path: read_notebook(path) for path in paths}
+    exercises = {path: find_exercises(notebook, path.name) for path, notebook in read.items()}
+    folder = write_nbgrader_course(read, exercises, out, SOLUTION_TAG)
+    count = sum(map(len, exercises.values()))
+    print(f"{len(paths)} assignment{'s' * (len(paths) != 1)} (one per notebook), {count} autograded exercises")
+    print(f"  source    {folder / 'source'}/")
+    print(f"  config    {folder / 'nbgrader_config.py'}")
+    print(f"next: cd {folder} && nbgrader generate_assignment {paths[0].stem}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m mmtutorial.classroom", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m mmtutorial.course.classroom", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", default=["notebooks"], help="notebooks or folders (default: notebooks)")
     parser.add_argument("--out", default="build/classroom", help="output folder (default: build/classroom)")
     parser.add_argument("--table", action="store_true", help="print the README's coverage table and write nothing")
+    parser.add_argument(
+        "--nbgrader",
+        metavar="OUT",
+        help="write an nbgrader course directory to OUT instead (source/<assignment>/, one per notebook)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.table:
             paths = _notebook_paths(args.notebooks)
             print(coverage_table({p.name: find_exercises(read_notebook(p), p.name) for p in paths}))
             return 0
+        if args.nbgrader is not None:
+            return _write_nbgrader(args.notebooks, args.nbgrader)
         by_notebook = build_classroom(args.notebooks, args.out)
     except (ValueError, FileNotFoundError) as error:  # OutputFolderError is a ValueError
         print(f"error: {error}", file=sys.stderr)

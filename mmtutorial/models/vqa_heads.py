@@ -1,0 +1,268 @@
+"""The VQA model's fusion heads, one registry for all of them.
+
+A head answers from the image regions and the question:
+``head(regions (B, N, C), grid, tokens (B, L, d), mask (B, L), question (B, d),
+return_attention) -> (logits (B, answers), maps)``, where ``maps`` holds attention over
+the N regions, each ``(B, N)``, when ``return_attention`` is set (empty for heads that
+do not attend). :data:`HEADS` (the names) and :data:`ATTENTION_HEADS` are read off the
+registry, so adding a head is one class with ``@register_head("name")``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ..attention import TransformerEncoder
+from ..encoders import masked_mean
+from ..fusion import CoAttention, CrossModalAttention, FiLM, MultiHopAttention
+
+if TYPE_CHECKING:  # only for annotations: the config module imports this registry
+    from .vqa import VQAConfig
+
+__all__ = [
+    "FusionHead",
+    "register_head",
+    "HEAD_REGISTRY",
+    "HEADS",
+    "ATTENTION_HEADS",
+    "ConcatHead",
+    "RelationHead",
+    "FiLMHead",
+    "CrossAttentionHead",
+    "CoAttentionHead",
+    "TransformerHead",
+]
+
+#: Every fusion head by name, in the order they are introduced (notebook 09).
+HEAD_REGISTRY: dict[str, type[FusionHead]] = {}
+
+
+def register_head(name: str):
+    """Class decorator: add a :class:`FusionHead` to :data:`HEAD_REGISTRY` under ``name``."""
+
+    def register(cls: type[FusionHead]) -> type[FusionHead]:
+        if name in HEAD_REGISTRY:
+            raise ValueError(f"a head named {name!r} is already registered ({HEAD_REGISTRY[name].__name__})")
+        HEAD_REGISTRY[name] = cls
+        cls.name = name
+        return cls
+
+    return register
+
+
+class FusionHead(nn.Module):
+    """The interface every VQA fusion head implements (module docstring).
+
+    Args:
+        region_dim: features per region (``C``).
+        num_regions: regions per image (``N``).
+        config: the model's :class:`~mmtutorial.models.vqa.VQAConfig`.
+    """
+
+    name: ClassVar[str] = ""
+    #: True for heads that fuse by attention over the regions (and so return maps).
+    fuses_by_attention: ClassVar[bool] = False
+
+    def __init__(self, region_dim: int, num_regions: int, config: VQAConfig) -> None:
+        super().__init__()
+
+    def forward(
+        self,
+        regions: Tensor,
+        grid: tuple[int, int],
+        tokens: Tensor,
+        mask: Tensor,
+        question: Tensor,
+        return_attention: bool = False,
+    ) -> tuple[Tensor, dict[str, Tensor]]:  # pragma: no cover
+        raise NotImplementedError
+
+
+def _mlp(in_dim: int, hidden: int, out_dim: int, depth: int = 2, dropout: float = 0.0) -> nn.Sequential:
+    """``depth`` linear layers with ReLU between (and dropout before the last)."""
+    layers: list[nn.Module] = []
+    for i in range(depth - 1):
+        layers += [nn.Linear(in_dim if i == 0 else hidden, hidden), nn.ReLU()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(hidden if depth > 1 else in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+@register_head("concat")
+class ConcatHead(FusionHead):
+    """CNN+MLP: every region's features flattened, concatenated with the question."""
+
+    def __init__(self, region_dim: int, num_regions: int, config: VQAConfig) -> None:
+        super().__init__(region_dim, num_regions, config)
+        self.classify = _mlp(
+            num_regions * region_dim + config.dim, config.hidden, config.num_answers, depth=3, dropout=config.dropout
+        )
+
+    def forward(self, regions, grid, tokens, mask, question, return_attention=False):
+        return self.classify(torch.cat([regions.flatten(1), question], dim=-1)), {}
+
+
+@register_head("relation")
+class RelationHead(FusionHead):
+    """Relation Network (Santoro et al. 2017): ``f(sum_ij g(r_i, r_j, q))``.
+
+    ``g``'s first layer is linear in ``[r_i; r_j; q]``, so it is computed as
+    ``W_i r_i + W_j r_j + W_q q`` and broadcast over the N x N pairs: the same function
+    as concatenating every pair, without building the ``(B, N^2, 2C + d)`` input.
+    """
+
+    def __init__(self, region_dim: int, num_regions: int, config: VQAConfig) -> None:
+        super().__init__(region_dim, num_regions, config)
+        h = config.hidden
+        self.first_i = nn.Linear(region_dim, h)
+        self.first_j = nn.Linear(region_dim, h, bias=False)
+        self.first_q = nn.Linear(config.dim, h, bias=False)
+        self.g = nn.Sequential(
+            nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU()
+        )
+        self.f = _mlp(h, h, config.num_answers, depth=3, dropout=config.dropout)
+
+    def forward(self, regions, grid, tokens, mask, question, return_attention=False):
+        pairs = (
+            self.first_i(regions)[:, :, None]
+            + self.first_j(regions)[:, None, :]
+            + self.first_q(question)[:, None, None]
+        )  # (B, N, N, h)
+        return self.f(self.g(pairs).sum(dim=(1, 2))), {}
+
+
+class FiLMBlock(nn.Module):
+    """FiLM's residual block: 1x1 conv, ReLU, 3x3 conv, BatchNorm (no affine), FiLM, ReLU, + input."""
+
+    def __init__(self, channels: int, cond_dim: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.film = FiLM(cond_dim, channels)
+
+    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        hidden = torch.relu(self.conv1(x))
+        return x + torch.relu(self.film(self.norm(self.conv2(hidden)), condition))
+
+
+@register_head("film")
+class FiLMHead(FusionHead):
+    """Question-conditioned residual conv blocks over the region grid, then max-pool + MLP."""
+
+    def __init__(self, region_dim: int, num_regions: int, config: VQAConfig) -> None:
+        super().__init__(region_dim, num_regions, config)
+        self.stem = nn.Conv2d(region_dim, config.dim, 1)
+        self.blocks = nn.ModuleList(FiLMBlock(config.dim, config.dim) for _ in range(config.layers))
+        self.pool = nn.Conv2d(config.dim, config.hidden, 1)
+        self.classify = _mlp(config.hidden, config.hidden, config.num_answers, depth=2, dropout=config.dropout)
+
+    def forward(self, regions, grid, tokens, mask, question, return_attention=False):
+        b, n, c = regions.shape
+        x = torch.relu(self.stem(regions.transpose(1, 2).reshape(b, c, *grid)))
+        for block in self.blocks:
+            x = block(x, question)
+        return self.classify(torch.relu(self.pool(x)).amax(dim=(2, 3))), {}
+
+
+@register_head("cross_attention")
+class CrossAttentionHead(FusionHead):
+    fuses_by_attention = True
+
+    """The question attends over the regions ``hops`` times (stacked attention); the
+    first hop's read-out (the object the question names) is then related to every region
+    by an MLP and summed: N object-region pairs instead of the relation head's N^2."""
+
+    def __init__(self, region_dim: int, num_regions: int, config: VQAConfig) -> None:
+        super().__init__(region_dim, num_regions, config)
+        d, h = config.dim, config.hidden
+        # an MLP per region, so keys can be non-linear in the coordinates (distances)
+        self.regions = _mlp(region_dim, d, d, depth=2)
+        self.attend = MultiHopAttention(d, d, hops=config.hops, heads=config.heads, dropout=config.dropout)
+        self.relate = nn.Sequential(nn.Linear(3 * d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
+        self.classify = _mlp(h + 2 * d, h, config.num_answers, depth=2, dropout=config.dropout)
+
+    def forward(self, regions, grid, tokens, mask, question, return_attention=False):
+        regions = self.regions(regions)
+        final = self.attend(question[:, None], regions)[:, 0]
+        found = self.attend.hops[0].attended[:, 0]  # what hop 1 read, before the residual
+        n = regions.shape[1]
+        pairs = torch.cat([regions, found[:, None].expand(-1, n, -1), question[:, None].expand(-1, n, -1)], -1)
+        related = self.relate(pairs).sum(1)
+        maps = {f"hop{i + 1}": w.mean(1)[:, 0] for i, w in enumerate(self.attend.weights)}
+        return self.classify(torch.cat([related, final, question], dim=-1)), maps
+
+
+@register_head("co_attention")
+class CoAttentionHead(FusionHead):
+    fuses_by_attention = True
+
+    """``layers`` of parallel co-attention (words <-> regions), then the pooled question
+    reads the co-attended regions."""
+
+    def __init__(self, region_dim: int, num_regions: int, config: VQAConfig) -> None:
+        super().__init__(region_dim, num_regions, config)
+        d = config.dim
+        self.regions = _mlp(region_dim, d, d, depth=2)
+        self.layers = nn.ModuleList(
+            CoAttention(d, heads=config.heads, dropout=config.dropout) for _ in range(config.layers)
+        )
+        self.read = CrossModalAttention(d, d, heads=config.heads, dropout=config.dropout)
+        self.classify = _mlp(2 * d, config.hidden, config.num_answers, depth=2, dropout=config.dropout)
+
+    def forward(self, regions, grid, tokens, mask, question, return_attention=False):
+        regions = self.regions(regions)
+        maps = {}
+        for i, layer in enumerate(self.layers):
+            tokens, regions = layer(tokens, regions, text_padding=~mask)
+            word_maps = layer.text_to_image.weights.mean(1)  # (B, L, N): each word over the regions
+            maps[f"words{i + 1}"] = masked_mean(word_maps, mask)
+        pooled = masked_mean(tokens, mask)
+        read = self.read(pooled[:, None], regions)[:, 0]
+        maps["read"] = self.read.weights.mean(1)[:, 0]
+        return self.classify(torch.cat([read, pooled], dim=-1)), maps
+
+
+@register_head("transformer")
+class TransformerHead(FusionHead):
+    fuses_by_attention = True
+
+    """One Transformer over ``[CLS; question tokens; region tokens]`` (each kind with its
+    own learned type embedding); the answer is read from CLS. Its maps are CLS's attention
+    to the region tokens, renormalised over the regions."""
+
+    def __init__(self, region_dim: int, num_regions: int, config: VQAConfig) -> None:
+        super().__init__(region_dim, num_regions, config)
+        d = config.dim
+        self.regions = nn.Linear(region_dim, d)
+        self.cls = nn.Parameter(torch.zeros(1, 1, d))
+        self.types = nn.Parameter(torch.zeros(2, d))  # 0 question, 1 region
+        nn.init.normal_(self.types, std=0.02)
+        self.encoder = TransformerEncoder(
+            config.layers, d, config.heads, ff_dim=4 * d, dropout=config.dropout, norm_first=True
+        )
+        self.classify = _mlp(d, config.hidden, config.num_answers, depth=2, dropout=config.dropout)
+
+    def forward(self, regions, grid, tokens, mask, question, return_attention=False):
+        b, n, _ = regions.shape
+        words, regions = tokens + self.types[0], self.regions(regions) + self.types[1]
+        x = torch.cat([self.cls.expand(b, -1, -1), words, regions], dim=1)
+        keep = torch.ones(b, 1, dtype=torch.bool, device=x.device)
+        padding = ~torch.cat([keep, mask, keep.expand(b, n)], dim=1)
+        out = self.encoder(x, key_padding_mask=padding, need_weights=return_attention)
+        maps = {}
+        if return_attention:
+            for i, weights in enumerate(self.encoder.attention_weights):  # (B, h, 1 + L + N, 1 + L + N)
+                to_regions = weights.mean(1)[:, 0, -n:]  # CLS -> regions (CLS also attends to words)
+                maps[f"layer{i + 1}"] = to_regions / to_regions.sum(-1, keepdim=True).clamp_min(1e-12)
+        return self.classify(out[:, 0]), maps
+
+
+#: The heads' names, from the registry.
+HEADS: tuple[str, ...] = tuple(HEAD_REGISTRY)
+#: The heads that fuse by attention (and return attention maps over the regions).
+ATTENTION_HEADS: tuple[str, ...] = tuple(name for name, head in HEAD_REGISTRY.items() if head.fuses_by_attention)
