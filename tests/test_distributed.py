@@ -5,12 +5,18 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from mmtutorial.data import SortOfClevr
-from mmtutorial.distributed import DistributedContext, ShardedBatches, all_reduce_mean, shard_batch
 from mmtutorial.models.train_vqa import main as train_main
 from mmtutorial.models.vqa import load_vqa_checkpoint
+from mmtutorial.training.distributed import (
+    DistributedContext,
+    ShardedBatches,
+    all_reduce_mean,
+    shard_batch,
+)
 
 SIZES = {"n_train": 8, "n_val": 4, "n_test": 4, "seed": 5}
 
@@ -23,8 +29,10 @@ def test_image_shards_cover_the_global_batch_exactly_once():
     for shard in shards:
         assert shard["image_row"].max() < len(shard["images"])
         # every question still points at its own image
-        assert torch.equal(shard["images"][shard["image_row"]],
-                           batch["images"][batch["image_row"][torch.isin(batch["index"], shard["index"])]])
+        assert torch.equal(
+            shard["images"][shard["image_row"]],
+            batch["images"][batch["image_row"][torch.isin(batch["index"], shard["index"])]],
+        )
     assert torch.equal(torch.cat([s["index"] for s in shards]).sort().values, batch["index"].sort().values)
 
 
@@ -39,9 +47,32 @@ def test_row_shards_and_single_process_passthrough():
     assert len(ShardedBatches([batch, batch], single)) == 2
 
 
-TINY = ["--n-train", "8", "--n-val", "4", "--n-test", "4", "--images-per-batch", "4", "--epochs", "2",
-        "--curriculum-epochs", "1", "--cnn-norm", "group", "--dim", "16", "--hidden", "16", "--seed", "3",
-        "--device", "cpu", "--deterministic", "--no-progress"]
+TINY = [
+    "--n-train",
+    "8",
+    "--n-val",
+    "4",
+    "--n-test",
+    "4",
+    "--images-per-batch",
+    "4",
+    "--epochs",
+    "2",
+    "--curriculum-epochs",
+    "1",
+    "--cnn-norm",
+    "group",
+    "--dim",
+    "16",
+    "--hidden",
+    "16",
+    "--seed",
+    "3",
+    "--device",
+    "cpu",
+    "--deterministic",
+    "--no-progress",
+]
 
 
 def test_two_gloo_processes_match_one_process_over_the_same_global_batch(tmp_path):
@@ -49,9 +80,23 @@ def test_two_gloo_processes_match_one_process_over_the_same_global_batch(tmp_pat
     assert train_main([*TINY, "--checkpoint", str(single)]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     launched = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "mmtutorial.models.train_vqa", *TINY, "--checkpoint", str(double)],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "mmtutorial.models.train_vqa",
+            *TINY,
+            "--checkpoint",
+            str(double),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
     one, one_info = load_vqa_checkpoint(single)
@@ -60,3 +105,53 @@ def test_two_gloo_processes_match_one_process_over_the_same_global_batch(tmp_pat
     for (name, a), b in zip(one.state_dict().items(), two.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
     assert abs(one_info["metrics"]["final_train_loss"] - two_info["metrics"]["final_train_loss"]) < 1e-4
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_nodes_meeting_at_one_rendezvous_match_one_process(tmp_path):
+    """Multi-node training as the README runs it (`torchrun --nnodes N --rdzv-backend c10d
+    --rdzv-endpoint HOST:PORT`), here as two "nodes" on one machine: two torchrun launches
+    of one gloo process each meet at one c10d rendezvous and end with one process's weights."""
+    single, double = tmp_path / "single.pt", tmp_path / "nodes.pt"
+    assert train_main([*TINY, "--checkpoint", str(single)]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    endpoint = f"127.0.0.1:{_free_port()}"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "2",
+        "--nproc_per_node",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        endpoint,
+        "--rdzv-id",
+        "mmtutorial-test",
+        "-m",
+        "mmtutorial.models.train_vqa",
+        *TINY,
+        "--checkpoint",
+        str(double),
+    ]
+    nodes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)
+    ]
+    outputs = [node.communicate(timeout=600) for node in nodes]
+    for node, (_, stderr) in zip(nodes, outputs, strict=True):
+        assert node.returncode == 0, stderr[-3000:]
+    one, _ = load_vqa_checkpoint(single)
+    two, two_info = load_vqa_checkpoint(double)
+    assert two_info["metrics"]["world_size"] == 2
+    for (name, a), b in zip(one.state_dict().items(), two.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
