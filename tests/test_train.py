@@ -177,3 +177,95 @@ def test_tensor_batches_cover_every_sample_once_and_shuffle_repeatably():
     assert torch.equal(torch.cat([b["x"] for b in again]), first)
     with pytest.raises(ValueError, match="same length"):
         TensorBatches({"x": torch.arange(3), "y": torch.arange(4)}, 2)
+
+
+# ---------------------------------------------------------------------------------
+# The recipe: a per-batch schedule, the best epoch's weights, a curriculum, resume
+# ---------------------------------------------------------------------------------
+
+
+class CountingCurriculum:
+    """Records which epochs fit announced (a Curriculum would switch batches on them)."""
+
+    def __init__(self, batches):
+        self.batches, self.epochs = batches, []
+
+    def set_epoch(self, epoch):
+        self.epochs.append(epoch)
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def run_recipe(tmp_path, epochs, resume, name, total_epochs=6):
+    from mmtutorial.training.schedules import warmup_cosine
+
+    seed_everything(0)
+    model = Linear()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.05)
+    generator = seeded_generator(0)
+    batches = CountingCurriculum(loader(toy_data(), generator=generator))
+    scheduler = warmup_cosine(optimizer, total_epochs * len(batches), warmup_fraction=0.25)
+    history = fit(
+        model,
+        batches,
+        epochs=epochs,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scheduler_interval="step",
+        val_batches=loader(toy_data(seed=1)),
+        monitor="val_acc",
+        keep_best=True,
+        checkpoint_path=tmp_path / name,
+        resume=resume,
+        generator=generator,
+        progress=False,
+    )
+    return model, history, batches, scheduler
+
+
+def test_the_schedule_steps_per_batch_and_resumes_exactly(tmp_path):
+    full, full_history, full_batches, scheduler = run_recipe(tmp_path, 6, False, "full.pt")
+    assert scheduler.last_epoch == 6 * len(full_batches), "one scheduler step per optimizer step"
+    lrs = full_history.column("lr")
+    assert lrs[0] > lrs[-1] and max(lrs) <= 0.05 + 1e-9, "warm-up, then decay"
+    run_recipe(tmp_path, 3, False, "cut.pt")  # interrupted after 3 epochs
+    resumed, resumed_history, resumed_batches, _ = run_recipe(tmp_path, 6, True, "cut.pt")
+    assert resumed_batches.epochs == [3, 4, 5], "set_epoch tells the batches where training resumed"
+    for a, b in zip(full.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert resumed_history.column("val_acc") == full_history.column("val_acc")
+    assert resumed_history.best_epoch == full_history.best_epoch
+
+
+def test_keep_best_ends_with_the_best_epochs_weights():
+    seed_everything(0)
+    model = Linear()
+    history = fit(
+        model,
+        loader(toy_data(), generator=seeded_generator(0)),
+        epochs=8,
+        optimizer=torch.optim.SGD(model.parameters(), lr=3.0),  # too high: accuracy jumps around
+        val_batches=loader(toy_data(seed=1)),
+        monitor="val_acc",
+        keep_best=True,
+        progress=False,
+    )
+    accuracies = history.column("val_acc")
+    assert history.best_epoch == 1 + accuracies.index(max(accuracies)) and history.restored_best
+    assert evaluate(model, loader(toy_data(seed=1)))["acc"] == max(accuracies)
+    assert max(accuracies) > accuracies[-1], "the test needs a last epoch worse than the best"
+
+
+def test_recipe_arguments_are_checked():
+    model = Linear()
+    common = {"epochs": 1, "optimizer": torch.optim.SGD(model.parameters(), lr=0.1), "progress": False}
+    with pytest.raises(ValueError, match="scheduler_interval='batch': expected one of"):
+        fit(model, loader(toy_data()), scheduler_interval="batch", **common)
+    with pytest.raises(ValueError, match="monitor='accuracy': expected one of"):
+        fit(model, loader(toy_data()), monitor="accuracy", **common)
+    with pytest.raises(ValueError, match="need val_batches"):
+        fit(model, loader(toy_data()), keep_best=True, **common)

@@ -1,11 +1,14 @@
-"""train_vqa's bookkeeping: one history over the curriculum and the main phase."""
+"""train_vqa's recipe: one history and one schedule over the curriculum and the main phase,
+the best validation epoch's weights kept, BatchNorm statistics recomputed, clear errors."""
 
 import pytest
+import torch
 
-from mmtutorial.data import SortOfClevr
+from mmtutorial.data import Curriculum, SortOfClevr
 from mmtutorial.models.vqa import VQAConfig, VQAModel
-from mmtutorial.models.vqa_training import train_vqa
+from mmtutorial.models.vqa_training import evaluate_vqa, train_vqa
 from mmtutorial.training import seed_everything
+from mmtutorial.training.schedules import recalibrated_batchnorm
 
 SIZES = {"n_train": 40, "n_val": 10, "n_test": 4, "seed": 5}
 
@@ -15,10 +18,10 @@ def data():
     return SortOfClevr("train", tokenizer="words", **SIZES), SortOfClevr("val", tokenizer="words", **SIZES)
 
 
-def _model(train: SortOfClevr) -> VQAModel:
+def _model(train: SortOfClevr, head: str = "film") -> VQAModel:
     return VQAModel(
         VQAConfig(
-            head="film",
+            head=head,
             vocab_size=len(train.tokenizer),
             pad_id=train.pad_token_id,
             dim=16,
@@ -30,20 +33,95 @@ def _model(train: SortOfClevr) -> VQAModel:
 
 
 @pytest.mark.parametrize("curriculum_epochs", [0, 2])
-def test_epochs_are_numbered_through_both_phases_and_the_best_epoch_is_chosen_over_all(data, curriculum_epochs):
+def test_one_history_over_both_phases_ending_with_the_best_epochs_weights(data, curriculum_epochs):
     train, val = data
-    generator = seed_everything(0)
+    model = _model(train)
     history = train_vqa(
-        _model(train),
+        model,
         train,
         val,
         images_per_batch=8,
         epochs=3,
         curriculum_epochs=curriculum_epochs,
         lr=3e-3,
-        generator=generator,
+        generator=seed_everything(0),
         progress=False,
     )
     assert history.column("epoch") == list(range(1, curriculum_epochs + 4))
-    losses = history.column("val_loss")
-    assert history.best_epoch == 1 + losses.index(min(losses))
+    assert history.column("phase") == ["non-relational"] * curriculum_epochs + ["all"] * 3
+    accuracies = history.column("val_acc")
+    assert history.best_epoch == 1 + accuracies.index(max(accuracies)) and history.restored_best
+    # the model holds the best epoch's weights (with the statistics it was evaluated with)
+    again = evaluate_vqa(model, val.batches(8, by_image=True))
+    assert again["acc"] == pytest.approx(max(accuracies), abs=1e-9)
+
+
+def test_the_schedule_warms_up_then_decays_over_both_phases(data):
+    train, val = data
+    history = train_vqa(
+        _model(train),
+        train,
+        val,
+        images_per_batch=8,
+        epochs=3,
+        curriculum_epochs=1,
+        lr=3e-3,
+        warmup_fraction=0.6,
+        generator=seed_everything(0),
+        progress=False,
+    )
+    lrs = history.column("lr")
+    assert lrs[0] < max(lrs) <= 3e-3 and lrs[-1] < max(lrs) / 10, lrs
+    constant = train_vqa(
+        _model(train),
+        train,
+        val,
+        images_per_batch=8,
+        epochs=2,
+        schedule="constant",
+        lr=3e-3,
+        generator=seed_everything(0),
+        progress=False,
+    )
+    assert constant.column("lr") == [3e-3, 3e-3]
+
+
+def test_the_curriculum_switches_at_its_epoch():
+    curriculum = Curriculum(["first"], ["then", "then"], switch_epoch=2)
+    seen = []
+    for epoch in range(4):
+        curriculum.set_epoch(epoch)
+        seen.append((list(curriculum), len(curriculum)))
+    assert seen == [(["first"], 1), (["first"], 1), (["then", "then"], 2), (["then", "then"], 2)]
+
+
+def test_batchnorm_statistics_are_recomputed_from_the_training_batches(data):
+    train, _ = data
+    model = _model(train, head="concat")
+    batches = train.batches(8, by_image=True)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for norm in norms:  # statistics that belong to no data
+        norm.running_mean.fill_(5.0)
+        norm.running_var.fill_(9.0)
+    recalibrated_batchnorm(batches, max_batches=3)(model)
+    assert all(n.running_mean.abs().max() < 5.0 for n in norms)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"schedule": "linear"}, "schedule='linear': expected one of"),
+        ({"curriculum_epochs": -1}, "curriculum_epochs=-1"),
+        ({"epochs": 0}, "epochs=0"),
+    ],
+)
+def test_bad_recipe_values_are_clear_errors(data, overrides, message):
+    train, val = data
+    with pytest.raises(ValueError, match=message):
+        train_vqa(_model(train), train, val, progress=False, **overrides)
+
+
+def test_keeping_the_best_epoch_needs_a_validation_split(data):
+    train, _ = data
+    with pytest.raises(ValueError, match="keep_best=True needs val"):
+        train_vqa(_model(train), train, None, progress=False)

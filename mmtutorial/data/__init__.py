@@ -7,7 +7,7 @@
 """
 
 from .av_digits import AVDigits, AVDigitsConfig
-from .batching import TensorBatches
+from .batching import Curriculum, TensorBatches
 from .sort_of_clevr import SortOfClevr, SortOfClevrConfig
 
-__all__ = ["SortOfClevr", "SortOfClevrConfig", "AVDigits", "AVDigitsConfig", "TensorBatches"]
+__all__ = ["SortOfClevr", "SortOfClevrConfig", "AVDigits", "AVDigitsConfig", "TensorBatches", "Curriculum"]

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 
 import torch
 
-from ..validation import check_bool, check_mapping, check_positive_int
+from ..validation import check_bool, check_mapping, check_nonnegative_int, check_positive_int
 
-__all__ = ["TensorBatches"]
+__all__ = ["TensorBatches", "Curriculum"]
 
 
 class TensorBatches:
@@ -58,3 +58,35 @@ class TensorBatches:
         for start in range(0, self.size, self.batch_size):
             index = order[start : start + self.batch_size]
             yield {name: t[index.to(t.device)] for name, t in self.tensors.items()}
+
+
+class Curriculum:
+    """Batches that change with the epoch: ``first`` for the first ``switch_epoch`` epochs,
+    then ``then`` (the VQA capstone starts on non-relational questions only).
+
+    :func:`mmtutorial.training.fit` calls :meth:`set_epoch` before every epoch, also after a
+    resume (as with PyTorch's ``DistributedSampler``); outside ``fit``, call it yourself.
+
+    Example::
+
+        batches = Curriculum(train.batches(16, question_types=(0,)), train.batches(16), switch_epoch=3)
+    """
+
+    def __init__(self, first, then, switch_epoch: int) -> None:
+        check_nonnegative_int("switch_epoch", switch_epoch)
+        self.first, self.then, self.switch_epoch = first, then, switch_epoch
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = check_nonnegative_int("epoch", epoch)
+
+    @property
+    def current(self):
+        """The batches of the current epoch."""
+        return self.first if self.epoch < self.switch_epoch else self.then
+
+    def __len__(self) -> int:
+        return len(self.current)
+
+    def __iter__(self):
+        return iter(self.current)

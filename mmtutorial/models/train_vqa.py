@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cli import ArgumentParser, fail, int_at_least, positive_float, positive_int
+from ..cli import ArgumentParser, fail, int_at_least, nonnegative_float, positive_float, positive_int
 from ..data import SortOfClevr
 from ..training import seed_everything
 from ..training.distributed import cleanup, init_distributed
@@ -43,7 +43,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--images-per-batch", type=positive_int, default=16, help="global batch, in images")
     parser.add_argument("--epochs", type=positive_int, default=16, help="epochs on all questions")
     parser.add_argument("--curriculum-epochs", type=int_at_least(0), default=20, help="non-relational epochs first")
-    parser.add_argument("--lr", type=positive_float, default=1e-3)
+    parser.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate")
+    parser.add_argument("--weight-decay", type=nonnegative_float, default=0.0)
+    parser.add_argument("--schedule", choices=("warmup_cosine", "constant"), default="warmup_cosine")
+    parser.add_argument("--warmup-fraction", type=positive_float, default=0.1, help="of all steps")
+    parser.add_argument("--clip-grad-norm", type=positive_float, default=None)
+    parser.add_argument(
+        "--no-recalibrate-bn", action="store_true", help="evaluate with BatchNorm's running statistics as they are"
+    )
+    parser.add_argument("--keep-last", action="store_true", help="keep the last epoch's weights, not the best")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--budget-seconds", type=positive_float, default=None)
@@ -93,6 +101,12 @@ def _train(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             curriculum_epochs=args.curriculum_epochs,
             lr=args.lr,
+            weight_decay=args.weight_decay,
+            schedule=args.schedule,
+            warmup_fraction=args.warmup_fraction,
+            clip_grad_norm=args.clip_grad_norm,
+            recalibrate_bn=not args.no_recalibrate_bn,
+            keep_best=not args.keep_last,
             precision=args.precision,
             compile=args.compile,
             budget_seconds=args.budget_seconds,

@@ -17,11 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.batching import Curriculum
 from ..data.sort_of_clevr import FAMILY_NAMES, QUESTION_TYPES, SortOfClevr
 from ..training import History, evaluate, fit, to_device
 from ..training.benchmarking import synchronize
 from ..training.distributed import DistributedContext, ShardedBatches, all_reduce_mean, wrap_model
 from ..training.loop import _autocast
+from ..training.schedules import recalibrated_batchnorm, warmup_cosine
+from ..validation import check_choice, check_nonnegative_int, check_positive_int
 
 __all__ = ["make_adamw", "compile_model", "train_vqa", "evaluate_vqa", "seconds_to_accuracy", "train_throughput"]
 
@@ -54,6 +57,12 @@ def train_vqa(
     epochs: int = 10,
     curriculum_epochs: int = 0,
     lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    schedule: str = "warmup_cosine",
+    warmup_fraction: float = 0.1,
+    clip_grad_norm: float | None = None,
+    recalibrate_bn: bool = True,
+    keep_best: bool = True,
     precision: str = "fp32",
     compile: bool = False,
     budget_seconds: float | None = None,
@@ -62,13 +71,22 @@ def train_vqa(
     progress: bool = True,
     description: str = "vqa",
 ) -> History:
-    """Train a VQA model on Sort-of-CLEVR: device-resident whole-image batches, fused
-    AdamW, optional bf16 / torch.compile / wall-clock budget, one process or data-parallel.
+    """Train a VQA model on Sort-of-CLEVR with the course's recipe: device-resident
+    whole-image batches, fused AdamW, a learning rate that warms up then decays per batch,
+    BatchNorm statistics recomputed before every validation, and the best validation
+    epoch's weights kept; optional bf16, torch.compile, a wall-clock budget, data-parallel.
 
     Args:
-        curriculum_epochs: epochs on the non-relational questions first (at most half of
-            ``budget_seconds``), then ``epochs`` on all questions.
-        budget_seconds: stop after the epoch that crosses this much training time.
+        epochs: epochs on all questions, after ``curriculum_epochs`` epochs on the
+            non-relational questions only (one schedule spans both).
+        schedule: ``"warmup_cosine"`` (:func:`~mmtutorial.training.schedules.warmup_cosine`,
+            over every step of both phases) or ``"constant"``.
+        recalibrate_bn: recompute BatchNorm running statistics over training batches before
+            each validation (:func:`~mmtutorial.training.schedules.recalibrated_batchnorm`).
+        keep_best: end with the weights of the epoch with the best validation accuracy
+            (``history.best_epoch``), not the last (needs ``val``).
+        budget_seconds: stop after the epoch that crosses this much time (the schedule
+            then ends early: prefer an epoch count that fits).
         generator: the shuffling generator; under ``torchrun`` every rank must pass one
             seeded alike, so that all ranks cut the same global batches.
         context: from :func:`mmtutorial.training.distributed.init_distributed`; each rank then
@@ -78,69 +96,58 @@ def train_vqa(
 
     The model (not a compiled or DDP wrapper) keeps the trained weights.
     """
+    check_choice("schedule", schedule, ("warmup_cosine", "constant"))
+    check_nonnegative_int("curriculum_epochs", curriculum_epochs)
+    check_positive_int("epochs", epochs)
+    if keep_best and val is None:
+        raise ValueError("keep_best=True needs val (the split that picks the best epoch)")
     context = context or DistributedContext(device=next(model.parameters()).device)
     step_model = compile_model(wrap_model(model, context), compile)
-    common = {
-        "optimizer": make_adamw(model, lr),
-        "target_key": "answer",
-        "group_key": "qtype",
-        "group_names": QUESTION_TYPES,
-        "device": context.device,
-        "precision": precision,
-        "progress": progress and context.is_main,
-        "val_batches": val.batches(images_per_batch, device=context.device, by_image=True) if val else None,
-    }
+    optimizer = make_adamw(model, lr, weight_decay)
 
-    def shuffled(question_types=None) -> ShardedBatches:
-        return ShardedBatches(
-            train.batches(
-                images_per_batch,
-                shuffle=True,
-                generator=generator,
-                device=context.device,
-                by_image=True,
-                question_types=question_types,
-            ),
-            context,
+    def shuffled(question_types=None):
+        return train.batches(
+            images_per_batch,
+            shuffle=True,
+            generator=generator,
+            device=context.device,
+            by_image=True,
+            question_types=question_types,
         )
 
-    history = History()
-    if curriculum_epochs:
-        history = fit(
-            step_model,
-            shuffled((0,)),
-            epochs=curriculum_epochs,
-            description=f"{description}: non-relational",
-            max_seconds=budget_seconds / 2 if budget_seconds is not None else None,
-            **common,
-        )
-    spent = sum(row["seconds"] for row in history.epochs)
-    if budget_seconds is None or spent < budget_seconds:
-        history = _one_history(
-            history,
-            fit(
-                step_model,
-                shuffled(),
-                epochs=epochs,
-                description=f"{description}: all",
-                max_seconds=budget_seconds - spent if budget_seconds is not None else None,
-                **common,
-            ),
-        )
+    batches = ShardedBatches(Curriculum(shuffled((0,)), shuffled(), switch_epoch=curriculum_epochs), context)
+    total_epochs = curriculum_epochs + epochs
+    scheduler = (
+        warmup_cosine(optimizer, total_epochs * len(batches), warmup_fraction) if schedule == "warmup_cosine" else None
+    )
+    # the statistics of the questions being trained on; a few batches give an exact average
+    recalibrate = recalibrated_batchnorm(batches, max_batches=32) if recalibrate_bn else None
+    history = fit(
+        step_model,
+        batches,
+        epochs=total_epochs,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scheduler_interval="step",
+        clip_grad_norm=clip_grad_norm,
+        val_batches=val.batches(images_per_batch, device=context.device, by_image=True) if val else None,
+        monitor="val_acc",
+        keep_best=keep_best,
+        before_evaluation=recalibrate,
+        target_key="answer",
+        group_key="qtype",
+        group_names=QUESTION_TYPES,
+        device=context.device,
+        precision=precision,
+        progress=progress and context.is_main,
+        description=description,
+        max_seconds=budget_seconds,
+    )
     for row in history.epochs:  # each rank saw its own shard: report the mean over ranks
         row["train_loss"] = all_reduce_mean(row["train_loss"], context)
         row["train_acc"] = all_reduce_mean(row["train_acc"], context)
+        row["phase"] = "non-relational" if row["epoch"] <= curriculum_epochs else "all"
     return history
-
-
-def _one_history(first: History, second: History) -> History:
-    """The two phases as one history: epochs numbered on from the first phase's, and the
-    best epoch (lowest validation loss, as :func:`~mmtutorial.training.fit` picks it) chosen
-    over both phases."""
-    epochs = [dict(row) for row in first.epochs]
-    epochs += [{**row, "epoch": len(first.epochs) + row["epoch"]} for row in second.epochs]
-    losses = [(row["val_loss"], row["epoch"]) for row in epochs if "val_loss" in row]
-    return History(epochs=epochs, best_epoch=min(losses)[1] if losses else None, stopped_early=second.stopped_early)
 
 
 def evaluate_vqa(

@@ -100,6 +100,11 @@ class ShardedBatches:
     def __len__(self) -> int:
         return len(self.batches)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Passed on to the batches (a :class:`~mmtutorial.data.Curriculum` needs it)."""
+        if hasattr(self.batches, "set_epoch"):
+            self.batches.set_epoch(epoch)
+
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         for batch in self.batches:
             yield shard_batch(batch, self.context.rank, self.context.world_size)

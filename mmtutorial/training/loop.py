@@ -9,7 +9,6 @@ clear message on a NaN or infinite loss.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import time
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..validation import (
+    check_bool,
     check_choice,
     check_device,
     check_float,
@@ -130,6 +130,8 @@ class History:
     epochs: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
     stopped_early: bool = False
+    #: True when the model ended with the best epoch's weights (``keep_best`` / early stopping).
+    restored_best: bool = False
 
     def column(self, key: str) -> list[Any]:
         return [row.get(key) for row in self.epochs]
@@ -158,6 +160,10 @@ def fit(
     generator: torch.Generator | None = None,
     loss_fn: Callable = F.cross_entropy,
     scheduler: Any = None,
+    scheduler_interval: str = "epoch",
+    monitor: str = "val_loss",
+    keep_best: bool = False,
+    before_evaluation: Callable[[nn.Module], Any] | None = None,
     progress: bool = True,
     description: str = "training",
     max_seconds: float | None = None,
@@ -178,6 +184,19 @@ def fit(
             ``generator`` so its shuffling resumes too).
         max_seconds: a wall-clock budget: stop after the first epoch that ends past it
             (training and validation time, summed over the epochs of this call).
+        scheduler: a ``torch.optim.lr_scheduler`` scheduler of ``optimizer``, stepped after
+            every optimizer step (``scheduler_interval="step"``: warm-up and decay per batch,
+            see :mod:`mmtutorial.training.schedules`) or after every epoch (``"epoch"``).
+        monitor: what makes an epoch the best: ``"val_loss"`` (lowest) or ``"val_acc"``
+            (highest); the history's ``best_epoch`` names it.
+        keep_best: end with the best epoch's weights, not the last epoch's (early stopping
+            always does).
+        before_evaluation: called with the model before each validation, e.g.
+            :func:`~mmtutorial.training.schedules.recalibrated_batchnorm` statistics.
+
+    ``train_batches`` may have a ``set_epoch(epoch)`` method (like PyTorch's
+    ``DistributedSampler``): it is called before each epoch, also after a resume, so a
+    curriculum (:class:`~mmtutorial.data.batching.Curriculum`) knows where training is.
 
     Each epoch's row records ``seconds`` (training + validation) and ``train_seconds``.
     On a GPU the loss is checked for NaN every 32 steps, not every step, so the GPU is
@@ -187,6 +206,14 @@ def fit(
         FloatingPointError: the loss became NaN or infinite (names the epoch and step).
     """
     check_positive_int("epochs", epochs)
+    check_choice("scheduler_interval", scheduler_interval, ("step", "epoch"))
+    check_choice("monitor", monitor, ("val_loss", "val_acc"))
+    check_bool("keep_best", keep_best)
+    if (keep_best or monitor != "val_loss") and val_batches is None:
+        raise ValueError(f"keep_best / monitor={monitor!r} need val_batches to watch")
+    if before_evaluation is not None and not callable(before_evaluation):
+        raise TypeError(f"before_evaluation={before_evaluation!r}: expected a function of the model")
+    better = (lambda new, old: new < old) if monitor == "val_loss" else (lambda new, old: new > old)
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision={precision!r}: expected 'fp32' or 'bf16'")
     if not isinstance(optimizer, torch.optim.Optimizer):
@@ -201,7 +228,7 @@ def fit(
     device = check_device("device", device)
     model.to(device)
     history = History()
-    best_loss, best_state, stale = math.inf, None, 0
+    best_score, best_state, stale = (math.inf if monitor == "val_loss" else -math.inf), None, 0
     start_epoch = 0
     if resume:
         if checkpoint_path is None:
@@ -213,7 +240,10 @@ def fit(
             if scheduler is not None and state.get("scheduler") is not None:
                 scheduler.load_state_dict(state["scheduler"])
             history = History(epochs=list(state["history"]), best_epoch=state["best_epoch"])
-            best_loss, stale = state["best_loss"], state["stale"]
+            best_score, stale = (
+                state.get("best_score", state.get("best_loss")),
+                state["stale"],
+            )  # older files: best_loss
             best_state = state.get("best_model")
             start_epoch = len(history.epochs)
             _set_rng_state(state["rng"], generator)
@@ -222,6 +252,8 @@ def fit(
     spent = 0.0
     epoch_bar = progress_bar(range(start_epoch, epochs), desc=description, disable=not progress)
     for epoch in epoch_bar:
+        if hasattr(train_batches, "set_epoch"):
+            train_batches.set_epoch(epoch)
         model.train()
         started = time.perf_counter()
         # running sums stay on the device: no host sync per step
@@ -242,13 +274,15 @@ def fit(
             if clip_grad_norm is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
             optimizer.step()
+            if scheduler is not None and scheduler_interval == "step":
+                scheduler.step()
             total_loss += loss.detach() * len(target)
             correct += (logits.argmax(-1) == target).sum()
             count += len(target)
         if count == 0:
             raise ValueError("fit got no training batches")
         _check_finite(unchecked, epoch, step + 2 - len(unchecked))
-        if scheduler is not None:
+        if scheduler is not None and scheduler_interval == "epoch":
             scheduler.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -260,6 +294,8 @@ def fit(
             "train_seconds": time.perf_counter() - started,
         }
         if val_batches is not None:
+            if before_evaluation is not None:
+                before_evaluation(model)
             result = evaluate(
                 model,
                 val_batches,
@@ -271,10 +307,11 @@ def fit(
                 loss_fn=loss_fn,
             )
             row.update(val_loss=result["loss"], val_acc=result["acc"], val_acc_by_group=result["acc_by_group"])
-            if result["loss"] < best_loss:
-                best_loss, stale, history.best_epoch = result["loss"], 0, epoch + 1
-                if early_stopping_patience is not None:
-                    best_state = copy.deepcopy(model.state_dict())
+            score = result["loss"] if monitor == "val_loss" else result["acc"]
+            if better(score, best_score):
+                best_score, stale, history.best_epoch = score, 0, epoch + 1
+                if early_stopping_patience is not None or keep_best:
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 stale += 1
         row["seconds"] = time.perf_counter() - started
@@ -289,7 +326,7 @@ def fit(
                 scheduler=scheduler.state_dict() if scheduler is not None else None,
                 history=history.epochs,
                 best_epoch=history.best_epoch,
-                best_loss=best_loss,
+                best_score=best_score,
                 stale=stale,
                 best_model=best_state,
                 rng=_rng_state(generator),
@@ -299,6 +336,7 @@ def fit(
             break
         if max_seconds is not None and spent >= max_seconds:
             break
-    if early_stopping_patience is not None and best_state is not None:
+    if (early_stopping_patience is not None or keep_best) and best_state is not None:
         model.load_state_dict(best_state)
+        history.restored_best = True
     return history
