@@ -114,7 +114,9 @@ class Explorer:
         self._background = None
 
     def _animated(self) -> list:
-        return [a for a in self.figure.findobj(lambda a: a.get_animated()) if a.get_visible()]
+        """The visible animated artists, lowest ``zorder`` first (images, then what lies on them)."""
+        found = [a for a in self.figure.findobj(lambda a: a.get_animated()) if a.get_visible()]
+        return sorted(found, key=lambda a: a.get_zorder())
 
     def frame(self) -> np.ndarray:
         """The figure as an RGBA array ``(height, width, 4)``: the saved background with the
@@ -124,6 +126,10 @@ class Explorer:
             self._drawn = True
         canvas = self.figure.canvas
         if self._background is None:
+            for ax in self.figure.axes:  # an animated image would cover its axes' frame: draw the frame over it
+                if any(image.get_animated() for image in ax.images):
+                    for spine in ax.spines.values():
+                        spine.set_animated(True)
             canvas.draw()  # everything but the animated artists (and the layout, the first time)
             self.figure.set_layout_engine("none")  # keep that layout: later frames only blit
             self._background = canvas.copy_from_bbox(self.figure.bbox)
