@@ -315,3 +315,14 @@ def test_object_region_mask_marks_the_cells_under_an_object():
 def test_the_cache_lives_in_the_checkouts_data_folder(monkeypatch):
     monkeypatch.delenv("MMTUTORIAL_CACHE", raising=False)
     assert soc.cache_dir() == Path(__file__).resolve().parents[1] / "data" / "cache"
+
+
+def test_drop_last_gives_batches_of_one_shape():
+    ds = SortOfClevr("train", tokenizer="words", n_train=23, n_val=1, n_test=1, seed=2)
+    kept = ds.batches(5, shuffle=True, generator=torch.Generator().manual_seed(0), by_image=True, drop_last=True)
+    shapes = {(tuple(b["images"].shape), tuple(b["input_ids"].shape)) for b in kept}
+    assert len(kept) == 4 and len(shapes) == 1, "23 images: 4 batches of 5, the last 3 dropped"
+    every = ds.batches(5, by_image=True)
+    assert len(every) == 5 and sum(len(b["images"]) for b in every) == 23
+    with pytest.raises(ValueError, match="only whole-image batches"):
+        ds.batches(5, drop_last=True)

@@ -55,9 +55,10 @@ class TensorBatches:
             order = torch.randperm(self.size, generator=self.generator)
         else:
             order = torch.arange(self.size)
+        # the epoch's order goes to each device once, not once per batch (no per-step sync on a GPU)
+        on_device = {t.device: order.to(t.device, non_blocking=True) for t in self.tensors.values()}
         for start in range(0, self.size, self.batch_size):
-            index = order[start : start + self.batch_size]
-            yield {name: t[index.to(t.device)] for name, t in self.tensors.items()}
+            yield {name: t[on_device[t.device][start : start + self.batch_size]] for name, t in self.tensors.items()}
 
 
 class Curriculum:

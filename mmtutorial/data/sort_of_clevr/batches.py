@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from ...validation import (
+    check_bool,
     check_positive_int,
     check_tensor,
     require_keys,
@@ -60,38 +61,49 @@ class ImageBatches:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
+        drop_last: bool = False,
     ) -> None:
         check_positive_int("images_per_batch", images_per_batch)
+        check_bool("drop_last", drop_last)
         require_keys(tensors, ("images", "image_index"), reader="ImageBatches")
         rows = {k: v.to(device) for k, v in tensors.items()}
         self.images = rows.pop("images")
         # sort the questions by image once, so a batch's rows are contiguous runs
         order = torch.argsort(rows["image_index"], stable=True)
         self.rows = {k: v[order] for k, v in rows.items()}
-        counts = torch.bincount(self.rows["image_index"], minlength=len(self.images))
+        # the bookkeeping stays on the CPU: a batch's size is then known without asking the GPU
+        counts = torch.bincount(self.rows["image_index"].cpu(), minlength=len(self.images))
         self.image_ids = torch.nonzero(counts).flatten()  # images that have kept questions
         self.starts = torch.cumsum(counts, 0) - counts
         self.counts = counts
         self.images_per_batch, self.shuffle, self.generator = images_per_batch, shuffle, generator
+        self.drop_last = drop_last
 
     def __len__(self) -> int:
-        return -(-len(self.image_ids) // self.images_per_batch)
+        n = len(self.image_ids)
+        return n // self.images_per_batch if self.drop_last else -(-n // self.images_per_batch)
 
     def __iter__(self):
-        n = len(self.image_ids)
+        # One epoch's indices are computed on the CPU and moved to the device at once; each
+        # step then only slices them: no host-device synchronisation per step on a GPU.
+        n, size = len(self.image_ids), self.images_per_batch
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        order = order.to(self.image_ids.device)
-        for start in range(0, n, self.images_per_batch):
-            chosen = self.image_ids[order[start : start + self.images_per_batch]]
-            counts = self.counts[chosen]
-            # row indices of every question of every chosen image, image by image
-            image_row = torch.repeat_interleave(torch.arange(len(chosen), device=chosen.device), counts)
-            first_in_batch = torch.cumsum(counts, 0) - counts
-            shift = (self.starts[chosen] - first_in_batch)[image_row]
-            index = torch.arange(len(image_row), device=chosen.device) + shift
-            batch = {k: v[index] for k, v in self.rows.items()}
-            batch["images"] = self.images[chosen].float() / 255.0
-            batch["image_row"] = image_row
+        chosen = self.image_ids[order]
+        counts = self.counts[chosen]
+        image_row = torch.repeat_interleave(torch.arange(n) % size, counts)  # position within its batch
+        first = torch.repeat_interleave(self.starts[chosen] - (torch.cumsum(counts, 0) - counts), counts)
+        index = torch.arange(int(counts.sum())) + first  # every question of every image, in epoch order
+        question_ends = torch.cumsum(counts, 0).tolist()
+        device = self.images.device
+        chosen, image_row, index = (t.to(device, non_blocking=True) for t in (chosen, image_row, index))
+        for start in range(0, n, size):
+            stop = min(start + size, n)
+            if self.drop_last and stop - start < size:
+                break
+            begin, end = (question_ends[start - 1] if start else 0), question_ends[stop - 1]
+            batch = {k: v[index[begin:end]] for k, v in self.rows.items()}
+            batch["images"] = self.images[chosen[start:stop]].float() / 255.0
+            batch["image_row"] = image_row[begin:end]
             yield batch
 
 

@@ -216,6 +216,7 @@ class SortOfClevr(Dataset):
         device: torch.device | str = "cpu",
         by_image: bool = False,
         question_types: tuple[int, ...] | None = None,
+        drop_last: bool = False,
     ) -> QuestionBatches | ImageBatches:
         """Batches straight from tensors held on ``device`` (no per-sample Python, no
         DataLoader): the fast path on CPU and the GPU-resident path on a GPU.
@@ -223,6 +224,8 @@ class SortOfClevr(Dataset):
         With ``by_image=True`` a batch is ``batch_size`` *images* with all their questions
         (see :class:`ImageBatches`), so a model encodes each image once, not once per
         question. ``question_types`` keeps only those types (e.g. ``(0,)``: non-relational).
+        ``drop_last`` (whole-image batches) leaves out a last, smaller batch: every batch then
+        has the same shapes (what CUDA graphs need).
         """
         device = check_device("device", device)
         if question_types is not None:
@@ -238,8 +241,11 @@ class SortOfClevr(Dataset):
         if question_types is not None:
             keep = torch.isin(tensors["qtype"], torch.tensor(question_types))
             tensors = {k: (v if k == "images" else v[keep]) for k, v in tensors.items()}
-        batches = ImageBatches if by_image else QuestionBatches
-        return batches(tensors, batch_size, shuffle, generator, device)
+        if by_image:
+            return ImageBatches(tensors, batch_size, shuffle, generator, device, drop_last=drop_last)
+        if drop_last:
+            raise ValueError("drop_last=True: only whole-image batches (by_image=True) drop a last batch")
+        return QuestionBatches(tensors, batch_size, shuffle, generator, device)
 
     def __repr__(self) -> str:
         return (
