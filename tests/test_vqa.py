@@ -1,6 +1,5 @@
 """The VQA model (mmtutorial.models.vqa), its training helpers and the VQA benchmark."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -250,78 +249,3 @@ def test_train_throughput_counts_questions(splits):
     model = VQAModel(small_config("concat", splits["train"]))
     measured = train_throughput(model, splits["train"].batches(2, by_image=True), device="cpu", steps=3, warmup=1)
     assert measured["samples"] == 3 * 2 * 20 and measured["samples_per_s"] > 0
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("vqa_bench", ROOT / "benchmarks" / "vqa_sort_of_clevr.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SUMMARY_KEYS = {
-    "best_head",
-    "best_nonrelational_acc",
-    "best_relational_acc",
-    "concat_relational_acc",
-    "relation_relational_acc",
-    "film_relational_acc",
-    "paraphrase_heldout_acc",
-    "seconds_to_95_relational",
-    "train_samples_per_s_bf16_compile",
-}
-
-
-def test_benchmark_runs_writes_the_format_and_combines_heads_of_separate_runs(tmp_path):
-    bench = load_benchmark()
-    tiny = [
-        "--n-train",
-        "12",
-        "--max-epochs",
-        "1",
-        "--curriculum-epochs",
-        "1",
-        "--budget-seconds",
-        "100",
-        "--out",
-        str(tmp_path),
-        "--device",
-        "cpu",
-    ]
-    assert bench.main(["--heads", "concat", "cross_attention", "--no-throughput", *tiny]) == 0
-    (path,) = tmp_path.glob("vqa_sort_of_clevr-*.json")
-    payload = json.loads(path.read_text())
-    assert {"name", "device", "torch", "created", "config", "results", "summary"} <= set(payload)
-    assert SUMMARY_KEYS == set(payload["summary"])
-    assert payload["summary"]["best_head"] == "cross_attention"
-    assert payload["summary"]["relation_relational_acc"] is None
-    row = payload["results"][1]
-    assert set(row["acc_by_family"]) == set(FAMILY_NAMES[:6]) and 0 <= row["relational_acc"] <= 1
-    assert bench.main(["--heads", "relation", "--throughput-steps", "1", *tiny]) == 0
-    payload = json.loads(path.read_text())
-    assert [r["head"] for r in payload["results"]] == ["concat", "relation", "cross_attention"]
-    assert payload["results"][1]["train_samples_per_s_bf16_compile"] > 0
-
-
-@pytest.mark.parametrize(
-    "path", sorted((ROOT / "benchmarks" / "results").glob("vqa_sort_of_clevr-*.json")), ids=lambda p: p.name
-)
-def test_committed_vqa_benchmark(path):
-    payload = json.loads(path.read_text())
-    summary = payload["summary"]
-    assert set(summary) == SUMMARY_KEYS
-    assert {row["head"] for row in payload["results"]} == set(HEADS), "every head trained in the committed run"
-    for key in (
-        "best_nonrelational_acc",
-        "best_relational_acc",
-        "concat_relational_acc",
-        "relation_relational_acc",
-        "film_relational_acc",
-        "paraphrase_heldout_acc",
-    ):
-        assert 0.0 <= summary[key] <= 1.0, key
-    assert summary["best_head"] in ATTENTION_HEADS
-    if not payload["device"].startswith("cpu"):  # the issue's targets, on one GPU
-        assert summary["best_nonrelational_acc"] >= 0.99
-        assert summary["best_relational_acc"] >= 0.96
-        assert summary["seconds_to_95_relational"] is not None and summary["seconds_to_95_relational"] <= 300
