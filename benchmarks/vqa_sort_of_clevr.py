@@ -176,7 +176,7 @@ def load_splits(config: dict) -> dict[str, SortOfClevr]:
     tokenizer = "minilm" if config["question_encoder"] == "minilm" else "words"
     sizes = {k: config[k] for k in ("n_train", "n_val", "n_test")}
     return {
-        split: SortOfClevr(split, tokenizer=tokenizer, seed=0, **sizes)
+        split: SortOfClevr(split, tokenizer=tokenizer, data_seed=0, **sizes)
         for split in ("train", "val", "test", "test_heldout")
     }
 

@@ -55,7 +55,7 @@ def test_shapes_and_items(splits):
 def test_deterministic_and_split_sizes_independent():
     a, b = AVDigits("test", **SMALL), AVDigits("test", **{**SMALL, "n_train": 50})
     assert torch.equal(a.images, b.images) and torch.equal(a.audio, b.audio)
-    c = AVDigits("test", **{**SMALL, "seed": 1})
+    c = AVDigits("test", **{**SMALL, "data_seed": 1})
     assert not torch.equal(a.images, c.images)
 
 

@@ -43,8 +43,8 @@ BAD = [
     ("SortOfClevrConfig n_train=1.5", lambda: SC(n_train=1.5), TypeError, "n_train=1.5"),
     ("SortOfClevrConfig image_size=10", lambda: SC(image_size=10), ValueError, "image_size=10"),
     ("SortOfClevrConfig num_objects=7", lambda: SC(num_objects=7), ValueError, "num_objects=7"),
-    ("SortOfClevrConfig seed=-1", lambda: SC(seed=-1), ValueError, "seed=-1"),
-    ("SortOfClevrConfig seed=True", lambda: SC(seed=True), TypeError, "seed=True"),
+    ("SortOfClevrConfig data_seed=-1", lambda: SC(data_seed=-1), ValueError, "data_seed=-1"),
+    ("SortOfClevrConfig data_seed=True", lambda: SC(data_seed=True), TypeError, "data_seed=True"),
     ("SortOfClevrConfig ternary='yes'", lambda: SC(ternary="yes"), TypeError, "ternary='yes'"),
     (
         "SortOfClevrConfig questions_per_type=0",
@@ -340,12 +340,12 @@ def load_with_cache(monkeypatch, folder) -> tuple[S.SortOfClevr, list[str]]:
     S.load_sort_of_clevr.cache_clear()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        data = S.SortOfClevr("train", n_train=3, n_val=1, n_test=1, seed=5, tokenizer="words")
+        data = S.SortOfClevr("train", n_train=3, n_val=1, n_test=1, data_seed=5, tokenizer="words")
     return data, [str(w.message) for w in caught]
 
 
 def key() -> str:
-    return S.SortOfClevrConfig(n_train=3, n_val=1, n_test=1, seed=5).key()
+    return S.SortOfClevrConfig(n_train=3, n_val=1, n_test=1, data_seed=5).key()
 
 
 @pytest.mark.parametrize("kind", ["a file", "a directory where the .npz goes", "read-only (under /proc)"])

@@ -18,7 +18,7 @@ from mmtutorial.training.distributed import (
     shard_batch,
 )
 
-SIZES = {"n_train": 8, "n_val": 4, "n_test": 4, "seed": 5}
+SIZES = {"n_train": 8, "n_val": 4, "n_test": 4, "data_seed": 5}
 
 
 def test_image_shards_cover_the_global_batch_exactly_once():

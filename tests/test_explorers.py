@@ -310,7 +310,7 @@ def test_missing_modality_explorer_uses_the_clean_parts_of_the_same_samples(av_m
 
 @pytest.fixture(scope="module")
 def vqa():
-    dataset = SortOfClevr("test", tokenizer="words", use_cache=False, n_train=4, n_val=2, n_test=6, seed=3)
+    dataset = SortOfClevr("test", tokenizer="words", use_cache=False, n_train=4, n_val=2, n_test=6, data_seed=3)
     torch.manual_seed(0)
     config = VQAConfig(head="cross_attention", vocab_size=len(dataset.tokenizer), pad_id=dataset.pad_token_id)
     return VQAModel(config).eval(), dataset
@@ -385,7 +385,7 @@ def test_vqa_explorer_loads_a_checkpoint_the_notebook_saved(vqa, tmp_path):
     save_vqa_checkpoint(path, model, dataset.answers, vocabulary=list(dataset.tokenizer.vocab))
     from_file, in_memory = explore_vqa(path, dataset), explore_vqa(model, dataset)
     assert torch.allclose(from_file.result["probabilities"], in_memory.result["probabilities"], atol=1e-6)
-    other = SortOfClevr("test", tokenizer="minilm", use_cache=False, n_train=4, n_val=2, n_test=6, seed=3)
+    other = SortOfClevr("test", tokenizer="minilm", use_cache=False, n_train=4, n_val=2, n_test=6, data_seed=3)
     with pytest.raises(ValueError, match="vocabulary differs from the data set's tokenizer"):
         explore_vqa(path, other)
 

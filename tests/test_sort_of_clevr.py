@@ -23,7 +23,7 @@ from mmtutorial.data.sort_of_clevr import (
 from mmtutorial.data.sort_of_clevr import cache as soc_cache
 from mmtutorial.data.sort_of_clevr import config as soc_config
 
-SMALL = {"n_train": 200, "n_val": 40, "n_test": 60, "seed": 3}
+SMALL = {"n_train": 200, "n_val": 40, "n_test": 60, "data_seed": 3}
 
 
 @pytest.fixture(autouse=True)
@@ -113,7 +113,7 @@ def test_rendering_objects_at_their_centres_without_overlap():
 def test_deterministic_by_seed():
     one = generate_sort_of_clevr(SortOfClevrConfig(**SMALL))
     two = generate_sort_of_clevr(SortOfClevrConfig(**SMALL))
-    other = generate_sort_of_clevr(SortOfClevrConfig(**{**SMALL, "seed": 4}))
+    other = generate_sort_of_clevr(SortOfClevrConfig(**{**SMALL, "data_seed": 4}))
     for key in one:
         assert one[key].tobytes() == two[key].tobytes(), key
     assert one["images"].tobytes() != other["images"].tobytes()
@@ -241,7 +241,7 @@ def test_tampered_or_stale_cache_is_rebuilt(tmp_path, monkeypatch):
         ),
         ({"n_train": -1}, ValueError, r"n_train must be >= 0, got -1"),
         ({"n_train": 0, "n_val": 0, "n_test": 0}, ValueError, "at least one"),
-        ({"seed": -3}, ValueError, "seed=-3: expected a non-negative int"),
+        ({"data_seed": -3}, ValueError, "data_seed=-3: expected a non-negative int"),
         ({"questions_per_type": 2.5}, TypeError, "questions_per_type=2.5: expected an int"),
     ],
 )
@@ -318,7 +318,7 @@ def test_the_cache_lives_in_the_checkouts_data_folder(monkeypatch):
 
 
 def test_drop_last_gives_batches_of_one_shape():
-    ds = SortOfClevr("train", tokenizer="words", n_train=23, n_val=1, n_test=1, seed=2)
+    ds = SortOfClevr("train", tokenizer="words", n_train=23, n_val=1, n_test=1, data_seed=2)
     kept = ds.batches(5, shuffle=True, generator=torch.Generator().manual_seed(0), by_image=True, drop_last=True)
     shapes = {(tuple(b["images"].shape), tuple(b["input_ids"].shape)) for b in kept}
     assert len(kept) == 4 and len(shapes) == 1, "23 images: 4 batches of 5, the last 3 dropped"

@@ -26,7 +26,7 @@ from mmtutorial.models.vqa_training import (
 from mmtutorial.training import History, fit, save_checkpoint, seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZES = {"n_train": 60, "n_val": 10, "n_test": 12, "seed": 3}
+SIZES = {"n_train": 60, "n_val": 10, "n_test": 12, "data_seed": 3}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from mmtutorial.models.vqa_training import evaluate_vqa, train_vqa
 from mmtutorial.training import seed_everything
 from mmtutorial.training.schedules import recalibrated_batchnorm
 
-SIZES = {"n_train": 40, "n_val": 10, "n_test": 4, "seed": 5}
+SIZES = {"n_train": 40, "n_val": 10, "n_test": 4, "data_seed": 5}
 
 
 @pytest.fixture(scope="module")

@@ -304,7 +304,7 @@ def _scene_cases(question_type: int, subtype: int, count: int = 6) -> list[tuple
     """(objects, colour, answer text) for a few freshly generated Sort-of-CLEVR questions."""
     from ..data.sort_of_clevr import SortOfClevr
 
-    data = SortOfClevr("val", tokenizer=None, use_cache=False, n_train=0, n_val=30, n_test=0, seed=11)
+    data = SortOfClevr("val", tokenizer=None, use_cache=False, n_train=0, n_val=30, n_test=0, data_seed=11)
     rows = [i for i in range(len(data)) if data.qtype[i] == question_type and data.subtype[i] == subtype][:count]
     return [(data[i]["objects"], data[i]["target"], data.answers[data[i]["answer"]], data.text(i)) for i in rows]
 

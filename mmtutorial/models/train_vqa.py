@@ -79,7 +79,8 @@ def _train(args: argparse.Namespace) -> int:
     try:
         generator = seed_everything(args.seed, deterministic=args.deterministic)
         tokenizer = "minilm" if args.question_encoder == "minilm" else "words"
-        sizes = {"n_train": args.n_train, "n_val": args.n_val, "n_test": args.n_test, "seed": args.seed}
+        # the data stay fixed (data_seed 0): --seed changes the initialisation and the shuffling
+        sizes = {"n_train": args.n_train, "n_val": args.n_val, "n_test": args.n_test}
         train, val, test = (SortOfClevr(split, tokenizer=tokenizer, **sizes) for split in ("train", "val", "test"))
         config = VQAConfig(
             head=args.head,

@@ -89,7 +89,7 @@ class MissingModalityExplorer(Explorer):
     # -- the sample --------------------------------------------------------------------
 
     def _noise(self, index: int):
-        generator = torch.Generator().manual_seed(int(self.test_set.config.seed) * 100_003 + index)
+        generator = torch.Generator().manual_seed(int(self.test_set.config.data_seed) * 100_003 + index)
         return (
             torch.randn(self.clean_images.shape[1:], generator=generator),
             torch.rand(2, generator=generator),

@@ -107,7 +107,7 @@ class VQAExplorer(Explorer):
         starts = np.searchsorted(dataset.image_index[order], np.arange(len(dataset.images) + 1))
         self._rows_of_image = [order[starts[i] : starts[i + 1]] for i in range(len(dataset.images))]
         self.generated: list[dict] = []
-        self._next_seed = 1_000_000 + int(self.config.seed)
+        self._next_seed = 1_000_000 + int(self.config.data_seed)
         self.result: dict = {}
         self.state = {"image": 0, "question": ""}
         self.state["image"] = self.validate("image", image)
@@ -155,7 +155,7 @@ class VQAExplorer(Explorer):
                 object_size=cfg.object_size,
                 questions_per_type=cfg.questions_per_type,
                 ternary=cfg.ternary,
-                seed=self._next_seed,
+                data_seed=self._next_seed,
             )
         )
         self._next_seed += 1

@@ -31,7 +31,7 @@ class SortOfClevrConfig:
     object_size: int = 5  # circle radius, half the square's side
     questions_per_type: int = 10
     ternary: bool = False
-    seed: int = 0
+    data_seed: int = 0  # draws the data; a notebook's `seed` (initialisation, shuffling) never changes it
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_val", "n_test", "questions_per_type", "image_size", "object_size", "num_objects"):
@@ -62,7 +62,7 @@ class SortOfClevrConfig:
                 f"image_size={self.image_size} is too small for {self.num_objects} objects of size "
                 f"{self.object_size}: expected image_size >= {self.minimum_image_size()}"
             )
-        check_nonnegative_int("seed", self.seed)
+        check_nonnegative_int("data_seed", self.data_seed)
 
     def minimum_image_size(self) -> int:
         box = 2 * self.object_size + 1

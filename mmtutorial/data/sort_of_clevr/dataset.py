@@ -34,7 +34,7 @@ class SortOfClevr(Dataset):
             ``"words"`` (a word vocabulary built from every template), any Hugging Face
             name or path, a tokenizer object, or None for no token ids.
         use_cache: read/write ``data/cache/`` (see :func:`cache_dir`).
-        **config: fields of :class:`SortOfClevrConfig` (sizes, ``ternary``, ``seed`` ...).
+        **config: fields of :class:`SortOfClevrConfig` (sizes, ``ternary``, ``data_seed`` ...).
 
     Each item is a dict: ``image`` float ``(3, H, W)`` in [0, 1]; ``input_ids`` (1-D,
     unpadded); ``structured`` (the paper's one-hot question vector); ``answer``;

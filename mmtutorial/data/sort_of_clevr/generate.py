@@ -134,7 +134,7 @@ def generate_sort_of_clevr(config: SortOfClevrConfig) -> dict[str, np.ndarray]:
     """Generate every split. Returns plain arrays (images uint8 ``(N, 3, H, W)``, one row
     per question for the question arrays); deterministic for a given config."""
     _check_config(config)
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(config.data_seed)
     n_images = config.n_train + config.n_val + config.n_test
     k = config.num_objects
     centers = np.stack([_place_objects(rng, config) for _ in range(n_images)]).astype(np.int16)
