@@ -33,6 +33,9 @@ $(STAMP): pyproject.toml
 	@echo "Installing into $(VENV)/: about 5 GB (PyTorch is most of it), 3-10 minutes the first time."
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install -e '.[dev]'
+	@# nbgrader (for the tests and instructors) stays out of a learner's JupyterLab menus;
+	@# instructors: .venv/bin/jupyter labextension enable @jupyter/nbgrader
+	@$(BIN)/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader >/dev/null 2>&1 || true
 	@$(BIN)/python -c "import mmtutorial, torch" || { echo "setup failed: see the pip output above"; exit 1; }
 	@touch $@
 

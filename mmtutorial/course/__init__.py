@@ -5,7 +5,10 @@
   smoke mode, recorded metrics;
 * :mod:`.checks`: the exercises' self-checks, by notebook;
 * :mod:`.viz`: the course's plots (attention heatmaps, the learning path);
-* :mod:`.classroom`: student, solutions and self-test editions, exercise lists;
+* :mod:`.explorers`: interactive ipywidgets explorers (a static figure where no kernel runs);
+* :mod:`.classroom`: student, solutions and self-test editions, exercise lists, solution leaks;
+* :mod:`.nbgrader_edition`: the course as an nbgrader course directory;
+* :mod:`.prose`: every measured number in the prose printed above it (the drift check);
 * :mod:`.site`: the executed course as a static web site.
 """
 

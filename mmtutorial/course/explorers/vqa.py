@@ -34,7 +34,7 @@ from ...data.sort_of_clevr import (
     object_region_mask,
     question_text,
 )
-from ...data.sort_of_clevr.generate import _answers  # the one definition of every answer
+from ...data.sort_of_clevr.generate import answer_questions  # the one definition of every answer
 from ...data.text import WordTokenizer
 from ...models.vqa import load_vqa_checkpoint
 from ...validation import check_int
@@ -280,7 +280,7 @@ class VQAExplorer(Explorer):
             result["message"] = ""
         if parsed is not None:
             qtype, subtype, a, b, _ = parsed
-            truth = _answers(
+            truth = answer_questions(
                 scene["centers"][None],
                 scene["shapes"][None],
                 np.zeros(1, dtype=np.int64),

@@ -39,7 +39,7 @@ from .batches import ImageBatches, QuestionBatches, pad_token_ids
 from .cache import cache_dir, load_sort_of_clevr
 from .config import SortOfClevrConfig
 from .dataset import SortOfClevr
-from .generate import generate_sort_of_clevr
+from .generate import answer_questions, generate_sort_of_clevr
 from .questions import (
     ANSWERS,
     COLOR_RGB,
@@ -70,6 +70,7 @@ __all__ = [
     "ImageBatches",
     "generate_sort_of_clevr",
     "load_sort_of_clevr",
+    "answer_questions",
     "question_text",
     "object_region_mask",
     "cache_dir",

@@ -68,7 +68,7 @@ def _render(centers: np.ndarray, shapes: np.ndarray, config: SortOfClevrConfig) 
     return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
 
 
-def _answers(centers: np.ndarray, shapes: np.ndarray, image_index, qtype, subtype, color_a, color_b, config):
+def answer_questions(centers: np.ndarray, shapes: np.ndarray, image_index, qtype, subtype, color_a, color_b, config):
     """Vectorized answers for all questions (indices into ``config.answers``)."""
     c = centers[image_index].astype(np.int64)  # (Q, k, 2)
     sh = shapes[image_index].astype(np.int64)  # (Q, k)
@@ -153,7 +153,7 @@ def generate_sort_of_clevr(config: SortOfClevrConfig) -> dict[str, np.ndarray]:
     color_b = np.where(qtype == 2, color_b, -1)
     n_templates = np.array([len(TEMPLATES[(int(t), int(s))]) for t, s in zip(qtype, subtype, strict=True)])
     template = (rng.random(n_q) * (n_templates - 1)).astype(np.int64)  # never the held-out last one
-    answers = _answers(centers, shapes, image_index, qtype, subtype, color_a, color_b, config)
+    answers = answer_questions(centers, shapes, image_index, qtype, subtype, color_a, color_b, config)
     split_of_image = np.repeat(np.arange(3), [config.n_train, config.n_val, config.n_test])
     return {
         "images": images,
