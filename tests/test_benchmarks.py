@@ -19,6 +19,7 @@ def load_script(name):
     return module
 
 
+@pytest.mark.slow
 def test_attention_scaling_runs_and_writes_the_format(tmp_path):
     script = load_script("attention_scaling")
     code = script.main(

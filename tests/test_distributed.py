@@ -75,6 +75,7 @@ TINY = [
 ]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process_over_the_same_global_batch(tmp_path):
     single, double = tmp_path / "single.pt", tmp_path / "ddp.pt"
     assert train_main([*TINY, "--checkpoint", str(single)]) == 0
@@ -115,6 +116,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_two_nodes_meeting_at_one_rendezvous_match_one_process(tmp_path):
     """Multi-node training as the README runs it (`torchrun --nnodes N --rdzv-backend c10d

@@ -20,6 +20,7 @@ import pytest
 from mmtutorial.course import COURSE
 from mmtutorial.course.site import SITE_TITLE, build_site, main
 
+pytestmark = pytest.mark.browser  # drives Chromium: left out of `make check`
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "build" / "site"
 SCREENSHOTS = ROOT / "build" / "site-screenshots"

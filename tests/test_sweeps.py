@@ -99,6 +99,7 @@ def test_yaml_grid_file(tmp_path):
         ({"grid": {"rate": ["fast"]}}, r"parameter rate='fast': expected float"),
     ],
 )
+@pytest.mark.slow
 def test_bad_names_and_values_are_rejected_before_anything_runs(toy, tmp_path, grid, message):
     out = tmp_path / "runs" / "bad"
     with pytest.raises(ValueError, match=message):
@@ -106,6 +107,7 @@ def test_bad_names_and_values_are_rejected_before_anything_runs(toy, tmp_path, g
     assert not out.exists(), "nothing ran"
 
 
+@pytest.mark.slow
 def test_sweep_runs_every_point_writes_results_and_resumes_without_rerunning(toy, tmp_path):
     out = tmp_path / "runs" / "rates"
     grid = {"grid": {"rate": [0.1, 0.2], "seed": [0, 1]}}
@@ -126,6 +128,7 @@ def test_sweep_runs_every_point_writes_results_and_resumes_without_rerunning(toy
     assert (folder / "result.json").stat().st_mtime_ns == finished_at, "finished points are not rerun"
 
 
+@pytest.mark.slow
 def test_a_failing_point_is_recorded_and_the_others_keep_their_results(toy, tmp_path):
     out = tmp_path / "runs" / "fail"
     table = run_sweep(toy, {"grid": {"fail": [False, True]}}, out, progress=False)
@@ -141,6 +144,7 @@ def test_a_failing_point_is_recorded_and_the_others_keep_their_results(toy, tmp_
     assert collect_results(out).shape[0] == 2
 
 
+@pytest.mark.slow
 def test_report_summarizes_over_seeds_with_plots(toy, tmp_path):
     out = tmp_path / "runs" / "report"
     run_sweep(toy, {"grid": {"rate": [0.1, 0.3], "seed": [0, 1]}}, out, workers=2, progress=False)
@@ -168,6 +172,7 @@ def test_command_line_dry_run_and_errors(toy, tmp_path, capsys):
     assert main(["report", str(tmp_path / "nothing")]) == 2
 
 
+@pytest.mark.slow
 def test_result_json_records_parameters_and_metrics(toy, tmp_path):
     out = tmp_path / "runs" / "one"
     run_sweep(toy, {"fixed": {"rate": 0.4}}, out, progress=False)
@@ -176,6 +181,7 @@ def test_result_json_records_parameters_and_metrics(toy, tmp_path):
     assert record["metrics"] == {"score": 4.0, "name_is_a": True} and record["seconds"] > 0
 
 
+@pytest.mark.slow
 def test_relative_paths_and_parallel_workers_leave_the_working_directory_alone(toy, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     table = run_sweep("toy.ipynb", {"grid": {"seed": [0, 1, 2]}}, "runs/relative", workers=3, progress=False)
@@ -184,6 +190,7 @@ def test_relative_paths_and_parallel_workers_leave_the_working_directory_alone(t
     assert (tmp_path / "runs" / "relative" / "results.csv").exists()
 
 
+@pytest.mark.slow
 def test_a_headless_run_keeps_the_kernels_noise_in_its_log(toy, tmp_path, capfd):
     from mmtutorial.experiments import execute_notebook
 
@@ -230,6 +237,7 @@ def _sweep_cli(toy, grid_file, out, *extra):
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the kernels through /proc")
+@pytest.mark.slow
 def test_ctrl_c_stops_the_sweep_and_its_kernels_keeps_what_finished_and_a_rerun_resumes(toy, tmp_path):
     import os
     import signal
@@ -286,6 +294,7 @@ def pd_read(path):
     return pd.read_csv(path)
 
 
+@pytest.mark.slow
 def test_a_changed_fixed_value_is_a_different_sweep_and_is_refused_before_writing(toy, tmp_path):
     out = tmp_path / "runs" / "fixed"
     run_sweep(toy, {"fixed": {"rate": 0.1}, "grid": {"seed": [0]}}, out, progress=False)
@@ -301,6 +310,7 @@ def test_a_changed_fixed_value_is_a_different_sweep_and_is_refused_before_writin
     assert (out / "sweep.json").read_text() == sweep_json
 
 
+@pytest.mark.slow
 def test_a_sweep_may_grow_and_only_its_new_points_run(toy, tmp_path):
     out = tmp_path / "runs" / "grow"
     run_sweep(toy, {"grid": {"seed": [0, 1]}}, out, progress=False)
@@ -311,6 +321,7 @@ def test_a_sweep_may_grow_and_only_its_new_points_run(toy, tmp_path):
     assert json.loads((out / "sweep.json").read_text())["axes"] == {"seed": [0, 1, 2]}
 
 
+@pytest.mark.slow
 def test_a_result_recorded_with_other_parameters_does_not_count_as_finished(toy, tmp_path):
     out = tmp_path / "runs" / "stale"
     grid = {"grid": {"seed": [0, 1]}}
@@ -323,6 +334,7 @@ def test_a_result_recorded_with_other_parameters_does_not_count_as_finished(toy,
     assert [p.name for p in to_run] == ["seed=1"] and [p.name for p in done] == ["seed=0"]
 
 
+@pytest.mark.slow
 def test_a_truncated_result_json_names_its_file_and_that_point_runs_again(toy, tmp_path):
     out = tmp_path / "runs" / "truncated"
     grid = {"grid": {"seed": [0, 1]}}
@@ -335,6 +347,7 @@ def test_a_truncated_result_json_names_its_file_and_that_point_runs_again(toy, t
     assert json.loads(broken.read_text())["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_results_and_sweep_files_are_written_atomically(toy, tmp_path, monkeypatch):
     import os
 
@@ -353,6 +366,7 @@ def test_results_and_sweep_files_are_written_atomically(toy, tmp_path, monkeypat
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")], "no temporary file is left behind"
 
 
+@pytest.mark.slow
 def test_failed_points_are_listed_with_their_error_at_the_end(toy, tmp_path, capsys):
     run_sweep(toy, {"grid": {"fail": [False, True]}}, tmp_path / "runs" / "listed", progress=False)
     printed = capsys.readouterr().out
@@ -360,6 +374,7 @@ def test_failed_points_are_listed_with_their_error_at_the_end(toy, tmp_path, cap
     assert "failed fail=true: RuntimeError: this point fails on purpose" in printed
 
 
+@pytest.mark.slow
 def test_command_line_errors_are_one_line(toy, tmp_path, capsys):
     grid = tmp_path / "grid.yaml"
     grid.write_text("grid:\n  rate: [0.1, 0.2\n  seed: [0]\n")  # a YAML syntax error
@@ -380,6 +395,7 @@ def test_command_line_errors_are_one_line(toy, tmp_path, capsys):
     assert not out.exists() and not (tmp_path / "executed").exists()
 
 
+@pytest.mark.slow
 def test_grading_submissions_of_the_same_name_keeps_each_result(toy, tmp_path, capsys):
     import shutil
 
