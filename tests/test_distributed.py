@@ -117,7 +117,6 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_two_nodes_meeting_at_one_rendezvous_match_one_process(tmp_path):
     """Multi-node training as the README runs it (`torchrun --nnodes N --rdzv-backend c10d
     --rdzv-endpoint HOST:PORT`), here as two "nodes" on one machine: two torchrun launches
