@@ -38,6 +38,7 @@ from .validation import (
 
 __all__ = [
     "coordinate_grid",
+    "receptive_field",
     "ConvRegionEncoder",
     "ResNet18Trunk",
     "DigitImageEncoder",
@@ -56,6 +57,38 @@ def coordinate_grid(height: int, width: int, device=None) -> Tensor:
     xs = torch.linspace(-1, 1, width, device=device) if width > 1 else torch.zeros(1, device=device)
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack([grid_x, grid_y], dim=-1).view(-1, 2)
+
+
+def receptive_field(layers) -> tuple[int, int, float]:
+    """The receptive field of a stack of layers, along one axis: ``(size, stride,
+    first_centre)`` in input pixels, i.e. how many pixels one output sees, how far apart
+    neighbouring outputs' fields are, and where the field of output 0 is centred (its
+    pixels run from ``first_centre - (size - 1) / 2`` to ``first_centre + (size - 1) / 2``,
+    and output ``i``'s field is that shifted by ``i * stride``).
+
+    ``layers`` are modules (``nn.Conv2d``, ``nn.MaxPool2d``, ``nn.AvgPool2d`` count; others,
+    such as normalisations and activations, see one pixel) or ``(kernel, stride,
+    padding)`` tuples. Each layer widens the field by ``(kernel - 1)`` times the stride
+    accumulated so far, the standard recurrence for square kernels without dilation.
+    """
+    size, jump, start = 1, 1, 0.0
+    for layer in layers:
+        if isinstance(layer, tuple):
+            kernel, stride, padding = layer
+        elif isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            kernel, stride, padding = (
+                v[0] if isinstance(v, tuple) else v for v in (layer.kernel_size, layer.stride, layer.padding)
+            )
+            if getattr(layer, "dilation", 1) not in (1, (1, 1)):
+                raise ValueError(f"receptive_field: dilated layers are not supported, got {layer}")
+        else:
+            continue
+        for name, value in (("kernel", kernel), ("stride", stride)):
+            check_positive_int(name, value)
+        size += (kernel - 1) * jump
+        start += ((kernel - 1) / 2 - padding) * jump
+        jump *= stride
+    return size, jump, start
 
 
 def _regions_with_coordinates(features: Tensor, add_coordinates: bool) -> Tensor:
@@ -117,6 +150,12 @@ class ConvRegionEncoder(nn.Module):
         self.add_coordinates = add_coordinates
         self.out_dim = channels + (2 if add_coordinates else 0)
         self.last_grid: tuple[int, int] | None = None
+
+    def receptive_field(self) -> tuple[int, int, float]:
+        """``(size, stride, first_centre)`` of a region in image pixels (see
+        :func:`receptive_field`): with the defaults, 31 pixels wide, 16 apart, region 0
+        centred on pixel 0, so the 5x5 regions' fields overlap and reach past the image."""
+        return receptive_field(self.net)
 
     def forward(self, images: Tensor) -> Tensor:
         _check_images(images, self.in_channels, self)

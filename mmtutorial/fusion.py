@@ -2,9 +2,11 @@
 
 Vector fusion modules take a list of per-modality feature vectors ``[(B, D_1), ...]``
 and an optional ``present`` mask ``(B, M)`` (True = modality available for that sample);
-a missing modality's features are ignored, never silently used: they are replaced by
-zeros with ``torch.where`` before anything reads them, so even a NaN or inf held by a
-missing modality changes neither the output nor the gradients.
+a missing modality's features are replaced by zeros with ``torch.where`` (selected, never
+multiplied) before anything reads them, so even a NaN or inf held by a missing modality
+changes neither the output nor the gradients. Early, tensor and bilinear fusion then
+compute on those zeros (*zero-filling*: nothing tells them the zeros mean "absent");
+late, gated and token fusion also *mask* the modality, giving it no weight.
 
 ========================  =====================================================================
 module                    formula (source)
@@ -13,13 +15,14 @@ EarlyFusion               ``MLP([h_1; ...; h_M])`` (concatenation; e.g. Ngiam et
 LateFusion                ``sum_m w_m f_m(h_m)``, w uniform or learned (ensemble of unimodal heads)
 HybridFusion              average of the early-fusion logits and the late-fusion logits
 GatedFusion               ``alpha = softmax_m(V tanh(W [h_1; ...; h_M]))``, ``z = sum_m alpha_m P_m h_m``
-                          (attention over modalities; gated multimodal units, Arevalo et al. 2017)
+                          (attention over modalities: one weight per modality, a simplification
+                          of the per-feature sigmoid gate of GMUs, Arevalo et al. 2017)
 TokenFusion               each modality one token + [CLS], a Transformer over the tokens
 FiLM                      ``gamma(c) * x + beta(c)`` per channel (Perez et al. 2018)
 TensorFusion              ``W vec([h_1; 1] (x) [h_2; 1] (x) ...)`` (Zadeh et al. 2017)
 LowRankBilinear           ``SumPool_k(U^T x * V^T y)``, signed sqrt, L2 norm (MFB, Yu et al. 2017)
 CrossModalAttention       queries from one modality attend over another's tokens / regions
-CoAttention               both directions (parallel co-attention; Lu et al. 2016)
+CoAttention               both directions, two cross-attentions (ViLBERT's co-attention; Lu et al. 2019)
 MultiHopAttention         ``q_{t+1} = q_t + Attn(q_t, regions)``, hops stacked (Yang et al. 2016)
 ModalityDropout           drop whole modalities in training, ``m ~ Bernoulli(1 - p)`` per sample
 ========================  =====================================================================
@@ -158,7 +161,9 @@ class GatedFusion(nn.Module):
     """Attention over modalities: a weight per modality and per sample.
 
     ``alpha = softmax_m(V tanh(W [h_1; ...; h_M]))`` over the modalities present (the gate
-    sees every present modality, as in gated multimodal units, Arevalo et al. 2017), so
+    sees every present modality, as in gated multimodal units, Arevalo et al. 2017, whose
+    gate is instead a sigmoid per *feature*; a softmax over modalities gives one
+    interpretable weight per modality and renormalises over the modalities present), so
     the weights are non-negative and sum to 1 for every sample; the fused vector is
     ``sum_m alpha_m P_m h_m``. The last weights are kept in ``self.weights`` ``(B, M)``.
     """
@@ -325,8 +330,11 @@ class CrossModalAttention(nn.Module):
 
 
 class CoAttention(nn.Module):
-    """Parallel co-attention: text attends over image regions *and* regions attend over
-    text, in one step, each with its own multi-head attention.
+    """Co-attention: text attends over image regions *and* regions attend over text, in
+    one step, as two multi-head cross-attentions side by side (each modality's queries
+    against the other's keys and values): the co-attentional layer of ViLBERT (Lu et al.
+    2019). The *parallel co-attention* of Lu et al. 2016 differs: it derives both
+    directions' weights from one shared affinity matrix between words and regions.
 
     ``forward(text (B, L, dim), regions (B, N, dim), text_padding)`` returns
     ``(text', regions')``; the weights are in ``text_to_image.weights`` and ``image_to_text.weights``.

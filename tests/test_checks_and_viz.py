@@ -20,8 +20,51 @@ from mmtutorial.course.viz import plot_attention, show_heatmaps
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def gaussian(q, k, h):
-    return torch.softmax(-((q[:, None] - k[None, :]) ** 2) / (2 * h**2), dim=1)
+def epanechnikov(q, k, h):
+    kernel = (1 - ((q[:, None] - k[None, :]) / h) ** 2).clamp_min(0)
+    total = kernel.sum(1, keepdim=True)
+    return torch.where(total > 0, kernel / total.clamp_min(1e-12), 0.0)
+
+
+def distance_biased(q, k, slope):
+    n = q.shape[-2]
+    distance = (torch.arange(n)[:, None] - torch.arange(n)).abs()
+    return torch.softmax(q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5 - slope * distance, -1)
+
+
+def receptive_field(layers):
+    size, jump, start = 1, 1, 0.0
+    for kernel, stride, padding in layers:
+        size, start, jump = size + (kernel - 1) * jump, start + ((kernel - 1) / 2 - padding) * jump, jump * stride
+    return size, jump, start
+
+
+def gmu(h_img, h_aud, w_img, w_aud, w_gate):
+    z = torch.sigmoid(torch.cat([h_img, h_aud], -1) @ w_gate.T)
+    return z * torch.tanh(h_img @ w_img.T) + (1 - z) * torch.tanh(h_aud @ w_aud.T)
+
+
+def impute(features, present, fill):
+    return [torch.where(present[:, m : m + 1], h, f) for m, (h, f) in enumerate(zip(features, fill, strict=True))]
+
+
+def breaking_point(levels, accuracies, threshold):
+    if accuracies[0] <= threshold:
+        return float(levels[0])
+    for i in range(1, len(levels)):
+        if accuracies[i] <= threshold:
+            x0, x1, y0, y1 = levels[i - 1], levels[i], accuracies[i - 1], accuracies[i]
+            return x0 + (x1 - x0) * (y0 - threshold) / (y0 - y1)
+    return None
+
+
+def seeds_needed(std, half_width):
+    from scipy import stats
+
+    n = 2
+    while stats.t.ppf(0.975, n - 1) * std / n**0.5 > half_width:
+        n += 1
+    return n
 
 
 def topk(scores, k):
@@ -55,25 +98,6 @@ def global_local_mod(window, num_global):
     return mod
 
 
-def missing_mask(batch, p, generator):
-    present = torch.ones(batch, 2, dtype=torch.bool)
-    drop = torch.rand(batch, generator=generator) < p
-    which = torch.randint(0, 2, (batch,), generator=generator)
-    present[drop.nonzero().squeeze(1), which[drop]] = False
-    return present
-
-
-def relative_robustness(levels, accuracies):
-    x = torch.tensor(levels, dtype=torch.float64)
-    x = (x - x[0]) / (x[-1] - x[0])
-    return torch.trapezoid(torch.tensor(accuracies, dtype=torch.float64), x).item()
-
-
-def effective_robustness(model, late):
-    m, b = torch.tensor(model, dtype=torch.float64), torch.tensor(late, dtype=torch.float64)
-    return ((m[1:] - m[0]) - (b[1:] - b[0])).mean().item()
-
-
 def single_query_attention(query, regions):
     weights = torch.softmax((regions @ query[..., None])[..., 0] / regions.shape[-1] ** 0.5, -1)
     return (weights[..., None] * regions).sum(1), weights
@@ -99,31 +123,24 @@ def expand(axes):
     return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
 
-def ci95(values):
-    from scipy import stats
-
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std() / len(values) ** 0.5
-    return values.mean() - half, values.mean() + half
-
-
 RIGHT = {
     checks.check_expand_grid: expand,
-    checks.check_ci95: ci95,
+    checks.check_seeds_needed: seeds_needed,
     checks.check_relation_pair_scores: relation_pair_scores,
     checks.check_family_prior: family_prior,
     checks.check_single_query_attention: single_query_attention,
-    checks.check_grid_cell: lambda x, y, image_size=75, grid=5: int(y // 15) * 5 + int(x // 15),
-    checks.check_missing_mask: missing_mask,
-    checks.check_relative_robustness: relative_robustness,
-    checks.check_effective_robustness: effective_robustness,
-    checks.check_gate_weights: lambda s, p: masked_softmax(s, p),
+    checks.check_receptive_field: receptive_field,
+    checks.check_expected_missing_accuracy: lambda both, image, audio, p: (1 - p) * both + p * (image + audio) / 2,
+    checks.check_impute_missing: impute,
+    checks.check_breaking_point: breaking_point,
+    checks.check_gated_multimodal_unit: gmu,
     checks.check_pearson: lambda x, y: torch.corrcoef(torch.stack([x, y]))[0, 1].item(),
     checks.check_tensor_fusion_size: lambda dims: int(torch.tensor([d + 1 for d in dims]).prod()),
     checks.check_sinusoidal_table: lambda n, d: __import__("mmtutorial.attention", fromlist=["x"]).sinusoidal_table(
         n, d
     ),
     checks.check_post_norm_block: post_norm_block,
-    checks.check_sequence_accuracy: lambda logits, t: (logits.argmax(-1) == t).all(-1).float().mean().item(),
+    checks.check_distance_biased_weights: distance_biased,
     checks.check_sliding_window_mask: lambda n, w: (torch.arange(n)[:, None] - torch.arange(n)).abs() <= w,
     checks.check_window_score_count: lambda n, w: int(((torch.arange(n)[:, None] - torch.arange(n)).abs() <= w).sum()),
     checks.check_global_local_mask_mod: global_local_mod,
@@ -131,7 +148,7 @@ RIGHT = {
     checks.check_closest_object: closest_object,
     checks.check_snr_db: snr_db,
     checks.check_softmax: lambda x: torch.softmax(x, -1),
-    checks.check_gaussian_kernel_weights: gaussian,
+    checks.check_epanechnikov_weights: epanechnikov,
     checks.check_topk_attention: topk,
     checks.check_softmax_with_temperature: lambda s, t: torch.softmax(s / t, -1),
     checks.check_scaled_dot_product_attention: lambda q, k, v: F.scaled_dot_product_attention(q, k, v),
@@ -168,24 +185,38 @@ WRONG = {
         ],
         "axes {'a': \\[1, 2\\], 'b'",
     ),
-    # a normal interval (1.96) instead of Student's t: too narrow for 3 seeds
-    checks.check_ci95: (
-        lambda x: (x.mean() - 1.96 * x.std() / len(x) ** 0.5, x.mean() + 1.96 * x.std() / len(x) ** 0.5),
-        "3 seeds",
+    # a normal interval (1.96) instead of Student's t: too few seeds
+    checks.check_seeds_needed: (
+        lambda std, half: next(n for n in range(2, 10_000) if 1.96 * std / n**0.5 <= half),
+        "std 0.05, half-width 0.04",
     ),
-    # swaps rows and columns
-    checks.check_grid_cell: (lambda x, y, image_size=75, grid=5: int(x // 15) * 5 + int(y // 15), "x=74, y=0"),
-    # drops each modality independently: sometimes both
-    checks.check_missing_mask: (lambda b, p, g: torch.rand(b, 2, generator=g) >= p, "p = 0.5"),
-    # plain mean of the accuracies, ignoring uneven levels
-    checks.check_relative_robustness: (lambda x, y: sum(y) / len(y), "uneven levels"),
-    # compares raw accuracies instead of drops
-    checks.check_effective_robustness: (
-        lambda m, b: sum(x - y for x, y in zip(m[1:], b[1:], strict=True)) / (len(m) - 1),
-        "higher start",
+    # adds kernel - 1 per layer, forgetting that deeper layers step several input pixels at once
+    checks.check_receptive_field: (
+        lambda layers: (1 + sum(k - 1 for k, _, _ in layers), receptive_field(layers)[1], receptive_field(layers)[2]),
+        "the Relation Networks CNN",
     ),
-    # softmax over every modality, ignoring which are present
-    checks.check_gate_weights: (lambda s, p: torch.softmax(s, -1), "some modalities missing"),
+    # counts only the image-only half of the samples that lose a modality
+    checks.check_expected_missing_accuracy: (lambda both, image, audio, p: (1 - p) * both + p * image, "p = 1"),
+    # multiplies by the mask: 0 * NaN is NaN
+    checks.check_impute_missing: (
+        lambda features, present, fill: [
+            h * present[:, m : m + 1] + f * ~present[:, m : m + 1]
+            for m, (h, f) in enumerate(zip(features, fill, strict=True))
+        ],
+        "holds NaN.*the result contains NaN",
+    ),
+    # the first measured level at or below the threshold, without interpolating
+    checks.check_breaking_point: (
+        lambda levels, acc, t: next((float(x) for x, a in zip(levels, acc, strict=True) if a <= t), None),
+        "crossing between two levels",
+    ),
+    # one gate per modality (a softmax over two scores), not one per feature
+    checks.check_gated_multimodal_unit: (
+        lambda hi, ha, wi, wa, wg: (lambda z: z[:, :1] * torch.tanh(hi @ wi.T) + z[:, 1:] * torch.tanh(ha @ wa.T))(
+            torch.softmax(torch.cat([hi, ha], -1) @ wg[:2].T, -1)
+        ),
+        "case 'batch 4, image 6, audio 3, 5 features': values differ",
+    ),
     # covariance instead of correlation
     checks.check_pearson: (lambda x, y: ((x - x.mean()) * (y - y.mean())).mean().item(), "y = 3x"),
     # forgets the appended 1s
@@ -202,10 +233,10 @@ WRONG = {
         ),
         "values differ",
     ),
-    # per-token accuracy instead of per-sequence
-    checks.check_sequence_accuracy: (
-        lambda logits, t: (logits.argmax(-1) == t).float().mean().item(),
-        "one position wrong",
+    # rewards distance (+slope) instead of penalising it
+    checks.check_distance_biased_weights: (
+        lambda q, k, slope: distance_biased(q, k, -slope),
+        "case 'slope=1'",
     ),
     # strict inequality: forgets the keys at exactly `window`
     checks.check_sliding_window_mask: (
@@ -230,10 +261,10 @@ WRONG = {
     ),
     # the naive formula overflows for large scores
     checks.check_softmax: (lambda x: x.exp() / x.exp().sum(-1, keepdim=True), "NaN"),
-    # forgot the factor 2 in the Gaussian
-    checks.check_gaussian_kernel_weights: (
-        lambda q, k, h: torch.softmax(-((q[:, None] - k) ** 2) / h**2, 1),
-        "values differ",
+    # normalises without guarding against a query with no key in reach: 0 / 0
+    checks.check_epanechnikov_weights: (
+        lambda q, k, h: (lambda w: w / w.sum(1, keepdim=True))((1 - ((q[:, None] - k) / h) ** 2).clamp_min(0)),
+        "no key within h.*NaN",
     ),
     # keeps the top-k but forgets to renormalise
     checks.check_topk_attention: (
@@ -335,3 +366,38 @@ def test_compare_handles_numbers_sequences_and_dicts():
 def test_every_check_is_exported():
     names = [n for n in dir(checks) if n.startswith("check_") and callable(getattr(checks, n))]
     assert sorted(names) == sorted(n for n in checks.__all__ if n.startswith("check_"))
+
+
+def test_receptive_field_of_the_region_cnn_and_footprint_helpers():
+    """Notebook 06's helpers: the CNN's receptive field computed from its layers, the regions
+    whose fields contain an object, and attention spread over the pixels the regions see."""
+    from torch import nn
+
+    from mmtutorial.data.sort_of_clevr import attention_density, regions_seeing_object
+    from mmtutorial.encoders import ConvRegionEncoder, receptive_field
+
+    assert ConvRegionEncoder().receptive_field() == (31, 16, 0.0)
+    assert ConvRegionEncoder(layers=3).receptive_field() == (15, 8, 0.0)
+    stack = [nn.Conv2d(1, 1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+    assert receptive_field(stack) == receptive_field([(3, 1, 1), (2, 2, 0)]) == (4, 2, 0.5)
+    with pytest.raises(ValueError, match="dilated"):
+        receptive_field([nn.Conv2d(1, 1, 3, dilation=2)])
+    # fields centred on 0, 16, ..., 64, 31 pixels wide: a region sees a whole 11-pixel object
+    # when its centre is within 10 pixels of the object's, so one to four regions do
+    seeing = regions_seeing_object(torch.tensor([[5, 5], [37, 37], [24, 40], [69, 69]]))
+    assert seeing.shape == (4, 25) and seeing.sum(1).tolist() == [1, 1, 4, 1]
+    assert seeing[0, 0] and seeing[1, 12] and seeing[3, 24]
+    assert seeing[2].view(5, 5)[2:4, 1:3].all()
+    every = regions_seeing_object(
+        torch.stack(torch.meshgrid(torch.arange(5, 70), torch.arange(5, 70), indexing="ij"), -1).view(-1, 2)
+    )
+    assert (every.sum(1) >= 1).all(), "every object inside the image is seen whole by some region"
+    maps = torch.softmax(torch.randn(3, 25), -1)
+    density = attention_density(maps)
+    assert density.shape == (3, 75, 75) and torch.allclose(density.sum((1, 2)), torch.ones(3))
+    one_region = torch.zeros(1, 25)
+    one_region[0, 12] = 1.0  # the centre region sees pixels 17..47
+    lit = attention_density(one_region)[0] > 0
+    assert lit[17:48, 17:48].all() and lit.sum() == 31 * 31
+    with pytest.raises(ValueError, match="square number"):
+        attention_density(torch.ones(2, 24))

@@ -182,23 +182,31 @@ def check_softmax(fn: Callable) -> None:
 # --- notebook 01 ------------------------------------------------------------------
 
 
-def _gaussian_reference(queries: torch.Tensor, keys: torch.Tensor, bandwidth: float) -> torch.Tensor:
-    distances = queries[:, None] - keys[None, :]
-    return torch.softmax(-(distances**2) / (2 * bandwidth**2), dim=1)
+def _epanechnikov_reference(queries: torch.Tensor, keys: torch.Tensor, bandwidth: float) -> torch.Tensor:
+    u = (queries.unsqueeze(1) - keys.unsqueeze(0)) / bandwidth
+    kernel = (1 - u**2).clamp_min(0)
+    total = kernel.sum(1, keepdim=True)
+    return torch.where(total > 0, kernel / torch.where(total > 0, total, 1.0), 0.0)
 
 
-def check_gaussian_kernel_weights(fn: Callable) -> None:
-    """Exercise: ``fn(queries (n_q,), keys (n_k,), bandwidth) -> weights (n_q, n_k)``,
-    the Nadaraya–Watson weights :math:`\\mathrm{softmax}_j(-(q_i-k_j)^2 / 2h^2)`."""
+def check_epanechnikov_weights(fn: Callable) -> None:
+    """Exercise: ``fn(queries (n_q,), keys (n_k,), bandwidth) -> weights (n_q, n_k)``: the
+    Epanechnikov kernel :math:`\\max(0, 1 - ((q_i - k_j)/h)^2)` normalised over each query's
+    keys; a query with no key closer than ``h`` gets a row of zeros (not NaN)."""
     g = _generator(1)
     q, k = torch.rand(5, generator=g) * 5, torch.rand(7, generator=g) * 5
+    lonely_q, lonely_k = torch.tensor([0.0, 2.5, 5.0]), torch.tensor([0.1, 0.3, 4.8])
     cases = [
-        Case("5 queries, 7 keys, h=1", (q, k, 1.0), _gaussian_reference(q, k, 1.0)),
-        Case("narrow bandwidth h=0.1", (q, k, 0.1), _gaussian_reference(q, k, 0.1)),
-        Case("wide bandwidth h=10", (q, k, 10.0), _gaussian_reference(q, k, 10.0)),
-        Case("one query", (q[:1], k, 0.5), _gaussian_reference(q[:1], k, 0.5)),
+        Case("5 queries, 7 keys, h=2", (q, k, 2.0), _epanechnikov_reference(q, k, 2.0)),
+        Case("wide bandwidth h=50", (q, k, 50.0), _epanechnikov_reference(q, k, 50.0)),
+        Case(
+            "h=0.5: the query at 2.5 has no key within h (its row must be zeros, not NaN)",
+            (lonely_q, lonely_k, 0.5),
+            _epanechnikov_reference(lonely_q, lonely_k, 0.5),
+        ),
+        Case("one query", (q[:1], k, 1.5), _epanechnikov_reference(q[:1], k, 1.5)),
     ]
-    run_cases("gaussian_kernel_weights", fn, cases)
+    run_cases("epanechnikov_weights", fn, cases)
 
 
 def _topk_reference(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -374,19 +382,26 @@ def check_post_norm_block(fn: Callable) -> None:
         run_cases("post_norm_block", fn, cases)
 
 
-def check_sequence_accuracy(fn: Callable) -> None:
-    """Exercise: ``fn(logits (B, L, C), targets (B, L)) -> float``: the fraction of
-    sequences whose every position is predicted correctly."""
-    targets = torch.tensor([[1, 2, 3], [0, 0, 1], [2, 2, 2], [1, 0, 2]])
-    right = torch.nn.functional.one_hot(targets, 4).float()
-    one_wrong = right.clone()
-    one_wrong[1, 2] = torch.tensor([0.0, 0.0, 0.0, 5.0])
+def _distance_biased_reference(q: torch.Tensor, k: torch.Tensor, slope: float) -> torch.Tensor:
+    positions_q, positions_k = torch.arange(q.shape[-2]), torch.arange(k.shape[-2])
+    distance = (positions_q[:, None] - positions_k[None, :]).abs()
+    return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]) - slope * distance, dim=-1)
+
+
+def check_distance_biased_weights(fn: Callable) -> None:
+    """Exercise: ``fn(q (..., L, d), k (..., L, d), slope) -> weights (..., L, L)``:
+    :math:`\\mathrm{softmax}_j(q_i \\cdot k_j / \\sqrt d - \\text{slope}\\,|i - j|)`, scaled
+    dot-product weights with a linear penalty on the distance (ALiBi, Press et al. 2022)."""
+    g = _generator(7)
+    q, k = torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g)
+    q4, k4 = torch.randn(2, 3, 5, 4, generator=g), torch.randn(2, 3, 5, 4, generator=g)
     cases = [
-        Case("all correct", (right, targets), 1.0),
-        Case("one position wrong in one sequence", (one_wrong, targets), 0.75),
-        Case("everything wrong", (right.roll(1, dims=-1), targets), 0.0),
+        Case("slope=0 is plain scaled dot-product attention", (q, k, 0.0), _distance_biased_reference(q, k, 0.0)),
+        Case("slope=1", (q, k, 1.0), _distance_biased_reference(q, k, 1.0)),
+        Case("slope=50: each token attends to itself", (q, k, 50.0), _distance_biased_reference(q, k, 50.0)),
+        Case("4-D input (batch, heads, L, d), slope=0.5", (q4, k4, 0.5), _distance_biased_reference(q4, k4, 0.5)),
     ]
-    run_cases("sequence_accuracy", fn, cases)
+    run_cases("distance_biased_weights", fn, cases)
 
 
 # --- notebook 05 ------------------------------------------------------------------
@@ -441,30 +456,57 @@ def check_single_query_attention(fn: Callable) -> None:
     run_cases("single_query_attention", fn, [Case("(output, weights)", (query, regions), (expected, weights))])
 
 
-def check_grid_cell(fn: Callable) -> None:
-    """Exercise: ``fn(x, y, image_size=75, grid=5) -> int``: the row-major index of the grid
-    cell containing pixel (x, y)."""
-    points = [((0, 0), 0), ((74, 0), 4), ((0, 74), 20), ((37, 37), 12), ((15, 14), 1), ((44, 45), 17)]
-    cases = [Case(f"pixel (x={x}, y={y})", (x, y), cell) for (x, y), cell in points]
-    run_cases("grid_cell", fn, cases)
+def _receptive_field_reference(layers) -> tuple:
+    size, jump, start = 1, 1, 0.0
+    for kernel, stride, padding in layers:
+        size += (kernel - 1) * jump
+        start += ((kernel - 1) / 2 - padding) * jump
+        jump *= stride
+    return (size, jump, start)
+
+
+def check_receptive_field(fn: Callable) -> None:
+    """Exercise: ``fn(layers) -> (size, stride, first_centre)`` for a stack of convolutions
+    or poolings given as ``[(kernel, stride, padding), ...]``: how many input pixels one
+    output sees (along one axis), how many pixels apart neighbouring outputs' fields are,
+    and the input coordinate of the centre of output 0's field."""
+    stacks = {
+        "the Relation Networks CNN: four (3, 2, 1) convolutions": [(3, 2, 1)] * 4,
+        "one 3x3 convolution, stride 1, no padding": [(3, 1, 0)],
+        "two 5x5 convolutions, stride 2, padding 2": [(5, 2, 2)] * 2,
+        "a 3x3 convolution (stride 1, padding 1), then 2x2 pooling (stride 2)": [(3, 1, 1), (2, 2, 0)],
+    }
+    cases = [Case(name, (layers,), _receptive_field_reference(layers)) for name, layers in stacks.items()]
+    run_cases("receptive_field", fn, cases)
 
 
 # --- notebook 07 ------------------------------------------------------------------
 
 
-def check_gate_weights(fn: Callable) -> None:
-    """Exercise: ``fn(scores (B, M), present (B, M) bool) -> weights (B, M)``: a softmax over
-    the modalities present only; missing modalities get exactly 0."""
-    g = _generator(8)
-    scores = torch.randn(4, 3, generator=g)
-    every = torch.ones(4, 3, dtype=torch.bool)
-    some = torch.tensor([[True, False, True], [False, True, False], [True, True, True], [False, False, True]])
-    expected = torch.softmax(scores.masked_fill(~some, float("-inf")), dim=-1)
-    cases = [
-        Case("all modalities present", (scores, every), torch.softmax(scores, -1)),
-        Case("some modalities missing", (scores, some), expected),
-    ]
-    run_cases("gate_weights", fn, cases)
+def _gmu_reference(h_img, h_aud, w_img, w_aud, w_gate):
+    z = torch.sigmoid(torch.cat([h_img, h_aud], dim=-1) @ w_gate.T)
+    return z * torch.tanh(h_img @ w_img.T) + (1 - z) * torch.tanh(h_aud @ w_aud.T)
+
+
+def check_gated_multimodal_unit(fn: Callable) -> None:
+    """Exercise: ``fn(h_img (B, D_i), h_aud (B, D_a), w_img (H, D_i), w_aud (H, D_a),
+    w_gate (H, D_i + D_a)) -> (B, H)``: the gated multimodal unit of Arevalo et al. 2017,
+    ``z * tanh(W_img h_img) + (1 - z) * tanh(W_aud h_aud)`` with one gate per feature,
+    ``z = sigmoid(W_gate [h_img; h_aud])``."""
+    g = _generator(11)
+    cases = []
+    for b, d_i, d_a, h in ((4, 6, 3, 5), (1, 2, 2, 1), (3, 8, 8, 8)):
+        args = (
+            torch.randn(b, d_i, generator=g),
+            torch.randn(b, d_a, generator=g),
+            torch.randn(h, d_i, generator=g),
+            torch.randn(h, d_a, generator=g),
+            torch.randn(h, d_i + d_a, generator=g),
+        )
+        cases.append(Case(f"batch {b}, image {d_i}, audio {d_a}, {h} features", args, _gmu_reference(*args)))
+    zero_gate = (*cases[0].args[:4], torch.zeros(5, 9))
+    cases.append(Case("zero gate weights: z = 1/2 for every feature", zero_gate, _gmu_reference(*zero_gate)))
+    run_cases("gated_multimodal_unit", fn, cases)
 
 
 def check_pearson(fn: Callable) -> None:
@@ -494,59 +536,64 @@ def check_tensor_fusion_size(fn: Callable) -> None:
 # --- notebook 08 ------------------------------------------------------------------
 
 
-def check_missing_mask(fn: Callable) -> None:
-    """Exercise: ``fn(batch, p, generator) -> present (batch, 2)`` bool: each sample loses
-    exactly one of its two modalities (chosen at random) with probability ``p``."""
-
-    def statistics(batch, p, seed):
-        present = fn(batch, p, torch.Generator().manual_seed(seed))
-        if not isinstance(present, torch.Tensor) or present.dtype != torch.bool or present.shape != (batch, 2):
-            got = (present.dtype, tuple(present.shape)) if isinstance(present, torch.Tensor) else type(present).__name__
-            raise ValueError(f"expected a boolean tensor of shape ({batch}, 2), got {got}")
-        missing_rows = (~present).any(1)
-        image_share = (~present[:, 0]).float().sum() / missing_rows.float().sum().clamp_min(1)
-        # rounded so that sampling noise does not fail a right answer
-        return torch.tensor(
-            [
-                round(missing_rows.float().mean().item(), 1),
-                round(image_share.item(), 1) if missing_rows.any() else 0.5,
-                present.sum(1).min().item(),
-            ]
-        )
-
+def check_expected_missing_accuracy(fn: Callable) -> None:
+    """Exercise: ``fn(acc_both, acc_image_only, acc_audio_only, p) -> float``: the accuracy
+    expected when each sample loses one of its two modalities (image or audio, equally
+    likely) with probability ``p``, from the accuracies with both, image only, audio only."""
     cases = [
-        Case("p = 0: nothing missing", (4000, 0.0, 0), torch.tensor([0.0, 0.5, 2.0])),
+        Case("p = 0: every sample complete", (0.8, 0.6, 0.5, 0.0), 0.8),
+        Case("p = 1: every sample has one modality", (0.8, 0.6, 0.5, 1.0), 0.55),
+        Case("p = 0.4", (0.8, 0.6, 0.5, 0.4), 0.6 * 0.8 + 0.4 * 0.55),
+        Case("a model that ignores the audio: p = 0.5", (0.7, 0.7, 0.1, 0.5), 0.5 * 0.7 + 0.5 * 0.4),
+    ]
+    run_cases("expected_missing_accuracy", fn, cases)
+
+
+def check_impute_missing(fn: Callable) -> None:
+    """Exercise: ``fn(features, present, fill) -> list``: ``features`` a list of ``(B, D_m)``
+    tensors, ``present`` a ``(B, M)`` boolean mask, ``fill`` a list of ``(D_m,)`` vectors;
+    every missing modality's row replaced by its fill vector (selected, never multiplied)."""
+    g = _generator(12)
+    image, audio = torch.randn(4, 3, generator=g), torch.randn(4, 2, generator=g)
+    fill = [torch.tensor([0.5, -1.0, 2.0]), torch.tensor([3.0, 0.25])]
+    every = torch.ones(4, 2, dtype=torch.bool)
+    some = torch.tensor([[True, True], [False, True], [True, False], [False, True]])
+    filled_image = torch.where(some[:, :1], image, fill[0])
+    filled_audio = torch.where(some[:, 1:], audio, fill[1])
+    broken = audio.clone()
+    broken[2] = float("nan")  # a dead microphone's features: never to be read
+    cases = [
+        Case("nothing missing: unchanged", ([image, audio], every, fill), [image, audio]),
         Case(
-            "p = 0.5: half the samples miss one modality, image or audio equally often",
-            (4000, 0.5, 1),
-            torch.tensor([0.5, 0.5, 1.0]),
+            "image missing in samples 1 and 3, audio in sample 2",
+            ([image, audio], some, fill),
+            [filled_image, filled_audio],
         ),
-        Case("p = 1: every sample misses exactly one", (4000, 1.0, 2), torch.tensor([1.0, 0.5, 1.0])),
+        Case(
+            "the missing audio of sample 2 holds NaN (select, do not multiply)",
+            ([image, broken], some, fill),
+            [filled_image, filled_audio],
+        ),
     ]
-    run_cases("missing_mask", statistics, cases)
+    run_cases("impute_missing", fn, cases)
 
 
-def check_relative_robustness(fn: Callable) -> None:
-    """Exercise: ``fn(levels, accuracies) -> float``: the area under the accuracy curve
-    (trapezoid rule) with the noise levels rescaled to [0, 1]."""
+def check_breaking_point(fn: Callable) -> None:
+    """Exercise: ``fn(levels, accuracies, threshold) -> float | None``: the first level at
+    which the accuracy curve, linear between measured levels, falls to ``threshold``;
+    ``levels[0]`` if it starts at or below it, None if it never falls that far."""
     cases = [
-        Case("flat curve", ([0, 1, 2], [0.8, 0.8, 0.8]), 0.8),
-        Case("linear drop to zero", ([0.0, 0.5, 1.0], [1.0, 0.5, 0.0]), 0.5),
-        Case("uneven levels", ([0, 1, 4], [0.9, 0.7, 0.1]), 0.25 * 0.8 + 0.75 * 0.4),
+        Case("crossing between two levels", ([0.0, 0.5, 1.0], [0.9, 0.7, 0.3], 0.5), 0.75),
+        Case(
+            "a curve that rises first",
+            ([0.0, 0.25, 0.5, 0.75, 1.0], [0.87, 0.89, 0.86, 0.77, 0.57], 0.8),
+            0.5 + 0.25 * (0.86 - 0.8) / (0.86 - 0.77),
+        ),
+        Case("exactly at a measured level", ([0, 1, 2], [0.9, 0.6, 0.2], 0.6), 1.0),
+        Case("starts below the threshold", ([0, 1, 2], [0.4, 0.3, 0.2], 0.5), 0.0),
+        Case("never falls that far", ([0, 1, 2], [0.9, 0.8, 0.7], 0.5), None),
     ]
-    run_cases("relative_robustness", fn, cases)
-
-
-def check_effective_robustness(fn: Callable) -> None:
-    """Exercise: ``fn(model_accuracies, late_accuracies) -> float``: the mean over the noisy
-    levels (all but the first, clean, one) of the model's drop from its clean accuracy
-    minus late fusion's drop from its own clean accuracy."""
-    cases = [
-        Case("same curve", ([0.9, 0.8, 0.6], [0.9, 0.8, 0.6]), 0.0),
-        Case("same drops from a higher start", ([0.95, 0.85, 0.65], [0.9, 0.8, 0.6]), 0.0),
-        Case("drops less", ([0.9, 0.85, 0.8], [0.9, 0.8, 0.6]), 0.125),
-    ]
-    run_cases("effective_robustness", fn, cases)
+    run_cases("breaking_point", fn, cases)
 
 
 # --- notebook 09 ------------------------------------------------------------------
@@ -622,16 +669,23 @@ def check_expand_grid(fn: Callable) -> None:
     run_cases("expand_grid", fn, [Case(f"axes {axes}", (axes,), expected) for axes, expected in cases])
 
 
-def check_ci95(fn: Callable) -> None:
-    """Exercise: ``fn(values (n,)) -> (low, high)``: the 95% t-interval of the mean."""
+def _seeds_needed_reference(std: float, half_width: float) -> int:
     from scipy import stats
 
-    cases = []
-    for values in ([0.8, 0.82, 0.79], [0.5, 0.6, 0.55, 0.65, 0.7], [1.0, 3.0]):
-        x = torch.tensor(values, dtype=torch.float64)
-        half = stats.t.ppf(0.975, len(values) - 1) * x.std() / len(values) ** 0.5
-        cases.append(Case(f"{len(values)} seeds {values}", (x,), ((x.mean() - half).item(), (x.mean() + half).item())))
-    run_cases("ci95", fn, cases)
+    n = 2
+    while stats.t.ppf(0.975, n - 1) * std / math.sqrt(n) > half_width:
+        n += 1
+    return n
+
+
+def check_seeds_needed(fn: Callable) -> None:
+    """Exercise: ``fn(std, half_width) -> int``: the fewest seeds ``n >= 2`` whose 95%
+    t-interval of the mean, :math:`t_{0.975,\\,n-1}\\, s/\\sqrt n`, is at most ``half_width``."""
+    cases = [
+        Case(f"std {std}, half-width {half}", (std, half), _seeds_needed_reference(std, half))
+        for std, half in ((0.05, 0.04), (0.03, 0.01), (0.01, 0.05), (0.13, 0.05))
+    ]
+    run_cases("seeds_needed", fn, cases)
 
 
 __all__ = [

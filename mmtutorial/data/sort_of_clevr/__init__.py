@@ -32,7 +32,8 @@ The package, one module per job: :mod:`.questions` (colours, answers, question f
 paraphrase templates), :mod:`.config` (:class:`SortOfClevrConfig`), :mod:`.generate`
 (scenes, images, answers), :mod:`.cache` (the disk cache), :mod:`.dataset`
 (:class:`SortOfClevr`), :mod:`.batches` (question and whole-image batches) and
-:mod:`.regions` (which grid cells an object covers).
+:mod:`.regions` (which grid cells an object covers, which regions' receptive fields see it,
+and attention maps drawn on the pixels the regions see).
 """
 
 from .batches import ImageBatches, QuestionBatches, pad_token_ids
@@ -52,7 +53,7 @@ from .questions import (
     TEMPLATES,
     question_text,
 )
-from .regions import object_region_mask
+from .regions import attention_density, object_region_mask, regions_seeing_object
 
 __all__ = [
     "COLORS",
@@ -73,6 +74,8 @@ __all__ = [
     "answer_questions",
     "question_text",
     "object_region_mask",
+    "regions_seeing_object",
+    "attention_density",
     "cache_dir",
     "pad_token_ids",
 ]
