@@ -148,6 +148,7 @@ def check_10(m, smoke):
     assert m["sweep_failed"] == 0 and m["sweep_points"] >= 4
     assert m["points_left_after_sweep"] == 0, "a finished sweep has nothing left to run"
     assert m["ddp_world_size"] == 2 and m["ddp_weight_gap"] < 1e-4, "2 gloo processes take one process's steps"
+    assert m["dask_points"] >= 2 and m["dask_metric_gap"] < 0.01, "a point's result does not depend on where it ran"
     accuracies = {k: v for k, v in m.items() if k.startswith("acc_missing_")}
     assert accuracies and all(0.0 <= v <= 1.0 for v in accuracies.values())
     complete = [v for k, v in accuracies.items() if k.endswith("_0.0")]

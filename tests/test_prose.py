@@ -121,3 +121,15 @@ def test_a_planted_copied_solution_is_caught_even_with_other_names():
     (leak,) = solution_leaks(leaked, "toy.ipynb")
     assert "exercise 1" in leak and "cell 1" in leak
     assert solution_leaks(_toy_exercise("weights = torch.softmax(logits, dim=-1)"), "toy.ipynb") == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_prose_says_what_its_cells_print(path):
+    problems = check_notebook_prose(path)
+    assert not problems, "\n".join(str(problem) for problem in problems)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_lesson_cell_shows_an_exercise_solution(path):
+    leaks = solution_leaks(nbformat.read(path, as_version=4), path.name)
+    assert not leaks, "\n".join(leaks)
