@@ -85,7 +85,7 @@ browser:
 	@$(PYTHON) tools/find_chromium.py --install
 
 test: browser setup lint
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --durations=30
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache $(SITE_VENV)
