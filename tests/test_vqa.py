@@ -207,8 +207,9 @@ def train_briefly(head: str, splits, seed: int = 0, epochs: int = 4):
     return model, history
 
 
-def test_smoke_training_beats_the_majority_answer(splits):
-    model, _ = train_briefly("cross_attention", splits)
+@pytest.mark.parametrize("head", HEADS)
+def test_every_head_beats_the_majority_answer_in_a_smoke_run(head, splits):
+    model, _ = train_briefly(head, splits)
     result = evaluate_vqa(model, splits["test"].batches(6, by_image=True))
     majority = torch.bincount(torch.from_numpy(splits["train"].answer)).argmax()
     majority_acc = float((torch.from_numpy(splits["test"].answer) == majority).float().mean())
