@@ -108,3 +108,20 @@ def test_read_metrics_missing(tmp_path):
     nb_path.write_text(json.dumps({"cells": []}))
     with pytest.raises(ValueError, match="no recorded metrics"):
         read_metrics(nb_path)
+
+
+def test_clean_notebook_shows_temporary_folders_as_tmpdir(tmp_path):
+    import nbformat
+    import tempfile
+
+    from mmtutorial.experiments.runner import clean_notebook
+
+    notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("print(path)")
+    printed = f"results in {tempfile.gettempdir()}/sweep-abc/fusion/results.csv\n"
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
+    notebook.cells = [cell]
+    nbformat.write(notebook, tmp_path / "n.ipynb")
+    clean_notebook(tmp_path / "n.ipynb")
+    text = nbformat.read(tmp_path / "n.ipynb", as_version=4).cells[0].outputs[0]["text"]
+    assert text == "results in $TMPDIR/sweep-abc/fusion/results.csv\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -63,12 +64,20 @@ def _short(value: Any) -> str:
 
 
 def clean_notebook(path: str | os.PathLike) -> None:
-    """Drop papermill's run metadata (machine paths, timings) from a notebook file,
-    so committed notebooks hold no absolute paths and diff cleanly."""
+    """Drop papermill's run metadata (machine paths, timings) from a notebook file, and
+    show paths under the temporary folder in printed output as ``$TMPDIR/...``, so
+    committed notebooks hold no absolute paths and diff cleanly."""
     path = Path(path)
     notebook = json.loads(path.read_text())
     notebook.get("metadata", {}).pop("papermill", None)
+    # a run's temporary folders (printed by sweeps, warnings) say nothing about the lesson
+    temporary = re.compile(re.escape(tempfile.gettempdir().rstrip("/")) + r"/(?=\w)")
     for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                text = output.get("text", "")
+                text = "".join(text) if isinstance(text, list) else text
+                output["text"] = temporary.sub("$TMPDIR/", text)
         metadata = cell.get("metadata", {})
         metadata.pop("papermill", None)
         metadata.pop("execution", None)
