@@ -87,6 +87,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     os.environ.pop("MMTUTORIAL_STATIC_WIDGETS", None)  # the live widget, as in JupyterLab
+    load_at_start = os.getloadavg()[0]
     results = []
     for name, (explorer, moves) in build_explorers().items():
         explorer.widget()  # built once; every update then also encodes the PNG it sends
@@ -111,7 +112,8 @@ def main(argv=None) -> int:
         "target_seconds": args.target_seconds,
         "target_met": slowest["max_seconds"] <= args.target_seconds,
     }
-    config = {"rounds": args.rounds, "torch_threads": torch.get_num_threads()}
+    # other work on the machine slows every update: record how busy it was
+    config = {"rounds": args.rounds, "torch_threads": torch.get_num_threads(), "load_average_1min": load_at_start}
     path = write_results(NAME, torch.device("cpu"), config, results, summary, folder=args.out)
     print(
         f"{device_label('cpu')}: slowest update {summary['max_update_seconds']:.3f} s ({slowest['explorer']}); wrote {path}"
