@@ -111,8 +111,9 @@ def test_read_metrics_missing(tmp_path):
 
 
 def test_clean_notebook_shows_temporary_folders_as_tmpdir(tmp_path):
-    import nbformat
     import tempfile
+
+    import nbformat
 
     from mmtutorial.experiments.runner import clean_notebook
 
