@@ -456,15 +456,6 @@ def check_single_query_attention(fn: Callable) -> None:
     run_cases("single_query_attention", fn, [Case("(output, weights)", (query, regions), (expected, weights))])
 
 
-def _receptive_field_reference(layers) -> tuple:
-    size, jump, start = 1, 1, 0.0
-    for kernel, stride, padding in layers:
-        size += (kernel - 1) * jump
-        start += ((kernel - 1) / 2 - padding) * jump
-        jump *= stride
-    return (size, jump, start)
-
-
 def check_receptive_field(fn: Callable) -> None:
     """Exercise: ``fn(layers) -> (size, stride, first_centre)`` for a stack of convolutions
     or poolings given as ``[(kernel, stride, padding), ...]``: how many input pixels one
@@ -476,7 +467,9 @@ def check_receptive_field(fn: Callable) -> None:
         "two 5x5 convolutions, stride 2, padding 2": [(5, 2, 2)] * 2,
         "a 3x3 convolution (stride 1, padding 1), then 2x2 pooling (stride 2)": [(3, 1, 1), (2, 2, 0)],
     }
-    cases = [Case(name, (layers,), _receptive_field_reference(layers)) for name, layers in stacks.items()]
+    from ..encoders import receptive_field  # the package's recurrence is the reference
+
+    cases = [Case(name, (layers,), receptive_field(layers)) for name, layers in stacks.items()]
     run_cases("receptive_field", fn, cases)
 
 
