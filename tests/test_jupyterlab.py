@@ -159,8 +159,27 @@ def browser():
         chromium.close()
 
 
+#: Forget the committed outputs and execution counts, so that a cell counts as run only
+#: once this kernel has run it (the committed notebook has every count set already).
+CLEAR_JS = """() => {
+    const cells = window.jupyterapp.shell.currentWidget.content.model.cells;
+    for (let i = 0; i < cells.length; i++) {
+        const cell = cells.get(i);
+        if (cell.type !== "code") continue;
+        cell.outputs.clear();
+        cell.executionCount = null;
+    }
+}"""
+
+
 def _run_all(page) -> dict:
-    """Run > Run All Cells, then wait until every cell ran (or one failed) and the kernel is idle."""
+    """Run > Run All Cells, then wait until every cell ran (or one failed) and the kernel is idle.
+
+    The committed outputs are cleared first: otherwise a check made before the kernel has
+    picked up the first cell sees an idle kernel, no cell pending and the committed
+    (static) outputs, and returns at once."""
+    page.evaluate(CLEAR_JS)
+    assert page.evaluate(STATE_JS)["pending"] > 0, "clearing the committed outputs did not take"
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
     deadline = time.monotonic() + RUN_ALL_TIMEOUT_S
@@ -203,7 +222,9 @@ def test_jupyterlab_runs_the_notebook_and_its_explorers_respond(lab, browser, na
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     try:
-        page.goto(f"{base}/lab/tree/{name}.ipynb?token={token}")
+        # a workspace of its own, reset: the notebook opened before (its kernel shut down
+        # at the end of its test) is not restored next to this one
+        page.goto(f"{base}/lab/workspaces/{name}/tree/{name}.ipynb?reset&token={token}")
         page.wait_for_function(
             "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
             " return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel"
