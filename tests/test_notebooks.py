@@ -191,6 +191,20 @@ def test_readme_learning_path_lists_every_notebook():
         assert path.name in readme, f"README does not link {path.name}"
 
 
+def test_each_notebooks_time_line_agrees_with_the_readme():
+    """The first cell's "*Time: about N minutes ...*" and the README's CPU column say the
+    same thing ("< 1 min" in the README for about a minute)."""
+    readme = (ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        first = "".join(json.loads(path.read_text())["cells"][0]["source"])
+        said = re.search(r"\*Time: about ([\d.]+) minutes?", first)
+        assert said, f"{path.name}: the first cell needs a '*Time: about N minutes ...*' line"
+        row = re.search(rf"^\| {path.name[:2]} \|.*\| (< 1|~[\d.]+) min \|", readme, flags=re.M)
+        assert row, f"README: no CPU time for {path.name}"
+        readme_minutes = 1.0 if row.group(1) == "< 1" else float(row.group(1)[1:])
+        assert float(said.group(1)) == readme_minutes, (path.name, said.group(0), row.group(1))
+
+
 def _sanitizers() -> list[tuple[re.Pattern, str]]:
     """The regex/replace pairs of tests/sanitize_outputs.cfg (addresses, timings)."""
     text = (ROOT / "tests" / "sanitize_outputs.cfg").read_text()
