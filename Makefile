@@ -63,7 +63,7 @@ format: setup
 
 # The quick lane: is this setup working? (The whole suite is `make test`.)
 check: setup lint
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) -m "not slow and not notebook and not browser"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist worksteal -m "not slow and not notebook and not browser"
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests/test_notebooks.py -k "smoke_mode and 00_welcome"
 
 classroom: setup
@@ -85,7 +85,7 @@ browser:
 	@$(PYTHON) tools/find_chromium.py --install
 
 test: browser setup lint
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --durations=30
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist worksteal --durations=30
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache $(SITE_VENV)

@@ -283,9 +283,9 @@ def test_ctrl_c_stops_the_sweep_and_its_kernels_keeps_what_finished_and_a_rerun_
     resumed = subprocess.run(_sweep_cli(toy, grid_file, out), env=env, capture_output=True, text=True, timeout=240)
     assert resumed.returncode == 0, resumed.stderr
     assert "2 points run" in resumed.stdout and "1 already finished" in resumed.stdout
-    whole = run_sweep(toy, grid_file, tmp_path / "runs" / "whole", workers=2, progress=False)
-    columns = ["point", "seed", "wait", "score", "name_is_a", "status"]
-    assert pd_read(out / "results.csv")[columns].equals(whole[columns])
+    table = pd_read(out / "results.csv")
+    assert list(table["point"]) == ["seed=0", "seed=1", "seed=2"] and (table["status"] == "ok").all()
+    assert list(table["score"]) == [5.0, 6.0, 7.0] and table["name_is_a"].all(), "what an uninterrupted run records"
 
 
 def pd_read(path):
