@@ -246,7 +246,9 @@ def test_ctrl_c_stops_the_sweep_and_its_kernels_keeps_what_finished_and_a_rerun_
     import uuid
 
     grid_file = tmp_path / "grid.yaml"
-    grid_file.write_text("fixed:\n  wait: 4.0\ngrid:\n  seed: [0, 1, 2]\n")
+    grid_file.write_text(
+        "fixed:\n  wait: 8.0\ngrid:\n  seed: [0, 1, 2]\n"
+    )  # long enough to stop point 2 on a loaded machine
     out = tmp_path / "runs" / "interrupted"
     token = f"MMTUTORIAL_TEST_SWEEP={uuid.uuid4().hex}"
     env = {**os.environ, token.split("=")[0]: token.split("=")[1], "OMP_NUM_THREADS": "1"}
