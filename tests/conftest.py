@@ -1,7 +1,8 @@
 """Longest tests first, so that with ``pytest -n 2`` no worker sits idle while the other
-runs a multi-minute notebook at the end (and `--dist worksteal` rebalances what is left): notebooks in smoke mode (slowest first), then
-the other ``browser``, ``slow`` and ``notebook`` tests, then the quick ones. The order is
-deterministic, as pytest-xdist requires of every worker's collection."""
+runs a multi-minute notebook at the end (``--dist worksteal`` rebalances what is left):
+notebooks in smoke mode (slowest first), then the other ``browser``, ``slow`` and
+``notebook`` tests, then the quick ones. The order is deterministic, as pytest-xdist
+requires of every worker's collection."""
 
 from __future__ import annotations
 

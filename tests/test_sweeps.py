@@ -246,9 +246,8 @@ def test_ctrl_c_stops_the_sweep_and_its_kernels_keeps_what_finished_and_a_rerun_
     import uuid
 
     grid_file = tmp_path / "grid.yaml"
-    grid_file.write_text(
-        "fixed:\n  wait: 8.0\ngrid:\n  seed: [0, 1, 2]\n"
-    )  # long enough to stop point 2 on a loaded machine
+    # 8 s per point: long enough to interrupt point 2 while it runs, even on a loaded machine
+    grid_file.write_text("fixed:\n  wait: 8.0\ngrid:\n  seed: [0, 1, 2]\n")
     out = tmp_path / "runs" / "interrupted"
     token = f"MMTUTORIAL_TEST_SWEEP={uuid.uuid4().hex}"
     env = {**os.environ, token.split("=")[0]: token.split("=")[1], "OMP_NUM_THREADS": "1"}
