@@ -156,3 +156,11 @@ def test_two_nodes_meeting_at_one_rendezvous_match_one_process(tmp_path):
     assert two_info["metrics"]["world_size"] == 2
     for (name, a), b in zip(one.state_dict().items(), two.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_a_torchrun_worker_exits_with_its_status_and_its_output_flushed():
+    """``exit_process`` skips the interpreter's teardown (where gloo's threads could abort the
+    process) but keeps the exit code and everything printed, even without a newline."""
+    script = "from mmtutorial.training.distributed import exit_process\nprint('saved', end='')\nexit_process(3)"
+    ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (ended.returncode, ended.stdout) == (3, "saved")

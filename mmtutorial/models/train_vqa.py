@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from pathlib import Path
 from ..cli import ArgumentParser, fail, int_at_least, nonnegative_float, positive_float, positive_int
 from ..data import SortOfClevr
 from ..training import seed_everything
-from ..training.distributed import cleanup, init_distributed
+from ..training.distributed import cleanup, exit_process, init_distributed
 from .vqa import HEADS, QUESTION_ENCODERS, VQAConfig, VQAModel, save_vqa_checkpoint
 from .vqa_training import evaluate_vqa, train_vqa
 
@@ -139,10 +140,15 @@ def _train(args: argparse.Namespace) -> int:
                 vocabulary=list(train.tokenizer.vocab) if tokenizer == "words" else None,
             )
             print(json.dumps(metrics))
-    finally:
-        cleanup(context)
+    except BaseException:
+        cleanup(context, failed=True)
+        raise
+    cleanup(context)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # a torchrun worker: see exit_process
+        exit_process(status)
+    sys.exit(status)
