@@ -125,3 +125,22 @@ def test_the_architecture_document_exists_and_the_code_cites_no_missing_design_f
     sources = [p for folder in ("mmtutorial", "tests", "benchmarks", "data") for p in (ROOT / folder).rglob("*.py")]
     cited = [p for p in sources if p.name != Path(__file__).name and "DESIGN.md" in p.read_text()]
     assert not cited, f"cite ARCHITECTURE.md instead of DESIGN.md: {cited}"
+
+
+def test_a_sweep_points_process_does_not_import_torch():
+    """Each sweep point is a process that only drives a kernel; torch (about 2 s of import on
+    2 cores) belongs in the kernel. ``mmtutorial.training`` loads its names on first use."""
+    import subprocess
+    import sys
+
+    script = "import sys, mmtutorial.experiments.point; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert found.stdout.strip() == "[]"
+
+
+def test_the_training_packages_lazy_names_all_resolve():
+    import mmtutorial.training as training
+
+    assert sorted(training._WHERE) == sorted(training.__all__)
+    for name in training.__all__:
+        assert getattr(training, name).__name__ == name

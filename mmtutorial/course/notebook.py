@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..training.runtime import progress  # re-exported: the notebooks' progress bar
+from ..training.progressbar import progress  # re-exported: the notebooks' progress bar
 
 if TYPE_CHECKING:  # torch is imported where it is used: reading metrics needs no torch
     import torch

@@ -129,6 +129,7 @@ def execute_notebook(
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike | None = None,
     kernel_log: str | os.PathLike | None = None,
+    validate: bool = True,
 ) -> NotebookResult:
     """Execute ``notebook`` with papermill into ``output`` and read its recorded metrics.
 
@@ -140,6 +141,8 @@ def execute_notebook(
             JupyterLab); a copy of a notebook runs where the original would.
         kernel_log: where the kernel's own stdout and stderr go (default
             ``<output>.kernel.log``).
+        validate: check ``parameters`` before the kernel starts (``False`` only where
+            they were checked already: a sweep checks every point before any runs).
 
     A failing notebook does not raise: the result has ``status="failed"`` and the
     error, and the partially executed notebook is still written to ``output``. The
@@ -150,7 +153,8 @@ def execute_notebook(
 
     notebook, output = Path(notebook).resolve(), Path(output).resolve()
     parameters = dict(parameters or {})
-    check_parameters(notebook, parameters)
+    if validate:
+        check_parameters(notebook, parameters)
     output.parent.mkdir(parents=True, exist_ok=True)
     kernel_log = Path(kernel_log) if kernel_log is not None else output.with_suffix(".kernel.log")
     # Text progress bars and static explorer figures (mmtutorial.course.explorers): a saved
@@ -259,9 +263,11 @@ def run_point(notebook: str | os.PathLike, point: SweepPoint, out: str | os.Path
     """
     folder = Path(out) / point.name
     folder.mkdir(parents=True, exist_ok=True)
+    # validate=False: the sweep checked every point before starting any, and checking
+    # again here would import torch (choices such as FUSIONS) into every point's process
     result = execute_notebook(
-        notebook, folder / "notebook.ipynb", point.parameters, kernel_log=folder / "stderr.log"
-    )  # the kernel's, next to this process's
+        notebook, folder / "notebook.ipynb", point.parameters, kernel_log=folder / "stderr.log", validate=False
+    )  # the kernel's log, next to this process's
     record = {
         "point": point.name,
         "notebook": Path(notebook).name,

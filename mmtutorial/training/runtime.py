@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .progressbar import TEXT_PROGRESS_ENV, progress  # re-exported: runtime is where a run's tools live
+
 __all__ = [
     "DEVICE_CHOICES",
     "seed_everything",
@@ -25,9 +27,6 @@ __all__ = [
     "progress",
     "TEXT_PROGRESS_ENV",
 ]
-
-#: Environment variable: ``1`` makes :func:`progress` print text bars (headless runs).
-TEXT_PROGRESS_ENV = "MMTUTORIAL_TEXT_PROGRESS"
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -97,16 +96,3 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
 def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     """Move every tensor of a batch dict to ``device`` (other values pass through)."""
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
-def progress(iterable=None, **kwargs):
-    """A progress bar: ``tqdm.auto`` (a widget in JupyterLab), or a plain text bar when
-    ``MMTUTORIAL_TEXT_PROGRESS=1``. Headless runs (``make run``, the tests, sweeps) set
-    it, so a saved notebook shows the bar's final state instead of an empty widget."""
-    if os.environ.get(TEXT_PROGRESS_ENV) == "1":
-        from tqdm.std import tqdm
-
-        kwargs.setdefault("mininterval", 30.0)  # a saved notebook needs the end state, not every tick
-    else:
-        from tqdm.auto import tqdm
-    return tqdm(iterable, **kwargs)
