@@ -246,8 +246,9 @@ def test_ctrl_c_stops_the_sweep_and_its_kernels_keeps_what_finished_and_a_rerun_
     import uuid
 
     grid_file = tmp_path / "grid.yaml"
-    # 8 s per point: long enough to interrupt point 2 while it runs, even on a loaded machine
-    grid_file.write_text("fixed:\n  wait: 8.0\ngrid:\n  seed: [0, 1, 2]\n")
+    # 15 s per point: long enough to interrupt point 2 while it runs, even on a loaded CI
+    # machine (with 8 s, one CI run saw the sweep finish all three points first)
+    grid_file.write_text("fixed:\n  wait: 15.0\ngrid:\n  seed: [0, 1, 2]\n")
     out = tmp_path / "runs" / "interrupted"
     token = f"MMTUTORIAL_TEST_SWEEP={uuid.uuid4().hex}"
     env = {**os.environ, token.split("=")[0]: token.split("=")[1], "OMP_NUM_THREADS": "1"}
@@ -263,7 +264,6 @@ def test_ctrl_c_stops_the_sweep_and_its_kernels_keeps_what_finished_and_a_rerun_
             assert sweep.poll() is None, sweep.communicate()
             assert time.monotonic() < deadline, "the sweep did not get to its second point"
             time.sleep(0.2)
-        time.sleep(1.0)
         sweep.send_signal(signal.SIGINT)
         stdout, stderr = sweep.communicate(timeout=60)
     finally:
