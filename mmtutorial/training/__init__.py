@@ -15,12 +15,7 @@ submodule (``progressbar``, as every sweep point's process does) does not import
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .checkpoints import load_checkpoint, save_checkpoint
-    from .loop import History, evaluate, fit
-    from .runtime import pick_device, progress, seed_everything, seed_worker, seeded_generator, to_device
+from typing import Any
 
 #: Each public name and the submodule that defines it.
 _WHERE = {
@@ -37,19 +32,7 @@ _WHERE = {
     "load_checkpoint": "checkpoints",
 }
 
-__all__ = [
-    "seed_everything",
-    "seeded_generator",
-    "seed_worker",
-    "pick_device",
-    "to_device",
-    "progress",
-    "fit",
-    "evaluate",
-    "History",
-    "save_checkpoint",
-    "load_checkpoint",
-]
+__all__ = list(_WHERE)
 
 
 def __getattr__(name: str) -> Any:
