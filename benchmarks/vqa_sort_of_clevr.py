@@ -151,6 +151,12 @@ def parse_args(argv=None):
     parser.add_argument("--device", default="auto")
     parser.add_argument("--heads", nargs="+", choices=list(HEADS), default=list(HEADS))
     parser.add_argument("--question-encoder", choices=("gru", "transformer", "minilm", "structured"), default="gru")
+    parser.add_argument(
+        "--relate-hop",
+        choices=("first", "last"),
+        default="last",
+        help="whose read-out the cross_attention head compares with every region",
+    )
     parser.add_argument("--seeds", type=positive_int, default=None, help="seeds per head, each from scratch")
     parser.add_argument("--seed-offset", type=int_at_least(0), default=0, help="first seed")
     parser.add_argument("--jobs", type=positive_int, default=None, help="runs (head, seed) at once")
@@ -181,7 +187,12 @@ def argparse_hidden() -> str:
 
 def build_config(args, device: torch.device) -> dict:
     preset = args.preset or ("gpu" if device.type == "cuda" else "cpu")
-    config = {"preset": preset, **PRESETS[preset], "question_encoder": args.question_encoder}
+    config = {
+        "preset": preset,
+        **PRESETS[preset],
+        "question_encoder": args.question_encoder,
+        "relate_hop": args.relate_hop,
+    }
     for key in (
         "epochs",
         "curriculum_epochs",
@@ -222,6 +233,7 @@ def new_model(head: str, config: dict, train: SortOfClevr) -> VQAModel:
         pad_id=getattr(train, "pad_token_id", 0),
         dim=config["dim"],
         hidden=config["hidden"],
+        relate_hop=config.get("relate_hop", "first"),  # runs before the option related the first hop
     )
     return VQAModel(vqa)
 

@@ -125,6 +125,12 @@ BAD = [
         "cnn_channels=6",
     ),
     (
+        "VQAConfig relate_hop='middle'",
+        lambda: VQAConfig(vocab_size=12, relate_hop="middle"),
+        ValueError,
+        "relate_hop='middle'",
+    ),
+    (
         "VQAConfig heads do not divide",
         lambda: VQAConfig(vocab_size=12, dim=6, heads=4),
         ValueError,

@@ -85,6 +85,25 @@ def test_every_head_trains_gradients_reach_the_image_and_question_encoders(head,
         assert any(g.abs().sum() > 0 for g in grads)
 
 
+def test_cross_attention_relates_the_hop_its_config_names(splits):
+    """relate_hop picks whose read-out meets every region: the same weights give other
+    answers with the other hop, and exactly the chosen hop's read-out feeds the relation MLP."""
+    ds = splits["test"]
+    batch = next(iter(ds.batches(2, by_image=True)))
+    torch.manual_seed(0)
+    last = VQAModel(small_config("cross_attention", ds, hops=2)).eval()
+    first = VQAModel(small_config("cross_attention", ds, hops=2, relate_hop="first")).eval()
+    first.load_state_dict(last.state_dict())
+    seen = []
+    last.head.relate.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    with torch.no_grad():
+        assert not torch.allclose(last(batch), first(batch))
+    hop2 = last.head.attend.hops[1].attended[:, 0]
+    d = hop2.shape[-1]
+    assert torch.equal(seen[0][:, 0, d : 2 * d], hop2)
+    assert last.config.relate_hop == "last"
+
+
 @pytest.mark.parametrize("encoder", ["transformer", "structured"])
 def test_question_encoders(encoder, splits):
     ds = splits["test"]

@@ -101,6 +101,8 @@ class VQAConfig:
         hidden: width of the MLPs (relation ``g`` and ``f``, classifiers).
         layers: FiLM blocks / co-attention layers / Transformer layers.
         hops: attention hops of ``cross_attention``.
+        relate_hop: which hop's read-out ``cross_attention`` compares with every region:
+            ``"last"`` (the object the stacked attention ends on) or ``"first"``.
         heads: attention heads.
         dropout: dropout in the classifier (and attention).
         invert_images: feed ``1 - image`` (the white background becomes zero input).
@@ -122,6 +124,7 @@ class VQAConfig:
     hidden: int = 256
     layers: int = 2
     hops: int = 2
+    relate_hop: str = "last"
     heads: int = 1
     dropout: float = 0.0
     invert_images: bool = True
@@ -132,6 +135,7 @@ class VQAConfig:
             ("image_encoder", IMAGE_ENCODERS),
             ("question_encoder", QUESTION_ENCODERS),
             ("cnn_norm", ("batch", "group")),
+            ("relate_hop", ("first", "last")),
         ):
             check_choice(name, getattr(self, name), allowed)
         for name in (

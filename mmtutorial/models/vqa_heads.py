@@ -171,11 +171,12 @@ class FiLMHead(FusionHead):
 
 @register_head("cross_attention")
 class CrossAttentionHead(FusionHead):
-    fuses_by_attention = True
+    """The question attends over the regions ``hops`` times (stacked attention); one hop's
+    read-out (``config.relate_hop``: by default the last, the object the attention ends
+    on) is then related to every region by an MLP and summed: N object-region pairs
+    instead of the relation head's N^2."""
 
-    """The question attends over the regions ``hops`` times (stacked attention); the
-    first hop's read-out (the object the question names) is then related to every region
-    by an MLP and summed: N object-region pairs instead of the relation head's N^2."""
+    fuses_by_attention = True
 
     def __init__(self, region_dim: int, num_regions: int, config: VQAConfig) -> None:
         super().__init__(region_dim, num_regions, config)
@@ -185,11 +186,12 @@ class CrossAttentionHead(FusionHead):
         self.attend = MultiHopAttention(d, d, hops=config.hops, heads=config.heads, dropout=config.dropout)
         self.relate = nn.Sequential(nn.Linear(3 * d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
         self.classify = _mlp(h + 2 * d, h, config.num_answers, depth=2, dropout=config.dropout)
+        self.relate_hop = 0 if config.relate_hop == "first" else -1
 
     def forward(self, regions, grid, tokens, mask, question, return_attention=False):
         regions = self.regions(regions)
         final = self.attend(question[:, None], regions)[:, 0]
-        found = self.attend.hops[0].attended[:, 0]  # what hop 1 read, before the residual
+        found = self.attend.hops[self.relate_hop].attended[:, 0]  # what that hop read, before the residual
         n = regions.shape[1]
         pairs = torch.cat([regions, found[:, None].expand(-1, n, -1), question[:, None].expand(-1, n, -1)], -1)
         related = self.relate(pairs).sum(1)
@@ -199,10 +201,10 @@ class CrossAttentionHead(FusionHead):
 
 @register_head("co_attention")
 class CoAttentionHead(FusionHead):
-    fuses_by_attention = True
-
     """``layers`` of parallel co-attention (words <-> regions), then the pooled question
     reads the co-attended regions."""
+
+    fuses_by_attention = True
 
     def __init__(self, region_dim: int, num_regions: int, config: VQAConfig) -> None:
         super().__init__(region_dim, num_regions, config)
@@ -229,11 +231,11 @@ class CoAttentionHead(FusionHead):
 
 @register_head("transformer")
 class TransformerHead(FusionHead):
-    fuses_by_attention = True
-
     """One Transformer over ``[CLS; question tokens; region tokens]`` (each kind with its
     own learned type embedding); the answer is read from CLS. Its maps are CLS's attention
     to the region tokens, renormalised over the regions."""
+
+    fuses_by_attention = True
 
     def __init__(self, region_dim: int, num_regions: int, config: VQAConfig) -> None:
         super().__init__(region_dim, num_regions, config)
