@@ -182,6 +182,22 @@ def test_every_notebook_has_metric_checks_and_a_course_entry():
     assert {p.name for p in NOTEBOOKS} <= {lesson.filename for lesson in COURSE}
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_exercise_has_its_heading_under_exercises(path):
+    """Each exercise (a solution cell) is introduced by its own "### Exercise N: title", numbered
+    1, 2, ... in order, below one "## Exercises" heading (or, for a single exercise, its own
+    "## Exercise 1: title"): a rewrite of the cell above once dropped both, leaving a
+    solution with no task in the student edition."""
+    notebook = read_notebook(path)
+    exercises = find_exercises(notebook, path.stem)
+    assert [e.number for e in exercises] == list(range(1, len(exercises) + 1)), path.name
+    assert all(e.title for e in exercises), f"{path.name}: an exercise without its '### Exercise N: title' cell"
+    if exercises:
+        above = [c.source for c in notebook.cells[: exercises[0].cell] if c.cell_type == "markdown"]
+        section = r"^## (Exercises\s*|Exercise 1:.+)$"
+        assert any(re.search(section, text, re.M) for text in above), f"{path.name}: no '## Exercises'"
+
+
 def test_readme_learning_path_lists_every_notebook():
     readme = (ROOT / "README.md").read_text()
     learning_path = readme.split("## Learning path", 1)[1].split("\n## ", 1)[0]
