@@ -12,6 +12,8 @@ from mmtutorial.models.vqa import ATTENTION_HEADS, HEADS
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = sorted((ROOT / "benchmarks" / "results").glob("vqa_sort_of_clevr-*.json"))
+#: Runs of one head under a changed setting (notebook 09 compares them), one folder each.
+ABLATIONS = sorted((ROOT / "benchmarks" / "results" / "ablations").glob("*/vqa_sort_of_clevr-*.json"))
 SUMMARY_KEYS = {
     "best_head",
     "best_nonrelational_acc",
@@ -146,3 +148,16 @@ def test_committed_vqa_benchmark(path):
     kind = "cpu" if payload["device"].startswith("cpu") else "gpu"
     assert summary["targets"] == bench.check_targets(summary, kind)
     assert summary["targets_met"] == all(v["met"] for v in summary["targets"].values())
+
+
+@pytest.mark.parametrize("path", ABLATIONS, ids=lambda p: p.parent.name)
+def test_committed_ablation_runs(path):
+    """An ablation's summary is what its rows say, over at least 3 seeds, with no failed run."""
+    bench = load_benchmark()
+    payload = json.loads(path.read_text())
+    training = [r for r in payload["results"] if r["measurement"] == "training"]
+    assert training and all("error" not in r for r in training)
+    heads = {r["head"] for r in training}
+    assert all(payload["summary"][f"{h}_seeds"] >= 3 for h in heads), "results over at least 3 seeds"
+    recomputed = bench.summarize(payload["results"], None)
+    assert {k: v for k, v in payload["summary"].items() if k in recomputed} == pytest.approx(recomputed)
