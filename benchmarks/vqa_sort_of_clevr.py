@@ -159,6 +159,11 @@ def parse_args(argv=None):
         default="last",
         help="whose read-out the cross_attention head compares with every region",
     )
+    parser.add_argument(
+        "--distance-bias",
+        action="store_true",
+        help="cross_attention's second hop adds a distance bias (VQAConfig.distance_bias)",
+    )
     parser.add_argument("--seeds", type=positive_int, default=None, help="seeds per head, each from scratch")
     parser.add_argument("--seed-offset", type=int_at_least(0), default=0, help="first seed")
     parser.add_argument("--jobs", type=positive_int, default=None, help="runs (head, seed) at once")
@@ -194,6 +199,7 @@ def build_config(args, device: torch.device) -> dict:
         **PRESETS[preset],
         "question_encoder": args.question_encoder,
         "relate_hop": args.relate_hop,
+        "distance_bias": args.distance_bias,
     }
     for key in (
         "epochs",
@@ -236,6 +242,7 @@ def new_model(head: str, config: dict, train: SortOfClevr) -> VQAModel:
         dim=config["dim"],
         hidden=config["hidden"],
         relate_hop=config.get("relate_hop", "first"),  # runs before the option related the first hop
+        distance_bias=config.get("distance_bias", False),
     )
     return VQAModel(vqa)
 

@@ -104,6 +104,41 @@ def test_cross_attention_relates_the_hop_its_config_names(splits):
     assert last.config.relate_hop == "last"
 
 
+def test_a_distance_biased_hop_looks_near_or_far_from_what_the_hop_before_found():
+    """With no content scores, w < 0 puts the weight on the region nearest to the previous
+    hop's target (the target itself excluded by u < 0), and w > 0 on the furthest."""
+    from mmtutorial.encoders import coordinate_grid
+    from mmtutorial.models.vqa_heads import DistanceBiasedHop
+
+    hop = DistanceBiasedHop(8)
+    centres = coordinate_grid(5, 5)
+    previous = torch.zeros(1, 25)
+    previous[0, 12] = 1.0  # the centre region was found
+    with torch.no_grad():
+        hop.key.weight.zero_()
+        hop.key.bias.zero_()
+        hop.bias_scales.weight.zero_()
+        for w, expected in ((-40.0, {7, 11, 13, 17}), (40.0, {0, 4, 20, 24})):
+            hop.bias_scales.bias.copy_(torch.tensor([w, -40.0]))
+            hop(torch.randn(1, 8), torch.randn(1, 25, 8), torch.randn(1, 8), previous, centres)
+            weights = hop.weights[0, 0, 0]
+            assert set(weights.topk(len(expected)).indices.tolist()) == expected
+            assert weights.sum().item() == pytest.approx(1.0)
+            assert sorted(expected) == sorted(int(i) for i in torch.nonzero(weights > 0.2))
+
+
+def test_cross_attention_with_distance_bias_trains_and_maps_every_hop(splits):
+    ds = splits["test"]
+    batch = next(iter(ds.batches(2, by_image=True)))
+    model = VQAModel(small_config("cross_attention", ds, hops=3, distance_bias=True))
+    logits, maps = model(batch, return_attention=True)
+    assert logits.shape == (len(batch["answer"]), len(ds.answers)) and list(maps) == ["hop1", "hop2", "hop3"]
+    for weights in maps.values():
+        assert torch.allclose(weights.sum(-1), torch.ones(len(logits)))
+    torch.nn.functional.cross_entropy(logits, batch["answer"]).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.head.biased_hops.parameters())
+
+
 @pytest.mark.parametrize("encoder", ["transformer", "structured"])
 def test_question_encoders(encoder, splits):
     ds = splits["test"]

@@ -103,6 +103,9 @@ class VQAConfig:
         hops: attention hops of ``cross_attention``.
         relate_hop: which hop's read-out ``cross_attention`` compares with every region:
             ``"last"`` (the object the stacked attention ends on) or ``"first"``.
+        distance_bias: ``cross_attention``'s hops after the first add a question-scaled
+            bias from each region's distance to what the hop before found
+            (:class:`~mmtutorial.models.vqa_heads.DistanceBiasedHop`); needs ``hops >= 2``.
         heads: attention heads.
         dropout: dropout in the classifier (and attention).
         invert_images: feed ``1 - image`` (the white background becomes zero input).
@@ -125,6 +128,7 @@ class VQAConfig:
     layers: int = 2
     hops: int = 2
     relate_hop: str = "last"
+    distance_bias: bool = False
     heads: int = 1
     dropout: float = 0.0
     invert_images: bool = True
@@ -150,7 +154,7 @@ class VQAConfig:
             "heads",
         ):
             check_positive_int(name, getattr(self, name))
-        for name in ("finetune_text", "invert_images"):
+        for name in ("finetune_text", "invert_images", "distance_bias"):
             check_bool(name, getattr(self, name))
         if not isinstance(self.text_model, str):
             raise TypeError(f"text_model={self.text_model!r}: expected 'minilm', a local folder or a model name")
@@ -165,6 +169,8 @@ class VQAConfig:
                 raise ValueError(f"pad_id={self.pad_id} is outside the vocabulary of {self.vocab_size} ids")
         elif self.vocab_size is not None:
             check_positive_int("vocab_size", self.vocab_size)
+        if self.distance_bias and self.hops < 2:
+            raise ValueError(f"distance_bias=True biases the hops after the first: expected hops >= 2, got {self.hops}")
         if self.dim % self.heads:
             raise ValueError(f"dim={self.dim} must be divisible by heads={self.heads}")
         if self.question_encoder == "gru" and self.dim % 2:

@@ -10,13 +10,14 @@ registry, so adding a head is one class with ``@register_head("name")``.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from ..attention import TransformerEncoder
-from ..encoders import masked_mean
+from ..encoders import coordinate_grid, masked_mean
 from ..fusion import CoAttention, CrossModalAttention, FiLM, MultiHopAttention
 
 if TYPE_CHECKING:  # only for annotations: the config module imports this registry
@@ -31,6 +32,7 @@ __all__ = [
     "ConcatHead",
     "RelationHead",
     "FiLMHead",
+    "DistanceBiasedHop",
     "CrossAttentionHead",
     "CoAttentionHead",
     "TransformerHead",
@@ -169,12 +171,50 @@ class FiLMHead(FusionHead):
         return self.classify(torch.relu(self.pool(x)).amax(dim=(2, 3))), {}
 
 
+class DistanceBiasedHop(nn.Module):
+    """A hop of attention over the regions whose scores also see *where* each region is
+    relative to what the previous hop found:
+
+    ``score_i = q . k_i / sqrt(d) + w(question) * |p_i - p_found|^2 + u(question) * a_i``
+
+    where ``a`` are the previous hop's weights, ``p_found = sum_i a_i p_i`` the position
+    they point at, ``p_i`` the region centres in [-1, 1], and ``w``, ``u`` two numbers the
+    question predicts (``w < 0``: prefer near regions, as "closest" needs; ``w > 0``: far
+    ones; ``u < 0``: not the object already found). It is a distance bias like ALiBi's
+    (notebook 04's exercise), with the distance measured in the image and its sign and
+    strength chosen by the question. Single-head; ``forward`` returns
+    ``LayerNorm(x + read)`` like :class:`~mmtutorial.fusion.CrossModalAttention`, and keeps
+    ``weights (B, 1, 1, N)`` and ``attended (B, d)``.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.bias_scales = nn.Linear(dim, 2)  # w and u, from the question
+        self.weights: Tensor | None = None
+        self.attended: Tensor | None = None
+
+    def forward(self, x: Tensor, regions: Tensor, question: Tensor, previous: Tensor, centres: Tensor) -> Tensor:
+        found_at = previous @ centres  # (B, 2): where the previous hop looked
+        distance2 = ((centres[None] - found_at[:, None]) ** 2).sum(-1)  # (B, N)
+        w, u = self.bias_scales(question).unbind(-1)
+        scores = torch.einsum("bd,bnd->bn", self.query(x), self.key(regions)) / math.sqrt(x.shape[-1])
+        weights = (scores + w[:, None] * distance2 + u[:, None] * previous).softmax(-1)
+        self.weights = weights[:, None, None]
+        self.attended = self.out(torch.einsum("bn,bnd->bd", weights, self.value(regions)))
+        return self.norm(x + self.attended)
+
+
 @register_head("cross_attention")
 class CrossAttentionHead(FusionHead):
     """The question attends over the regions ``hops`` times (stacked attention); one hop's
     read-out (``config.relate_hop``: by default the last, the object the attention ends
     on) is then related to every region by an MLP and summed: N object-region pairs
-    instead of the relation head's N^2."""
+    instead of the relation head's N^2. With ``config.distance_bias`` every hop after the
+    first is a :class:`DistanceBiasedHop`: it can look for the region nearest to (or
+    furthest from) what the hop before found."""
 
     fuses_by_attention = True
 
@@ -183,7 +223,9 @@ class CrossAttentionHead(FusionHead):
         d, h = config.dim, config.hidden
         # an MLP per region, so keys can be non-linear in the coordinates (distances)
         self.regions = _mlp(region_dim, d, d, depth=2)
-        self.attend = MultiHopAttention(d, d, hops=config.hops, heads=config.heads, dropout=config.dropout)
+        plain_hops = 1 if config.distance_bias else config.hops
+        self.attend = MultiHopAttention(d, d, hops=plain_hops, heads=config.heads, dropout=config.dropout)
+        self.biased_hops = nn.ModuleList(DistanceBiasedHop(d) for _ in range(config.hops - plain_hops))
         self.relate = nn.Sequential(nn.Linear(3 * d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
         self.classify = _mlp(h + 2 * d, h, config.num_answers, depth=2, dropout=config.dropout)
         self.relate_hop = 0 if config.relate_hop == "first" else -1
@@ -191,11 +233,17 @@ class CrossAttentionHead(FusionHead):
     def forward(self, regions, grid, tokens, mask, question, return_attention=False):
         regions = self.regions(regions)
         final = self.attend(question[:, None], regions)[:, 0]
-        found = self.attend.hops[self.relate_hop].attended[:, 0]  # what that hop read, before the residual
+        hops = [*self.attend.hops, *self.biased_hops]
+        if self.biased_hops:
+            centres = coordinate_grid(*grid, device=regions.device).to(regions.dtype)
+            for i, hop in enumerate(self.biased_hops, start=len(self.attend.hops)):
+                previous = hops[i - 1].weights.mean(1)[:, 0]  # (B, N), averaged over heads
+                final = hop(final, regions, question, previous, centres)
+        found = hops[self.relate_hop].attended.reshape(len(regions), -1)  # what that hop read, before the residual
         n = regions.shape[1]
         pairs = torch.cat([regions, found[:, None].expand(-1, n, -1), question[:, None].expand(-1, n, -1)], -1)
         related = self.relate(pairs).sum(1)
-        maps = {f"hop{i + 1}": w.mean(1)[:, 0] for i, w in enumerate(self.attend.weights)}
+        maps = {f"hop{i + 1}": hop.weights.mean(1)[:, 0] for i, hop in enumerate(hops)}
         return self.classify(torch.cat([related, final, question], dim=-1)), maps
 
 
