@@ -239,7 +239,8 @@ class CrossAttentionHead(FusionHead):
             for i, hop in enumerate(self.biased_hops, start=len(self.attend.hops)):
                 previous = hops[i - 1].weights.mean(1)[:, 0]  # (B, N), averaged over heads
                 final = hop(final, regions, question, previous, centres)
-        found = hops[self.relate_hop].attended.reshape(len(regions), -1)  # what that hop read, before the residual
+        # what that hop read, before the residual: (B, 1, d) from a plain hop, (B, d) from a biased one
+        found = hops[self.relate_hop].attended.reshape(*regions.shape[::2])
         n = regions.shape[1]
         pairs = torch.cat([regions, found[:, None].expand(-1, n, -1), question[:, None].expand(-1, n, -1)], -1)
         related = self.relate(pairs).sum(1)
