@@ -71,7 +71,7 @@ PRESETS = {
         "weight_decay": 0.0,
         "warmup_fraction": 0.1,
         # 4 left every head near 0.6 non-relational; 20 took cross-attention to 0.98
-        # (benchmarks/results/ablations, read in notebook 09)
+        # (benchmarks/results/ablations/relate-hop-*)
         "curriculum_epochs": 20,
         "epochs": 16,
         "budget_seconds": None,

@@ -184,7 +184,7 @@ class DistanceBiasedHop(nn.Module):
     (notebook 04's exercise), with the distance measured in the image and its sign and
     strength chosen by the question. Single-head; ``forward`` returns
     ``LayerNorm(x + read)`` like :class:`~mmtutorial.fusion.CrossModalAttention`, and keeps
-    ``weights (B, 1, 1, N)`` and ``attended (B, d)``.
+    ``weights (B, 1, 1, N)`` and ``attended (B, 1, d)`` in that class's shapes (one query).
     """
 
     def __init__(self, dim: int) -> None:
@@ -203,8 +203,9 @@ class DistanceBiasedHop(nn.Module):
         scores = torch.einsum("bd,bnd->bn", self.query(x), self.key(regions)) / math.sqrt(x.shape[-1])
         weights = (scores + w[:, None] * distance2 + u[:, None] * previous).softmax(-1)
         self.weights = weights[:, None, None]
-        self.attended = self.out(torch.einsum("bn,bnd->bd", weights, self.value(regions)))
-        return self.norm(x + self.attended)
+        read = self.out(torch.einsum("bn,bnd->bd", weights, self.value(regions)))
+        self.attended = read[:, None]
+        return self.norm(x + read)
 
 
 @register_head("cross_attention")
@@ -239,8 +240,7 @@ class CrossAttentionHead(FusionHead):
             for i, hop in enumerate(self.biased_hops, start=len(self.attend.hops)):
                 previous = hops[i - 1].weights.mean(1)[:, 0]  # (B, N), averaged over heads
                 final = hop(final, regions, question, previous, centres)
-        # what that hop read, before the residual: (B, 1, d) from a plain hop, (B, d) from a biased one
-        found = hops[self.relate_hop].attended.reshape(*regions.shape[::2])
+        found = hops[self.relate_hop].attended[:, 0]  # what that hop read, before the residual
         n = regions.shape[1]
         pairs = torch.cat([regions, found[:, None].expand(-1, n, -1), question[:, None].expand(-1, n, -1)], -1)
         related = self.relate(pairs).sum(1)
