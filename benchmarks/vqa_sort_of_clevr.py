@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from argparse import BooleanOptionalAction
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -161,8 +162,9 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--distance-bias",
-        action="store_true",
-        help="cross_attention's second hop adds a distance bias (VQAConfig.distance_bias)",
+        action=BooleanOptionalAction,
+        default=True,
+        help="cross_attention's second hop adds a distance bias (VQAConfig.distance_bias; on by default)",
     )
     parser.add_argument("--seeds", type=positive_int, default=None, help="seeds per head, each from scratch")
     parser.add_argument("--seed-offset", type=int_at_least(0), default=0, help="first seed")

@@ -131,12 +131,6 @@ BAD = [
         "relate_hop='middle'",
     ),
     (
-        "VQAConfig distance_bias with one hop",
-        lambda: VQAConfig(vocab_size=12, distance_bias=True, hops=1),
-        ValueError,
-        "expected hops >= 2, got 1",
-    ),
-    (
         "VQAConfig distance_bias='yes'",
         lambda: VQAConfig(vocab_size=12, distance_bias="yes"),
         TypeError,

@@ -98,7 +98,8 @@ def test_cross_attention_relates_the_hop_its_config_names(splits):
     last.head.relate.register_forward_hook(lambda module, args, out: seen.append(args[0]))
     with torch.no_grad():
         assert not torch.allclose(last(batch), first(batch))
-    hop2 = last.head.attend.hops[1].attended[:, 0]
+    hop2 = [*last.head.attend.hops, *last.head.biased_hops][-1].attended[:, 0]
+    assert len(last.head.biased_hops) == 1  # the default: hop 2 is distance-biased
     d = hop2.shape[-1]
     assert torch.equal(seen[0][:, 0, d : 2 * d], hop2)
     assert last.config.relate_hop == "last"
@@ -125,6 +126,17 @@ def test_a_distance_biased_hop_looks_near_or_far_from_what_the_hop_before_found(
             assert set(weights.topk(len(expected)).indices.tolist()) == expected
             assert weights.sum().item() == pytest.approx(1.0)
             assert sorted(expected) == sorted(int(i) for i in torch.nonzero(weights > 0.2))
+
+
+def test_old_configs_keep_the_behaviour_of_their_time():
+    """A checkpoint's config written before relate_hop / distance_bias existed loads as the
+    model it was (first hop related, no biased hop), not with today's defaults."""
+    old = VQAConfig.from_dict({"head": "cross_attention", "vocab_size": 12})
+    assert (old.relate_hop, old.distance_bias) == ("first", False)
+    assert len(VQAModel(old).head.biased_hops) == 0
+    new = VQAConfig.from_dict(VQAConfig(vocab_size=12).to_dict())
+    assert (new.relate_hop, new.distance_bias) == ("last", True)
+    assert VQAConfig.from_dict(VQAConfig(vocab_size=12, hops=1).to_dict()).hops == 1  # nothing to bias
 
 
 def test_cross_attention_with_distance_bias_trains_and_maps_every_hop(splits):
@@ -263,12 +275,14 @@ def train_briefly(head: str, splits, seed: int = 0, epochs: int = 4):
 
 @pytest.mark.parametrize("head", HEADS)
 def test_every_head_beats_the_majority_answer_in_a_smoke_run(head, splits):
-    model, _ = train_briefly(head, splits)
+    # 8 epochs: at 4, cross_attention's seed 0 was 0.29 against the majority's 0.28; at 8
+    # every head scored 0.43-0.58 over seeds 0-2 (1-4 s a run)
+    model, _ = train_briefly(head, splits, epochs=8)
     result = evaluate_vqa(model, splits["test"].batches(6, by_image=True))
     majority = torch.bincount(torch.from_numpy(splits["train"].answer)).argmax()
     majority_acc = float((torch.from_numpy(splits["test"].answer) == majority).float().mean())
-    # 240 test questions: 0.03 is 7 more right answers than always giving the majority answer
-    assert result["acc"] > majority_acc + 0.03, (result["acc"], majority_acc)
+    # 240 test questions: 0.1 is 24 more right answers than always giving the majority answer
+    assert result["acc"] > majority_acc + 0.1, (result["acc"], majority_acc)
 
 
 def test_same_seed_same_training_on_cpu(splits):
