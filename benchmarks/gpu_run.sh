@@ -14,7 +14,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
 # 1. The VQA benchmark: 6 heads x 3 seeds trained at once on the one GPU (each run under
 #    its own timeout, training stopped at 300 s), then the best head's throughput alone (fp32, bf16,
 #    bf16+compile, the fastest configuration) with a profile.
-timeout 480 python benchmarks/vqa_sort_of_clevr.py --preset gpu --jobs 18 --budget-seconds 300 --run-timeout 400 --distance-bias \
+timeout 480 python benchmarks/vqa_sort_of_clevr.py --preset gpu --jobs 18 --budget-seconds 300 --run-timeout 400 \
     --out "$OUT/results" > "$OUT/vqa_sort_of_clevr.log" 2>&1
 echo "vqa_sort_of_clevr exit $?" >> "$OUT/status.txt"
 
