@@ -25,9 +25,10 @@ __all__ = ["warmup_cosine", "recalibrated_batchnorm", "has_batchnorm"]
 def warmup_cosine(
     optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = 0.1, final_fraction: float = 0.01
 ) -> torch.optim.lr_scheduler.OneCycleLR:
-    """A learning rate that rises linearly from near 0 to the optimizer's ``lr`` over the
-    first ``warmup_fraction`` of ``total_steps``, then falls along a cosine to
-    ``final_fraction`` of it: PyTorch's ``OneCycleLR`` (without its momentum cycle). Step
+    """A learning rate that rises along a half cosine from ``lr / 25`` to the optimizer's
+    ``lr`` over the first ``warmup_fraction`` of ``total_steps``, then falls along a cosine
+    to ``final_fraction`` of it: PyTorch's ``OneCycleLR`` with ``anneal_strategy="cos"``
+    (which shapes both phases) and without its momentum cycle. Step
     it after every optimizer step (``fit(..., scheduler_interval="step")``).
 
     Example::
