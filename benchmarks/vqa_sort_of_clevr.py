@@ -531,7 +531,8 @@ def main(argv=None) -> int:
         return _worker(args.worker)
     try:  # before minutes of measuring: refuse an --out folder the benchmarks did not make
         device = pick_device(args.device)
-        prepare_output_folder(args.out, "benchmarks")
+        if not args.summarize_only:  # which only rewrites a file that is there: no folder to make
+            prepare_output_folder(args.out, "benchmarks")
     except (OutputFolderError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -82,7 +82,8 @@ def test_runs_in_parallel_processes_aggregate_seeds_and_merge_with_earlier_runs(
     assert bench.main(["--summarize-only", "--device", "cpu", *out]) == 0
     again = json.loads(path.read_text())
     assert again["results"] == payload["results"] and again["summary"] == payload["summary"]
-    assert bench.main(["--summarize-only", "--device", "cpu", "--out", str(tmp_path / "empty")]) == 2
+    assert bench.main(["--summarize-only", "--device", "cpu", "--out", str(tmp_path / "none")]) == 2
+    assert not (tmp_path / "none").exists(), "a failed --summarize-only leaves nothing behind"
 
 
 def test_late_validation_drop_and_seed_statistics():
