@@ -86,6 +86,26 @@ def test_runs_in_parallel_processes_aggregate_seeds_and_merge_with_earlier_runs(
     assert not (tmp_path / "none").exists(), "a failed --summarize-only leaves nothing behind"
 
 
+def test_a_head_learning_rate_changed_drops_only_that_heads_earlier_rows(tmp_path):
+    """Rows merge only into a file whose runs were trained as they would be now: with
+    ``head_lr`` giving the transformer its own rate, the other heads' rows stay valid."""
+    import torch
+
+    bench = load_benchmark()
+    config = bench.build_config(bench.parse_args(["--preset", "cpu"]), torch.device("cpu"))
+    assert bench.learning_rate("transformer", config) == config["head_lr"]["transformer"] != config["lr"]
+    assert bench.learning_rate("film", config) == config["lr"]
+    earlier = {k: v for k, v in config.items() if k != "head_lr"}  # a file from before head_lr
+    rows = [{"measurement": "training", "head": head, "seed": 0} for head in ("film", "transformer")]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"config": earlier, "results": rows}))
+    assert [r["head"] for r in bench.previous_rows(path, config)] == ["film"]
+    assert bench.previous_rows(path, {**config, "epochs": config["epochs"] + 1}) == []
+    # --lr sets every head's rate: the preset's per-head entries give way
+    overridden = bench.build_config(bench.parse_args(["--preset", "cpu", "--lr", "1e-3"]), torch.device("cpu"))
+    assert overridden["head_lr"] == {} and bench.learning_rate("transformer", overridden) == 1e-3
+
+
 def test_late_validation_drop_and_seed_statistics():
     bench = load_benchmark()
     curve = [{"relational": v} for v in (0.2, 0.5, 0.8, 0.7, 0.9, 0.85)]
