@@ -253,7 +253,15 @@ def test_ctrl_c_stops_the_sweep_and_its_kernels_keeps_what_finished_and_a_rerun_
     token = f"MMTUTORIAL_TEST_SWEEP={uuid.uuid4().hex}"
     env = {**os.environ, token.split("=")[0]: token.split("=")[1], "OMP_NUM_THREADS": "1"}
     sweep = subprocess.Popen(
-        _sweep_cli(toy, grid_file, out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        _sweep_cli(toy, grid_file, out),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # as from a terminal: a test run started as a background job (`make test &` in a
+        # script) inherits SIGINT *ignored*, and Python then keeps ignoring it, so the
+        # sweep would never see this Ctrl-C and would finish all three points
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 240
