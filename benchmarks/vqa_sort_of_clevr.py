@@ -196,6 +196,12 @@ def parse_args(argv=None):
         action="store_true",
         help="train nothing: recompute the summary and target verdicts of the results file in --out",
     )
+    parser.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="train nothing: measure the best head of the results file in --out (under that file's config) "
+        "and add its throughput row",
+    )
     parser.add_argument("--worker", default=None, help=argparse_hidden())
     return parser.parse_args(argv)
 
@@ -543,19 +549,43 @@ def resummarize(path: Path) -> int:
     return 0
 
 
+def measure_throughput_only(path: Path, device: torch.device) -> int:
+    """Measure the throughput of the best head of an existing results file, under that
+    file's config, on this device (the file is this device's: its name says so); the new
+    row replaces any earlier throughput row and the summary is recomputed."""
+    if not path.exists():
+        print(f"error: --throughput-only: no results file at {path}", file=sys.stderr)
+        return 2
+    payload = json.loads(path.read_text())
+    rows = [r for r in payload["results"] if r.get("measurement") != "throughput"]
+    best = summarize(rows, None)["best_head"]
+    if best is None:
+        print(f"error: --throughput-only: {path} holds no attention head to measure", file=sys.stderr)
+        return 2
+    measured = throughput_rows(best, payload["config"], device)
+    payload["results"] = rows + [measured]
+    payload["summary"] = finish_summary(payload["results"], measured, "gpu" if device.type == "cuda" else "cpu")
+    atomic_write_json(path, payload)
+    print(json.dumps({k: v for k, v in measured.items() if k != "profile_fp32"}))
+    print(f"added {best}'s throughput to {path}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
         return _worker(args.worker)
     try:  # before minutes of measuring: refuse an --out folder the benchmarks did not make
         device = pick_device(args.device)
-        if not args.summarize_only:  # which only rewrites a file that is there: no folder to make
+        if not (args.summarize_only or args.throughput_only):  # these rewrite a file that is there
             prepare_output_folder(args.out, "benchmarks")
     except (OutputFolderError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.summarize_only:
         return resummarize(results_path(NAME, device, args.out))
+    if args.throughput_only:
+        return measure_throughput_only(results_path(NAME, device, args.out), device)
     config = build_config(args, device)
     started = time.perf_counter()
     print(f"{device_label(device)}: {config}", flush=True)

@@ -43,7 +43,7 @@ TINY = ["--n-train", "12", "--epochs", "1", "--curriculum-epochs", "1", "--devic
 
 
 @pytest.mark.slow
-def test_runs_in_parallel_processes_aggregate_seeds_and_merge_with_earlier_runs(tmp_path):
+def test_runs_in_parallel_processes_aggregate_seeds_and_merge_with_earlier_runs(tmp_path, monkeypatch):
     bench = load_benchmark()
     out = ["--out", str(tmp_path)]
     assert (
@@ -84,6 +84,27 @@ def test_runs_in_parallel_processes_aggregate_seeds_and_merge_with_earlier_runs(
     assert again["results"] == payload["results"] and again["summary"] == payload["summary"]
     assert bench.main(["--summarize-only", "--device", "cpu", "--out", str(tmp_path / "none")]) == 2
     assert not (tmp_path / "none").exists(), "a failed --summarize-only leaves nothing behind"
+    # --throughput-only measures the best head again under the file's config (the
+    # measurement itself is checked above; here a stand-in records what it was asked):
+    # its row replaces the earlier one, the training rows stay
+    asked = []
+
+    def stand_in(head, config, device):
+        asked.append((head, config))
+        return {"measurement": "throughput", "head": head, "train_samples_per_s_fp32": 123.0}
+
+    monkeypatch.setattr(bench, "throughput_rows", stand_in)
+    assert bench.main(["--throughput-only", "--device", "cpu", *out]) == 0
+    measured = json.loads(path.read_text())
+    assert asked == [(payload["summary"]["best_head"], payload["config"])]
+    training = [r for r in payload["results"] if r["measurement"] == "training"]
+    best = payload["summary"]["best_head"]
+    assert measured["results"] == training + [
+        {"measurement": "throughput", "head": best, "train_samples_per_s_fp32": 123.0}
+    ]
+    assert measured["summary"]["train_samples_per_s_fp32"] == 123.0
+    assert bench.main(["--throughput-only", "--device", "cpu", "--out", str(tmp_path / "none")]) == 2
+    assert not (tmp_path / "none").exists()
 
 
 def test_a_head_learning_rate_changed_drops_only_that_heads_earlier_rows(tmp_path):
