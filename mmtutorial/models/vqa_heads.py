@@ -284,7 +284,8 @@ class TransformerHead(FusionHead):
     is read from CLS. Its maps are CLS's attention to the region tokens, renormalised
     over the regions.
 
-    Three choices make it learn on a few thousand images (each measured in notebook 09):
+    Three choices together make it learn on a few thousand images (measured while
+    building it, not one by one: README, "The VQA model and its training recipe"):
     every region gets a learned position embedding (ViT's), so *where* is a first-class
     signal and not two of 26 input features; regions pass through an MLP, as in
     ``cross_attention``; and CLS starts as the question vector instead of a constant, so
