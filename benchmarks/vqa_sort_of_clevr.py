@@ -73,6 +73,7 @@ PRESETS = {
         "head_lr": {"transformer": 5e-4},
         "weight_decay": 0.0,
         "warmup_fraction": 0.1,
+        "translate": False,
         # 4 left every head near 0.6 non-relational; 20 took cross-attention to 0.98
         # (benchmarks/results/ablations/relate-hop-*)
         "curriculum_epochs": 20,
@@ -96,6 +97,7 @@ PRESETS = {
         "head_lr": {"transformer": 5e-4},
         "weight_decay": 0.0,
         "warmup_fraction": 0.1,
+        "translate": False,
         "curriculum_epochs": 3,
         "epochs": 20,
         "budget_seconds": None,
@@ -171,6 +173,12 @@ def parse_args(argv=None):
         default=True,
         help="cross_attention's second hop adds a distance bias (VQAConfig.distance_bias; on by default)",
     )
+    parser.add_argument(
+        "--translate",
+        action=BooleanOptionalAction,
+        default=None,
+        help="shift training images at random, left/top answers recomputed (default: the preset's)",
+    )
     parser.add_argument("--seeds", type=positive_int, default=None, help="seeds per head, each from scratch")
     parser.add_argument("--seed-offset", type=int_at_least(0), default=0, help="first seed")
     parser.add_argument("--jobs", type=positive_int, default=None, help="runs (head, seed) at once")
@@ -213,7 +221,7 @@ def argparse_hidden() -> str:
 
 
 def build_config(args, device: torch.device) -> dict:
-    preset = args.preset or ("gpu" if device.type == "cuda" else "cpu")
+    preset = args.preset or target_kind(device)
     config = {
         "preset": preset,
         **PRESETS[preset],
@@ -231,6 +239,7 @@ def build_config(args, device: torch.device) -> dict:
         "seeds",
         "jobs",
         "throughput_steps",
+        "translate",
     ):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
@@ -303,6 +312,7 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         lr=learning_rate(head, config),
         weight_decay=config["weight_decay"],
         warmup_fraction=config["warmup_fraction"],
+        translate=config.get("translate", False),  # files from before the option trained without
         precision=config["precision"],
         compile=config["compile"],
         budget_seconds=config["budget_seconds"],
@@ -463,7 +473,7 @@ def previous_rows(path: Path, config: dict) -> list[dict]:
     if not path.exists():
         return []
     payload = json.loads(path.read_text())
-    earlier = payload.get("config", {})
+    earlier = {"translate": False, **payload.get("config", {})}  # files from before the option
 
     def training(values: dict) -> dict:
         return {k: v for k, v in values.items() if k not in NOT_TRAINING and k != "head_lr"}
@@ -532,18 +542,32 @@ def finish_summary(rows: list[dict], throughput: dict | None, kind: str) -> dict
     return summary
 
 
+def target_kind(device: torch.device | str) -> str:
+    """Whose targets apply: ``"gpu"`` for a CUDA device, or for a results file whose
+    ``device`` label a GPU wrote; ``"cpu"`` otherwise."""
+    if isinstance(device, torch.device):
+        return "gpu" if device.type == "cuda" else "cpu"
+    return "cpu" if device.startswith("cpu") else "gpu"
+
+
+def _read_results(path: Path, flag: str) -> dict | None:
+    """The results file a ``flag`` (``--summarize-only``, ...) rewrites; None, said, if absent."""
+    if not path.exists():
+        print(f"error: {flag}: no results file at {path}", file=sys.stderr)
+        return None
+    return json.loads(path.read_text())
+
+
 def resummarize(path: Path) -> int:
     """Rewrite the summary of an existing results file from its rows (after the summary's
     keys or the targets changed); everything else in the file stays as it was."""
-    if not path.exists():
-        print(f"error: --summarize-only: no results file at {path}", file=sys.stderr)
+    payload = _read_results(path, "--summarize-only")
+    if payload is None:
         return 2
-    payload = json.loads(path.read_text())
     rows = payload["results"]
     best = summarize(rows, None)["best_head"]
     throughput = next((r for r in rows if r.get("measurement") == "throughput" and r["head"] == best), None)
-    kind = "cpu" if payload["device"].startswith("cpu") else "gpu"  # the device that measured it
-    payload["summary"] = finish_summary(rows, throughput, kind)
+    payload["summary"] = finish_summary(rows, throughput, target_kind(payload["device"]))
     atomic_write_json(path, payload)
     print(f"rewrote the summary of {path}")
     return 0
@@ -553,10 +577,9 @@ def measure_throughput_only(path: Path, device: torch.device) -> int:
     """Measure the throughput of the best head of an existing results file, under that
     file's config, on this device (the file is this device's: its name says so); the new
     row replaces any earlier throughput row and the summary is recomputed."""
-    if not path.exists():
-        print(f"error: --throughput-only: no results file at {path}", file=sys.stderr)
+    payload = _read_results(path, "--throughput-only")
+    if payload is None:
         return 2
-    payload = json.loads(path.read_text())
     rows = [r for r in payload["results"] if r.get("measurement") != "throughput"]
     best = summarize(rows, None)["best_head"]
     if best is None:
@@ -564,7 +587,7 @@ def measure_throughput_only(path: Path, device: torch.device) -> int:
         return 2
     measured = throughput_rows(best, payload["config"], device)
     payload["results"] = rows + [measured]
-    payload["summary"] = finish_summary(payload["results"], measured, "gpu" if device.type == "cuda" else "cpu")
+    payload["summary"] = finish_summary(payload["results"], measured, target_kind(device))
     atomic_write_json(path, payload)
     print(json.dumps({k: v for k, v in measured.items() if k != "profile_fp32"}))
     print(f"added {best}'s throughput to {path}")
@@ -618,7 +641,7 @@ def main(argv=None) -> int:
         measured = [throughput_rows(head, config, device) for head in heads]  # one at a time: nothing shares it
         rows += measured
         throughput = next(r for r in measured if r["head"] == summary["best_head"])
-    summary = finish_summary(rows, throughput, "gpu" if device.type == "cuda" else "cpu")
+    summary = finish_summary(rows, throughput, target_kind(device))
     missed = [f"{key} = {v['value']} (target {v['target']})" for key, v in summary["targets"].items() if not v["met"]]
     write = write_results(NAME, device, config, rows, summary, folder=args.out)
     print(json.dumps(summary, indent=2))

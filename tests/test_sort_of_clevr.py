@@ -326,3 +326,64 @@ def test_drop_last_gives_batches_of_one_shape():
     assert len(every) == 5 and sum(len(b["images"]) for b in every) == 23
     with pytest.raises(ValueError, match="only whole-image batches"):
         ds.batches(5, drop_last=True)
+
+
+def test_translation_moves_each_image_whole_and_its_answers_stay_true():
+    """Every translated image is its scene drawn at the shift (no pixel lost), and every
+    answer, checked independently from the shifted scene graph, is right."""
+    ds = SortOfClevr("train", tokenizer=None, **SMALL)
+    batches = ds.batches(8, shuffle=True, generator=torch.Generator().manual_seed(1), by_image=True, translate=True)
+    size, flipped, moved = ds.config.image_size, 0, 0
+    for batch in batches:
+        for row, i in enumerate(batch["index"].tolist()):
+            objects = ds.scene(i)
+            target = next(o for o in objects if o["color"] == COLORS[int(batch["target"][row])])
+            dx, dy = (batch["target_xy"][row] - torch.tensor([target["x"], target["y"]])).tolist()
+            image = batch["images"][batch["image_row"][row]]
+            canvas = torch.ones(3, 3 * size, 3 * size)
+            canvas[:, size + dy : 2 * size + dy, size + dx : 2 * size + dx] = ds[i]["image"]
+            assert torch.equal(image, canvas[:, size : 2 * size, size : 2 * size]), f"question {i}, shift {dx, dy}"
+            assert (canvas < 1).sum() == (ds[i]["image"] < 1).sum(), "an object left the image"
+            shifted = [
+                (COLORS.index(o["color"]), int(o["shape"] == "circle"), o["x"] + dx, o["y"] + dy) for o in objects
+            ]
+            qtype, subtype, a = int(batch["qtype"][row]), int(batch["subtype"][row]), int(batch["target"][row])
+            answer = expected_answer(shifted, qtype, subtype, a, -1, ds.answers)
+            assert ds.answers[int(batch["answer"][row])] == answer, f"question {i}: {ds.text(i)!r} after {dx, dy}"
+            flipped += int(batch["answer"][row]) != int(ds.answer[i])
+            moved += (dx, dy) != (0, 0)
+    assert moved > len(ds) // 2 and 0 < flipped, (moved, flipped)
+
+
+def test_translation_keeps_the_epoch_order_and_changes_only_positional_answers():
+    ds = SortOfClevr("train", tokenizer=None, **SMALL)
+    plain, shifted = (
+        list(ds.batches(8, shuffle=True, generator=torch.Generator().manual_seed(0), by_image=True, translate=t))
+        for t in (False, True)
+    )
+    for a, b in zip(plain, shifted, strict=True):
+        assert torch.equal(a["index"], b["index"]), "the same images in the same order"
+        positional = (a["qtype"] == 0) & (a["subtype"] > 0)
+        assert torch.equal(a["answer"][~positional], b["answer"][~positional])
+    with pytest.raises(ValueError, match="translate=True: only whole-image batches"):
+        ds.batches(8, translate=True)
+    with pytest.raises(TypeError, match="translate"):
+        ds.batches(8, by_image=True, translate="yes")
+    tensors = ds.as_tensors()
+    del tensors["target_xy"]
+    with pytest.raises(KeyError, match="target_xy"):
+        soc.ImageBatches(tensors, 8, translate=True)
+
+
+def test_translation_ranges_keep_every_object_pixel_inside():
+    from mmtutorial.data.sort_of_clevr.augment import draw_shifts, translation_ranges
+
+    image = torch.full((2, 3, 8, 8), 255, dtype=torch.uint8)
+    image[0, :, 2, 5] = 0  # one ink pixel at x = 5, y = 2
+    ranges = translation_ranges(image)
+    assert ranges[0].tolist() == [[-5, 2], [-2, 5]]
+    assert ranges[1].tolist() == [[0, 0], [0, 0]], "an empty image stays"
+    shifts = draw_shifts(ranges[:1].expand(2000, 2, 2), torch.Generator().manual_seed(0))
+    assert shifts[:, 0].unique().tolist() == list(range(-5, 3)) and shifts[:, 1].unique().tolist() == list(range(-2, 6))
+    with pytest.raises(TypeError, match="uint8"):
+        translation_ranges(image.float())

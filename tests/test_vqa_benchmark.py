@@ -127,6 +127,26 @@ def test_a_head_learning_rate_changed_drops_only_that_heads_earlier_rows(tmp_pat
     assert overridden["head_lr"] == {} and bench.learning_rate("transformer", overridden) == 1e-3
 
 
+def test_translation_is_part_of_the_training_config(tmp_path):
+    """A file from before ``translate`` existed trained without it: its rows merge into an
+    untranslated run and not into a translated one; ``--translate`` overrides the preset."""
+    import torch
+
+    bench = load_benchmark()
+    config = bench.build_config(bench.parse_args(["--preset", "cpu", "--no-translate"]), torch.device("cpu"))
+    shifted = bench.build_config(bench.parse_args(["--preset", "cpu", "--translate"]), torch.device("cpu"))
+    assert config["translate"] is False and shifted["translate"] is True
+    earlier = {k: v for k, v in config.items() if k != "translate"}
+    path = tmp_path / "results.json"
+    path.write_text(
+        json.dumps({"config": earlier, "results": [{"measurement": "training", "head": "film", "seed": 0}]})
+    )
+    assert [r["head"] for r in bench.previous_rows(path, config)] == ["film"]
+    assert bench.previous_rows(path, shifted) == []
+    assert bench.target_kind(torch.device("cpu")) == "cpu" and bench.target_kind("cpu-2core") == "cpu"
+    assert bench.target_kind("NVIDIA H200") == "gpu"
+
+
 def test_late_validation_drop_and_seed_statistics():
     bench = load_benchmark()
     curve = [{"relational": v} for v in (0.2, 0.5, 0.8, 0.7, 0.9, 0.85)]

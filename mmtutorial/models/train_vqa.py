@@ -50,6 +50,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup-fraction", type=positive_float, default=0.1, help="of all steps")
     parser.add_argument("--clip-grad-norm", type=positive_float, default=None)
     parser.add_argument(
+        "--translate", action="store_true", help="shift training images at random (left/top answers recomputed)"
+    )
+    parser.add_argument(
         "--no-recalibrate-bn", action="store_true", help="evaluate with BatchNorm's running statistics as they are"
     )
     parser.add_argument("--keep-last", action="store_true", help="keep the last epoch's weights, not the best")
@@ -107,6 +110,7 @@ def _train(args: argparse.Namespace) -> int:
             schedule=args.schedule,
             warmup_fraction=args.warmup_fraction,
             clip_grad_norm=args.clip_grad_norm,
+            translate=args.translate,
             recalibrate_bn=not args.no_recalibrate_bn,
             keep_best=not args.keep_last,
             precision=args.precision,

@@ -69,6 +69,7 @@ def train_vqa(
     schedule: str = "warmup_cosine",
     warmup_fraction: float = 0.1,
     clip_grad_norm: float | None = None,
+    translate: bool = False,
     recalibrate_bn: bool = True,
     keep_best: bool = True,
     precision: str = "fp32",
@@ -89,6 +90,9 @@ def train_vqa(
             non-relational questions only (one schedule spans both).
         schedule: ``"warmup_cosine"`` (:func:`~mmtutorial.training.schedules.warmup_cosine`,
             over every step of both phases) or ``"constant"``.
+        translate: shift every training image at random each epoch (objects kept inside)
+            and recompute the left/top answers it changes (:class:`~mmtutorial.data.
+            sort_of_clevr.ImageBatches`); validation is never shifted.
         recalibrate_bn: recompute BatchNorm running statistics over training batches before
             each validation (:func:`~mmtutorial.training.schedules.recalibrated_batchnorm`).
         keep_best: end with the weights of the epoch with the best validation accuracy
@@ -121,6 +125,7 @@ def train_vqa(
             device=context.device,
             by_image=True,
             question_types=question_types,
+            translate=translate,
         )
 
     batches = ShardedBatches(Curriculum(shuffled((0,)), shuffled(), switch_epoch=curriculum_epochs), context)

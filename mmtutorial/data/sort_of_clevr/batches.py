@@ -12,6 +12,7 @@ from ...validation import (
     require_keys,
 )
 from ..batching import TensorBatches
+from .augment import draw_shifts, translate_batch, translation_ranges
 
 
 class QuestionBatches:
@@ -52,6 +53,11 @@ class ImageBatches:
     image in ``images``. A model encodes ``images`` once and gathers the result with
     ``image_row``: with 10–20 questions per image that is 10–20x fewer image-encoder
     passes than one image per question, the dominant cost of training on a CPU.
+
+    With ``translate=True`` (training) every image is shifted by a random whole number of
+    pixels that keeps its objects inside, a new shift each epoch, and the left/top answers
+    are recomputed from the shifted centres (:mod:`~mmtutorial.data.sort_of_clevr.augment`;
+    needs the ``target_xy`` and ``subtype`` rows of :meth:`SortOfClevr.as_tensors`).
     """
 
     def __init__(
@@ -62,10 +68,16 @@ class ImageBatches:
         generator: torch.Generator | None = None,
         device: torch.device | str = "cpu",
         drop_last: bool = False,
+        translate: bool = False,
     ) -> None:
         check_positive_int("images_per_batch", images_per_batch)
         check_bool("drop_last", drop_last)
+        check_bool("translate", translate)
         require_keys(tensors, ("images", "image_index"), reader="ImageBatches")
+        if translate:
+            require_keys(tensors, ("target_xy", "qtype", "subtype", "answer"), reader="ImageBatches(translate=True)")
+            # per image, computed once on the CPU: the shifts that keep its objects inside
+            self.ranges = translation_ranges(tensors["images"].cpu())
         rows = {k: v.to(device) for k, v in tensors.items()}
         self.images = rows.pop("images")
         # sort the questions by image once, so a batch's rows are contiguous runs
@@ -77,7 +89,7 @@ class ImageBatches:
         self.starts = torch.cumsum(counts, 0) - counts
         self.counts = counts
         self.images_per_batch, self.shuffle, self.generator = images_per_batch, shuffle, generator
-        self.drop_last = drop_last
+        self.drop_last, self.translate = drop_last, translate
 
     def __len__(self) -> int:
         n = len(self.image_ids)
@@ -95,7 +107,11 @@ class ImageBatches:
         index = torch.arange(int(counts.sum())) + first  # every question of every image, in epoch order
         question_ends = torch.cumsum(counts, 0).tolist()
         device = self.images.device
-        chosen, image_row, index = (t.to(device, non_blocking=True) for t in (chosen, image_row, index))
+        # drawn after the order, so translate=False keeps the shuffling stream it always had
+        shifts = (
+            draw_shifts(self.ranges[chosen], self.generator) if self.translate else torch.zeros(n, 2, dtype=torch.long)
+        )
+        chosen, image_row, index, shifts = (t.to(device, non_blocking=True) for t in (chosen, image_row, index, shifts))
         for start in range(0, n, size):
             stop = min(start + size, n)
             if self.drop_last and stop - start < size:
@@ -104,6 +120,8 @@ class ImageBatches:
             batch = {k: v[index[begin:end]] for k, v in self.rows.items()}
             batch["images"] = self.images[chosen[start:stop]].float() / 255.0
             batch["image_row"] = image_row[begin:end]
+            if self.translate:
+                batch = translate_batch(batch, shifts[start:stop], self.images.shape[-1])
             yield batch
 
 

@@ -201,6 +201,8 @@ class SortOfClevr(Dataset):
             "subtype": torch.from_numpy(self.subtype),
             "family": torch.from_numpy(3 * self.qtype + self.subtype),
             "target": torch.from_numpy(self.color_a),
+            # the named object's centre (x, y): what a translation moves (augment.py)
+            "target_xy": torch.from_numpy(self.centers[self.image_index, self.color_a].astype(np.int64).reshape(-1, 2)),
         }
         if self.tokenizer is not None:
             ids, mask = pad_token_ids([torch.tensor(t) for t in self._token_ids], self.pad_token_id)
@@ -217,6 +219,7 @@ class SortOfClevr(Dataset):
         by_image: bool = False,
         question_types: tuple[int, ...] | None = None,
         drop_last: bool = False,
+        translate: bool = False,
     ) -> QuestionBatches | ImageBatches:
         """Batches straight from tensors held on ``device`` (no per-sample Python, no
         DataLoader): the fast path on CPU and the GPU-resident path on a GPU.
@@ -225,7 +228,9 @@ class SortOfClevr(Dataset):
         (see :class:`ImageBatches`), so a model encodes each image once, not once per
         question. ``question_types`` keeps only those types (e.g. ``(0,)``: non-relational).
         ``drop_last`` (whole-image batches) leaves out a last, smaller batch: every batch then
-        has the same shapes (what CUDA graphs need).
+        has the same shapes (what CUDA graphs need). ``translate`` (whole-image batches, for
+        training) shifts every image at random each epoch and recomputes the left/top answers
+        (see :class:`ImageBatches`).
         """
         device = check_device("device", device)
         if question_types is not None:
@@ -242,9 +247,13 @@ class SortOfClevr(Dataset):
             keep = torch.isin(tensors["qtype"], torch.tensor(question_types))
             tensors = {k: (v if k == "images" else v[keep]) for k, v in tensors.items()}
         if by_image:
-            return ImageBatches(tensors, batch_size, shuffle, generator, device, drop_last=drop_last)
+            return ImageBatches(
+                tensors, batch_size, shuffle, generator, device, drop_last=drop_last, translate=translate
+            )
         if drop_last:
             raise ValueError("drop_last=True: only whole-image batches (by_image=True) drop a last batch")
+        if translate:
+            raise ValueError("translate=True: only whole-image batches (by_image=True) are translated")
         return QuestionBatches(tensors, batch_size, shuffle, generator, device)
 
     def __repr__(self) -> str:
