@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = sorted((ROOT / "benchmarks" / "results").glob("vqa_sort_of_clevr-*.json"))
 #: Runs of one head under a changed setting (notebook 09 compares them), one folder each.
 ABLATIONS = sorted((ROOT / "benchmarks" / "results" / "ablations").glob("*/vqa_sort_of_clevr-*.json"))
+#: The committed setting re-run on another machine of the same kind (its folder names the CPU).
+REPEATS = sorted((ROOT / "benchmarks" / "results" / "repeats").glob("*/vqa_sort_of_clevr-*.json"))
 SUMMARY_KEYS = {
     "best_head",
     "heads_not_run",
@@ -226,9 +228,10 @@ def test_committed_vqa_benchmark(path):
     assert summary["targets_met"] == all(v["met"] for v in summary["targets"].values())
 
 
-@pytest.mark.parametrize("path", ABLATIONS, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("path", ABLATIONS + REPEATS, ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}")
 def test_committed_ablation_runs(path):
-    """An ablation's summary is what its rows say, over at least 3 seeds, with no failed run."""
+    """An ablation's (or a repeat's) summary is what its rows say, over at least 3 seeds,
+    with no failed run."""
     bench = load_benchmark()
     payload = json.loads(path.read_text())
     training = [r for r in payload["results"] if r["measurement"] == "training"]
@@ -238,3 +241,13 @@ def test_committed_ablation_runs(path):
     recomputed = bench.summarize(payload["results"], None)
     assert payload["summary"]["heads_not_run"] == recomputed.pop("heads_not_run")
     assert {k: v for k, v in payload["summary"].items() if k in recomputed} == pytest.approx(recomputed)
+
+
+@pytest.mark.parametrize("path", REPEATS, ids=lambda p: p.parent.name)
+def test_a_repeat_is_the_committed_setting(path):
+    """A repeat trains as the committed CPU file did (so only the machine differs)."""
+    bench = load_benchmark()
+    committed = json.loads((ROOT / "benchmarks" / "results" / path.name).read_text())["config"]
+    repeat = json.loads(path.read_text())["config"]
+    training = {k: v for k, v in repeat.items() if k not in bench.NOT_TRAINING}
+    assert training == {k: v for k, v in {"translate": False, **committed}.items() if k not in bench.NOT_TRAINING}
