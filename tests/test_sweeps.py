@@ -201,6 +201,35 @@ def test_a_headless_run_keeps_the_kernels_noise_in_its_log(toy, tmp_path, capfd)
     assert "Kernel is running over TCP" in (tmp_path / "out" / "toy.kernel.log").read_text()
 
 
+def test_a_kernel_that_dies_while_starting_is_started_again(toy, tmp_path, monkeypatch):
+    """Kernels started at once can race for a port (papermill#511): such a kernel dies before
+    any cell runs, so the notebook is started again; a failure of the notebook's own is not."""
+    import papermill
+
+    from mmtutorial.experiments import execute_notebook, runner
+
+    real, calls = papermill.execute_notebook, []
+
+    def flaky(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 1:
+            raise RuntimeError(runner.KERNEL_START_FAILURE)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    result = execute_notebook(toy, tmp_path / "out" / "toy.ipynb", {"rate": 0.3})
+    assert result.status == "ok" and len(calls) == 2 and result.metrics["score"] == pytest.approx(3.0)
+
+    def broken(*args, **kwargs):
+        calls.append(args[0])
+        raise RuntimeError("something else")
+
+    calls.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", broken)
+    result = execute_notebook(toy, tmp_path / "out2" / "toy.ipynb", {"rate": 0.3})
+    assert result.status == "failed" and len(calls) == 1 and "something else" in result.error
+
+
 # ---------------------------------------------------------------------------------
 # Nothing lost, nothing stale: Ctrl-C, changed parameters, other sweeps, broken files
 # ---------------------------------------------------------------------------------

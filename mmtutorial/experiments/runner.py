@@ -120,6 +120,12 @@ def _logged_kernel_manager(log_path: Path) -> type:
     return LoggedKernelManager
 
 
+#: What jupyter_client raises when a kernel dies while starting (before any cell ran).
+KERNEL_START_FAILURE = "Kernel died before replying to kernel_info"
+#: How many times a notebook's kernel is started before that failure counts.
+KERNEL_START_ATTEMPTS = 3
+
+
 def execute_notebook(
     notebook: str | os.PathLike,
     output: str | os.PathLike,
@@ -164,16 +170,25 @@ def execute_notebook(
     try:
         # the kernel inherits this process's environment
         with environment(env):
-            papermill.execute_notebook(
-                str(notebook),
-                str(output),
-                parameters=parameters,
-                kernel_name="python3",
-                cwd=str(Path(cwd).resolve() if cwd is not None else notebook.parent),
-                progress_bar=False,
-                execution_timeout=cell_timeout,
-                kernel_manager_class=_logged_kernel_manager(kernel_log),
-            )
+            for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+                try:
+                    papermill.execute_notebook(
+                        str(notebook),
+                        str(output),
+                        parameters=parameters,
+                        kernel_name="python3",
+                        cwd=str(Path(cwd).resolve() if cwd is not None else notebook.parent),
+                        progress_bar=False,
+                        execution_timeout=cell_timeout,
+                        kernel_manager_class=_logged_kernel_manager(kernel_log),
+                    )
+                    break
+                except RuntimeError as exc:
+                    # Kernels started at once can race for a port the client picked and let go
+                    # (papermill#511, jupyter_client#154): the kernel dies before running
+                    # anything, so starting it again is safe. Any other failure is the notebook's.
+                    if KERNEL_START_FAILURE not in str(exc) or attempt == KERNEL_START_ATTEMPTS:
+                        raise
         from ..course.notebook import read_metrics
 
         metrics, status, error = read_metrics(output), "ok", None
