@@ -312,7 +312,7 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         lr=learning_rate(head, config),
         weight_decay=config["weight_decay"],
         warmup_fraction=config["warmup_fraction"],
-        translate=config.get("translate", False),  # files from before the option trained without
+        translate=config["translate"],
         precision=config["precision"],
         compile=config["compile"],
         budget_seconds=config["budget_seconds"],

@@ -39,10 +39,9 @@ def translation_ranges(images: torch.Tensor) -> torch.Tensor:
     ranges = []
     for axis in (1, 2):  # x: any ink in a column (reduce over rows); y: in a row
         present = ink.any(axis)  # (N, W) or (N, H)
-        size = present.shape[1]
-        first = torch.where(present.any(1), present.int().argmax(1), torch.zeros_like(present[:, 0], dtype=torch.long))
-        last = torch.where(present.any(1), size - 1 - present.flip(1).int().argmax(1), torch.full_like(first, size - 1))
-        ranges.append(torch.stack([-first, size - 1 - last], 1))
+        first = present.int().argmax(1)  # of an image with no ink: 0, on both ends, so [0, 0]
+        from_the_end = present.flip(1).int().argmax(1)  # columns (rows) after the last ink
+        ranges.append(torch.stack([-first, from_the_end], 1))
     return torch.stack(ranges, 1).long()
 
 
@@ -54,11 +53,12 @@ def draw_shifts(ranges: torch.Tensor, generator: torch.Generator | None = None) 
     return low + (u * (high - low + 1)).long().clamp(max=high - low)
 
 
-def translate_batch(batch: dict[str, torch.Tensor], shifts: torch.Tensor, image_size: int) -> dict[str, torch.Tensor]:
+def translate_batch(batch: dict[str, torch.Tensor], shifts: torch.Tensor) -> dict[str, torch.Tensor]:
     """Shift a whole-image batch (``images`` float ``(B, 3, H, W)`` in [0, 1], white = 1)
     by ``shifts`` ``(B, 2)`` and recompute the answers that depend on position, from each
-    question's ``target_xy`` (its named object's centre) and ``image_row``. Returns a new
-    batch; uncovered pixels are background.
+    question's ``target_xy`` (its named object's centre) and ``image_row``: left/top means
+    left of / above the image's middle line. Returns a new batch; uncovered pixels are
+    background.
     """
     images = batch["images"]
     b, _, h, w = images.shape
@@ -75,11 +75,10 @@ def translate_batch(batch: dict[str, torch.Tensor], shifts: torch.Tensor, image_
     out["images"] = moved.permute(0, 3, 1, 2).contiguous()
     target = batch["target_xy"] + shifts[batch["image_row"]]
     out["target_xy"] = target
-    half = image_size / 2
     answer = batch["answer"]
-    for (qtype, subtype), axis in ((_LEFT, 0), (_TOP, 1)):
+    for (qtype, subtype), axis, middle in ((_LEFT, 0, w / 2), (_TOP, 1, h / 2)):
         asks = (batch["qtype"] == qtype) & (batch["subtype"] == subtype)
-        recomputed = torch.where(target[:, axis] < half, YES, NO).to(answer.dtype)
+        recomputed = torch.where(target[:, axis] < middle, YES, NO).to(answer.dtype)
         answer = torch.where(asks, recomputed, answer)
     out["answer"] = answer
     return out

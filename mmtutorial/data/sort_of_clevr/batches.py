@@ -107,11 +107,9 @@ class ImageBatches:
         index = torch.arange(int(counts.sum())) + first  # every question of every image, in epoch order
         question_ends = torch.cumsum(counts, 0).tolist()
         device = self.images.device
-        # drawn after the order, so translate=False keeps the shuffling stream it always had
-        shifts = (
-            draw_shifts(self.ranges[chosen], self.generator) if self.translate else torch.zeros(n, 2, dtype=torch.long)
-        )
-        chosen, image_row, index, shifts = (t.to(device, non_blocking=True) for t in (chosen, image_row, index, shifts))
+        if self.translate:  # drawn after the order, so translate=False keeps the shuffling stream it always had
+            shifts = draw_shifts(self.ranges[chosen], self.generator).to(device, non_blocking=True)
+        chosen, image_row, index = (t.to(device, non_blocking=True) for t in (chosen, image_row, index))
         for start in range(0, n, size):
             stop = min(start + size, n)
             if self.drop_last and stop - start < size:
@@ -121,7 +119,7 @@ class ImageBatches:
             batch["images"] = self.images[chosen[start:stop]].float() / 255.0
             batch["image_row"] = image_row[begin:end]
             if self.translate:
-                batch = translate_batch(batch, shifts[start:stop], self.images.shape[-1])
+                batch = translate_batch(batch, shifts[start:stop])
             yield batch
 
 
