@@ -317,8 +317,11 @@ def test_ctrl_c_stops_the_sweep_and_its_kernels_keeps_what_finished_and_a_rerun_
     assert not (out / "seed=1" / "result.json").exists(), "a stopped point is not recorded as failed"
     assert not (out / "seed=2").exists(), "a queued point never started"
 
-    # the rerun resumes: only the two missing points run, and the table equals an uninterrupted run's
-    resumed = subprocess.run(_sweep_cli(toy, grid_file, out), env=env, capture_output=True, text=True, timeout=240)
+    # the rerun resumes: only the two missing points run (side by side: the worker count is not part
+    # of a sweep), and the table equals an uninterrupted run's
+    resumed = subprocess.run(
+        _sweep_cli(toy, grid_file, out, "--workers", "2"), env=env, capture_output=True, text=True, timeout=240
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "2 points run" in resumed.stdout and "1 already finished" in resumed.stdout
     table = pd_read(out / "results.csv")
