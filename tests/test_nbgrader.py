@@ -220,11 +220,13 @@ def nbgrader(course: Path, *arguments: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.notebook
-def test_nbgrader_generates_and_autogrades_the_assignments_offline(tmp_path):
+def test_nbgrader_generates_and_autogrades_an_assignment_offline(tmp_path):
     from nbgrader.api import Gradebook
 
     course = tmp_path / "course"
-    chosen = NOTEBOOKS[:2]  # 00 and 01: quick in smoke mode
+    # notebook 01: quick in smoke mode, with exercises that have hints (one assignment is
+    # the whole nbgrader flow; every notebook's regions are checked by the tests above)
+    chosen = [NOTEBOOKS[1]]
     assert classroom.main([*map(str, chosen), "--nbgrader", str(course)]) == 0
     for student in ("full", "empty"):
         nbgrader(course, "db", "student", "add", student)
@@ -260,12 +262,12 @@ def test_nbgrader_generates_and_autogrades_the_assignments_offline(tmp_path):
             assert full.score == full.max_score, f"{path.stem}: the answered notebook gets full marks"
             assert empty.score == 0, f"{path.stem}: unanswered exercises get no points"
     # the feedback of an unanswered exercise says it is not implemented and gives the hint
-    feedback = (course / "feedback" / "empty" / chosen[1].stem / f"{chosen[1].stem}.html").read_text()
-    hinted = next(e for e in find_exercises(read_notebook(chosen[1]), chosen[1].name) if e.hint)
+    feedback = (course / "feedback" / "empty" / chosen[0].stem / f"{chosen[0].stem}.html").read_text()
+    hinted = next(e for e in find_exercises(read_notebook(chosen[0]), chosen[0].name) if e.hint)
     shown = " ".join(html.unescape(re.sub(r"<[^>]+>", "", feedback)).replace("#", " ").split())
     assert "NotImplementedError" in shown and "not implemented yet" in shown
     assert f"Hint: {' '.join(hinted.hint.split())}" in shown
-    graded = nbformat.read(course / "autograded" / "full" / chosen[1].stem / chosen[1].name, as_version=4)
+    graded = nbformat.read(course / "autograded" / "full" / chosen[0].stem / chosen[0].name, as_version=4)
     ticks = "".join(o.get("text", "") for c in graded.cells for o in c.get("outputs", []))
-    assert ticks.count("✓ ") >= len(find_exercises(graded, chosen[1].name))
+    assert ticks.count("✓ ") >= len(find_exercises(graded, chosen[0].name))
     shutil.rmtree(course)  # the kernels are gone; leave nothing large behind
