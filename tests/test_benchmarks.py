@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from mmtutorial.training.benchmarking import processor_name
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 FORMAT_KEYS = {"name", "device", "torch", "created", "config", "results", "summary"}
@@ -43,6 +45,7 @@ def test_attention_scaling_runs_and_writes_the_format(tmp_path):
     (path,) = tmp_path.glob("attention_scaling-*.json")
     payload = json.loads(path.read_text())
     assert FORMAT_KEYS <= set(payload)
+    assert payload["processor"] == processor_name() and payload["processor"] != "unknown"
     methods = {row["method"] for row in payload["results"]}
     assert methods == {"scratch", "sdpa", "dense_masked_window", "blocked_window", "flex_window"}
     assert all(row["seconds"] > 0 and row["peak_bytes"] >= 0 for row in payload["results"])

@@ -9,14 +9,15 @@ have no allocator statistics; freed heap memory is first handed back to the OS
 sampler sees every allocation that lives longer than a sample interval, which is what
 matters for large attention matrices.
 
-Results files follow the course's format (ARCHITECTURE.md): ``device``, ``torch``,
-``created``, ``config``, ``results`` (one row per measurement) and ``summary``.
+Results files follow the course's format (ARCHITECTURE.md): ``device``, ``processor``,
+``torch``, ``created``, ``config``, ``results`` (one row per measurement) and ``summary``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import platform
 import re
 import threading
 import time
@@ -34,6 +35,7 @@ __all__ = [
     "PeakMemory",
     "peak_memory",
     "device_label",
+    "processor_name",
     "results_path",
     "write_results",
     "loglog_slope",
@@ -138,6 +140,20 @@ def device_label(device: torch.device | str) -> str:
     return f"{device.type}-{os.cpu_count()}core"
 
 
+def processor_name() -> str:
+    """The CPU's model name (``"AMD EPYC 7B13"``), from ``/proc/cpuinfo`` on Linux and
+    :func:`platform.processor` elsewhere: two machines with the same :func:`device_label`
+    (``"cpu-2core"``) can train differently (floating-point results differ between CPUs),
+    so results files name the processor too."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:  # not Linux
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def loglog_slope(xs, ys) -> float:
     """Least-squares slope of log(y) against log(x): 1 = linear growth, 2 = quadratic."""
     import numpy as np
@@ -165,6 +181,7 @@ def write_results(
     payload = {
         "name": name,
         "device": label,
+        "processor": processor_name(),
         "torch": torch.__version__,
         "created": dt.date.today().isoformat(),
         "config": config,
