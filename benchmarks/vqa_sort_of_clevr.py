@@ -153,6 +153,15 @@ NOT_TRAINING = (
     "run_timeout",
     "throughput",
 )
+#: Config keys added after results were first committed, with the value files from before
+#: trained with.
+CONFIG_ADDED_LATER = {"translate": False}
+
+
+def training_config(config: dict) -> dict:
+    """What of a results file's ``config`` decides accuracy, with every key added later
+    filled in for files from before it, so runs made apart (or on other machines) compare."""
+    return {k: v for k, v in {**CONFIG_ADDED_LATER, **config}.items() if k not in NOT_TRAINING}
 
 
 def parse_args(argv=None):
@@ -473,10 +482,10 @@ def previous_rows(path: Path, config: dict) -> list[dict]:
     if not path.exists():
         return []
     payload = json.loads(path.read_text())
-    earlier = {"translate": False, **payload.get("config", {})}  # files from before the option
+    earlier = payload.get("config", {})
 
     def training(values: dict) -> dict:
-        return {k: v for k, v in values.items() if k not in NOT_TRAINING and k != "head_lr"}
+        return {k: v for k, v in training_config(values).items() if k != "head_lr"}
 
     if training(earlier) != training(config):
         return []
