@@ -34,8 +34,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 	@# uv installs the same pinned packages as pip in a fraction of the time (parallel
 	@# downloads and unpacking); it reads PyPI, not pip's config, so where only a mirror set
-	@# up for pip can be reached, pip does the install instead.
-	$(BIN)/uv pip install --python $(BIN)/python -e '.[dev]' || $(BIN)/python -m pip install -e '.[dev]'
+	@# up for pip can be reached, pip does the install instead. --compile-bytecode writes the
+	@# .pyc files pip writes: without them every new process (each kernel, each sweep point)
+	@# compiles torch's sources again wherever PYTHONDONTWRITEBYTECODE is set.
+	$(BIN)/uv pip install --compile-bytecode --python $(BIN)/python -e '.[dev]' || $(BIN)/python -m pip install -e '.[dev]'
 	@# nbgrader (for the tests and instructors) stays out of a learner's JupyterLab menus;
 	@# instructors: .venv/bin/jupyter labextension enable @jupyter/nbgrader
 	@$(BIN)/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader >/dev/null 2>&1 || true

@@ -172,7 +172,7 @@ def parse_args(argv=None):
     parser.add_argument("--question-encoder", choices=("gru", "transformer", "minilm", "structured"), default="gru")
     parser.add_argument(
         "--relate-hop",
-        choices=("first", "last"),
+        choices=("first", "last", "all"),
         default="last",
         help="whose read-out the cross_attention head compares with every region",
     )

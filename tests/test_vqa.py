@@ -105,6 +105,25 @@ def test_cross_attention_relates_the_hop_its_config_names(splits):
     assert last.config.relate_hop == "last"
 
 
+def test_cross_attention_can_relate_every_hop_side_by_side(splits):
+    """relate_hop="all": the relation MLP reads every hop's read-out, in hop order, between
+    the region and the question."""
+    ds = splits["test"]
+    batch = next(iter(ds.batches(2, by_image=True)))
+    torch.manual_seed(0)
+    model = VQAModel(small_config("cross_attention", ds, hops=3, relate_hop="all")).eval()
+    seen = []
+    model.head.relate.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    with torch.no_grad():
+        logits = model(batch)
+    assert torch.isfinite(logits).all()
+    hops = [*model.head.attend.hops, *model.head.biased_hops]
+    d = hops[0].attended.shape[-1]
+    assert seen[0].shape[-1] == 5 * d  # region, three read-outs, question
+    for i, hop in enumerate(hops, start=1):
+        assert torch.equal(seen[0][:, 0, i * d : (i + 1) * d], hop.attended[:, 0])
+
+
 def test_a_distance_biased_hop_looks_near_or_far_from_what_the_hop_before_found():
     """With no content scores, w < 0 puts the weight on the region nearest to the previous
     hop's target (the target itself excluded by u < 0), and w > 0 on the furthest."""

@@ -108,7 +108,8 @@ class VQAConfig:
         layers: FiLM blocks / co-attention layers / Transformer layers.
         hops: attention hops of ``cross_attention``.
         relate_hop: which hop's read-out ``cross_attention`` compares with every region:
-            ``"last"`` (the object the stacked attention ends on) or ``"first"``.
+            ``"last"`` (the object the stacked attention ends on), ``"first"``, or ``"all"``
+            (every hop's read-out, side by side).
         distance_bias: ``cross_attention``'s hops after the first add a question-scaled
             bias from each region's distance to what the hop before found
             (:class:`~mmtutorial.models.vqa_heads.DistanceBiasedHop`; with ``hops=1``
@@ -147,7 +148,7 @@ class VQAConfig:
             ("image_encoder", IMAGE_ENCODERS),
             ("question_encoder", QUESTION_ENCODERS),
             ("cnn_norm", ("batch", "group")),
-            ("relate_hop", ("first", "last")),
+            ("relate_hop", ("first", "last", "all")),
         ):
             check_choice(name, getattr(self, name), allowed)
         for name in (

@@ -212,8 +212,8 @@ class DistanceBiasedHop(nn.Module):
 class CrossAttentionHead(FusionHead):
     """The question attends over the regions ``hops`` times (stacked attention); one hop's
     read-out (``config.relate_hop``: by default the last, the object the attention ends
-    on) is then related to every region by an MLP and summed: N object-region pairs
-    instead of the relation head's N^2. With ``config.distance_bias`` every hop after the
+    on; ``"all"``: every hop's, side by side) is then related to every region by an MLP
+    and summed: N object-region pairs instead of the relation head's N^2. With ``config.distance_bias`` every hop after the
     first is a :class:`DistanceBiasedHop`: it can look for the region nearest to (or
     furthest from) what the hop before found."""
 
@@ -227,9 +227,11 @@ class CrossAttentionHead(FusionHead):
         plain_hops = 1 if config.distance_bias else config.hops
         self.attend = MultiHopAttention(d, d, hops=plain_hops, heads=config.heads, dropout=config.dropout)
         self.biased_hops = nn.ModuleList(DistanceBiasedHop(d) for _ in range(config.hops - plain_hops))
-        self.relate = nn.Sequential(nn.Linear(3 * d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
+        # "all": every hop's read-out meets every region (what each hop found, side by side)
+        self.related_hops = {"first": [0], "last": [-1], "all": list(range(config.hops))}[config.relate_hop]
+        width = (2 + len(self.related_hops)) * d
+        self.relate = nn.Sequential(nn.Linear(width, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
         self.classify = _mlp(h + 2 * d, h, config.num_answers, depth=2, dropout=config.dropout)
-        self.relate_hop = 0 if config.relate_hop == "first" else -1
 
     def forward(self, regions, grid, tokens, mask, question, return_attention=False):
         regions = self.regions(regions)
@@ -240,9 +242,11 @@ class CrossAttentionHead(FusionHead):
             for i, hop in enumerate(self.biased_hops, start=len(self.attend.hops)):
                 previous = hops[i - 1].weights.mean(1)[:, 0]  # (B, N), averaged over heads
                 final = hop(final, regions, question, previous, centres)
-        found = hops[self.relate_hop].attended[:, 0]  # what that hop read, before the residual
         n = regions.shape[1]
-        pairs = torch.cat([regions, found[:, None].expand(-1, n, -1), question[:, None].expand(-1, n, -1)], -1)
+        found = [hops[i].attended[:, 0] for i in self.related_hops]  # what those hops read, before the residual
+        pairs = torch.cat(
+            [regions, *(f[:, None].expand(-1, n, -1) for f in found), question[:, None].expand(-1, n, -1)], -1
+        )
         related = self.relate(pairs).sum(1)
         maps = {f"hop{i + 1}": hop.weights.mean(1)[:, 0] for i, hop in enumerate(hops)}
         return self.classify(torch.cat([related, final, question], dim=-1)), maps
