@@ -109,7 +109,8 @@ class VQAConfig:
         hops: attention hops of ``cross_attention``.
         relate_hop: which hop's read-out ``cross_attention`` compares with every region:
             ``"last"`` (the object the stacked attention ends on), ``"first"``, or ``"all"``
-            (every hop's read-out, side by side).
+            (every hop's read-out, side by side; with the distance bias it kept closest /
+            furthest at the no-bias level on every seed, ``benchmarks/results/ablations``).
         distance_bias: ``cross_attention``'s hops after the first add a question-scaled
             bias from each region's distance to what the hop before found
             (:class:`~mmtutorial.models.vqa_heads.DistanceBiasedHop`; with ``hops=1``

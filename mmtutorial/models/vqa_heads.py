@@ -213,9 +213,9 @@ class CrossAttentionHead(FusionHead):
     """The question attends over the regions ``hops`` times (stacked attention); one hop's
     read-out (``config.relate_hop``: by default the last, the object the attention ends
     on; ``"all"``: every hop's, side by side) is then related to every region by an MLP
-    and summed: N object-region pairs instead of the relation head's N^2. With ``config.distance_bias`` every hop after the
-    first is a :class:`DistanceBiasedHop`: it can look for the region nearest to (or
-    furthest from) what the hop before found."""
+    and summed: N object-region pairs instead of the relation head's N^2. With
+    ``config.distance_bias`` every hop after the first is a :class:`DistanceBiasedHop`: it
+    can look for the region nearest to (or furthest from) what the hop before found."""
 
     fuses_by_attention = True
 
