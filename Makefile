@@ -28,7 +28,7 @@ help:
 setup: $(STAMP)
 
 # Reinstall when pyproject.toml changes; the package itself is editable.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tools/uv-excludes.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing into $(VENV)/: about 5 GB (PyTorch is most of it), 1-10 minutes the first time."
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
@@ -36,8 +36,10 @@ $(STAMP): pyproject.toml
 	@# downloads and unpacking); it reads PyPI, not pip's config, so where only a mirror set
 	@# up for pip can be reached, pip does the install instead. --compile-bytecode writes the
 	@# .pyc files pip writes: without them every new process (each kernel, each sweep point)
-	@# compiles torch's sources again wherever PYTHONDONTWRITEBYTECODE is set.
-	$(BIN)/uv pip install --compile-bytecode --python $(BIN)/python -e '.[dev]' || $(BIN)/python -m pip install -e '.[dev]'
+	@# compiles torch's sources again wherever PYTHONDONTWRITEBYTECODE is set. --excludes
+	@# leaves out what tools/uv-excludes.txt lists, and says why.
+	$(BIN)/uv pip install --compile-bytecode --excludes tools/uv-excludes.txt --python $(BIN)/python -e '.[dev]' \
+		|| $(BIN)/python -m pip install -e '.[dev]'
 	@# nbgrader (for the tests and instructors) stays out of a learner's JupyterLab menus;
 	@# instructors: .venv/bin/jupyter labextension enable @jupyter/nbgrader
 	@$(BIN)/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader >/dev/null 2>&1 || true

@@ -196,6 +196,8 @@ def parse_args(argv=None):
     parser.add_argument("--curriculum-epochs", type=int_at_least(0), default=None, help="non-relational epochs first")
     parser.add_argument("--budget-seconds", type=positive_float, default=None, help="a safety stop per run")
     parser.add_argument("--n-train", type=positive_int, default=None, help="training images (20 questions each)")
+    parser.add_argument("--n-val", type=positive_int, default=None, help="validation images (picks the best epoch)")
+    parser.add_argument("--n-test", type=positive_int, default=None, help="test images (and held-out paraphrases)")
     parser.add_argument("--images-per-batch", type=positive_int, default=None)
     parser.add_argument(
         "--lr", type=positive_float, default=None, help="peak learning rate of every head (replaces head_lr)"
@@ -243,6 +245,8 @@ def build_config(args, device: torch.device) -> dict:
         "curriculum_epochs",
         "budget_seconds",
         "n_train",
+        "n_val",
+        "n_test",
         "images_per_batch",
         "lr",
         "seeds",

@@ -243,13 +243,13 @@ class TableMask(AttentionPattern):
         return self.table[q_idx, kv_idx]
 
 
+# FlexAttention and the dense reference read the same ``_allowed``, so these check the
+# FlexAttention path itself (block masks, partial blocks, the compiled kernel): one
+# structured pattern and an arbitrary table (below). Each pattern compiles a kernel of its
+# own (~10 s of CPU), so the other patterns are checked against their masks elsewhere.
 @pytest.mark.parametrize(
     "pattern, length",
-    [
-        (SlidingWindow(16), 200),  # 200 is not a multiple of the 128-token block
-        (GlobalLocal(8, 3), 200),
-        (BlockSparse(32, 1, 3), 200),
-    ],
+    [(SlidingWindow(16), 200)],  # 200 is not a multiple of the 128-token block
     ids=lambda p: str(p),
 )
 def test_flex_equals_dense(pattern, length):

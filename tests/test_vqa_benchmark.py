@@ -41,7 +41,22 @@ def load_benchmark():
     return module
 
 
-TINY = ["--n-train", "12", "--epochs", "1", "--curriculum-epochs", "1", "--device", "cpu", "--throughput-steps", "1"]
+TINY = [
+    "--n-train",
+    "12",
+    "--n-val",
+    "8",
+    "--n-test",
+    "8",
+    "--epochs",
+    "1",
+    "--curriculum-epochs",
+    "1",
+    "--device",
+    "cpu",
+    "--throughput-steps",
+    "1",
+]
 
 
 @pytest.mark.slow
