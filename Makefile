@@ -18,7 +18,7 @@ help:
 	@echo "make lab        set up .venv (first time: ~5 GB, 1-10 min), register the kernel, open JupyterLab"
 	@echo "                (remote or classroom server: make lab LAB_ARGS=\"--ip 0.0.0.0 --port 8888 --no-browser\")"
 	@echo "make check      check your setup in about 3 minutes: lint, fast unit tests, notebook 00 in smoke mode"
-	@echo "make test       the whole suite (12-14 minutes on 2 cores): every test, every notebook once in smoke mode"
+	@echo "make test       the whole suite (11-14 minutes on 2 cores): every test, every notebook once in smoke mode"
 	@echo "make run        execute every notebook (default parameters) into build/executed/"
 	@echo "make refresh    re-execute every notebook in place so committed outputs are current"
 	@echo "make classroom  student edition (stubs) + solutions + exercise lists into build/classroom/"
