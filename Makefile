@@ -41,8 +41,8 @@ $(STAMP): pyproject.toml tools/uv-excludes.txt
 	@# The .pyc files: without them every new process (each kernel, each sweep point)
 	@# compiles torch's sources again wherever PYTHONDONTWRITEBYTECODE is set. Packages'
 	@# test folders and transformers' models other than those MiniLM loads are never
-	@# imported: a third of the files, skipped (uv's --compile-bytecode compiles them all:
-	@# 40-80 s here, this 34 s). A file that fails to compile is compiled on import instead.
+	@# imported: a third of the files, skipped (uv's --compile-bytecode compiled them all, in
+	@# 40-80 s on this disk-bound machine). A file that fails to compile is compiled on import.
 	$(BIN)/python -m compileall -q -j 0 -x '/tests/|/transformers/models/(?!auto/|bert/|encoder_decoder/)' $(VENV)/lib >/dev/null || true
 	@# nbgrader (for the tests and instructors) stays out of a learner's JupyterLab menus;
 	@# instructors: .venv/bin/jupyter labextension enable @jupyter/nbgrader

@@ -156,6 +156,11 @@ def _cases(t):
             ["--n-train", "0", "--out", f"{t}/b"],
             "argument --n-train: expected an int >= 1",
         ),
+        "benchmark vqa: n-val 0": (
+            _benchmark("vqa_sort_of_clevr.py"),
+            ["--n-val", "0", "--out", f"{t}/b"],
+            "argument --n-val: expected an int >= 1",
+        ),
         "benchmark vqa: budget -1": (
             _benchmark("vqa_sort_of_clevr.py"),
             ["--budget-seconds", "-1", "--out", f"{t}/b"],

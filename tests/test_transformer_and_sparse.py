@@ -246,7 +246,7 @@ class TableMask(AttentionPattern):
 # FlexAttention and the dense reference read the same ``_allowed``, so these check the
 # FlexAttention path itself (block masks, partial blocks, the compiled kernel): one
 # structured pattern and an arbitrary table (below). Each pattern compiles a kernel of its
-# own (~10 s of CPU), so the other patterns are checked against their masks elsewhere.
+# own (10-16 s here), so the other patterns are checked against their masks elsewhere.
 @pytest.mark.parametrize(
     "pattern, length",
     [(SlidingWindow(16), 200)],  # 200 is not a multiple of the 128-token block
