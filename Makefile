@@ -27,7 +27,7 @@ help:
 
 setup: $(STAMP)
 
-# Reinstall when pyproject.toml changes; the package itself is editable.
+# Reinstall when pyproject.toml or the excluded packages change; the package itself is editable.
 $(STAMP): pyproject.toml tools/uv-excludes.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing into $(VENV)/: about 5 GB (PyTorch is most of it), 1-10 minutes the first time."
