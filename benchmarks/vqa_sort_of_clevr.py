@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from argparse import BooleanOptionalAction
+from argparse import ArgumentTypeError, BooleanOptionalAction
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -71,6 +71,9 @@ PRESETS = {
         "lr": 2e-3,
         # the transformer head at 2e-3 falls to chance after its warm-up; 5e-4 learns
         "head_lr": {"transformer": 5e-4},
+        # a head's own MLP width (--head-hidden); concat at 512 traded relational accuracy
+        # for non-relational (benchmarks/results/ablations/concat-512-wide)
+        "head_hidden": {},
         "weight_decay": 0.0,
         "warmup_fraction": 0.1,
         "translate": False,
@@ -95,6 +98,7 @@ PRESETS = {
         "images_per_batch": 32,
         "lr": 2e-3,
         "head_lr": {"transformer": 5e-4},
+        "head_hidden": {},
         "weight_decay": 0.0,
         "warmup_fraction": 0.1,
         "translate": False,
@@ -202,6 +206,14 @@ def parse_args(argv=None):
     parser.add_argument(
         "--lr", type=positive_float, default=None, help="peak learning rate of every head (replaces head_lr)"
     )
+    parser.add_argument(
+        "--head-hidden",
+        nargs="+",
+        type=head_width,
+        default=None,
+        metavar="HEAD=WIDTH",
+        help="a head's own MLP width instead of the preset's hidden, e.g. concat=512",
+    )
     parser.add_argument("--throughput-steps", type=positive_int, default=None)
     parser.add_argument(
         "--throughput",
@@ -223,6 +235,17 @@ def parse_args(argv=None):
     )
     parser.add_argument("--worker", default=None, help=argparse_hidden())
     return parser.parse_args(argv)
+
+
+def head_width(text: str) -> tuple[str, int]:
+    """``"concat=512"`` -> ``("concat", 512)``: one head's MLP width, for ``--head-hidden``."""
+    head, _, width = text.partition("=")
+    if head not in HEADS:
+        raise ArgumentTypeError(f"expected HEAD=WIDTH with HEAD one of {list(HEADS)}, got {text!r}")
+    try:
+        return head, positive_int(width)
+    except ArgumentTypeError:
+        raise ArgumentTypeError(f"expected HEAD=WIDTH with WIDTH an int >= 1, got {text!r}") from None
 
 
 def argparse_hidden() -> str:
@@ -258,6 +281,8 @@ def build_config(args, device: torch.device) -> dict:
             config[key] = getattr(args, key)
     if args.lr is not None:
         config["head_lr"] = {}  # one learning rate for every head, as asked
+    if args.head_hidden:
+        config["head_hidden"] = dict(args.head_hidden)
     config["seed_offset"] = args.seed_offset
     if config["precision"] == "bf16" and device.type == "cpu":
         config["precision"] = "fp32"  # bf16 autocast on CPU is slower than fp32
@@ -284,11 +309,16 @@ def new_model(head: str, config: dict, train: SortOfClevr) -> VQAModel:
         vocab_size=len(train.tokenizer) if train.tokenizer is not None else None,
         pad_id=getattr(train, "pad_token_id", 0),
         dim=config["dim"],
-        hidden=config["hidden"],
+        hidden=hidden_width(head, config),
         relate_hop=config.get("relate_hop", "first"),  # runs before the option related the first hop
         distance_bias=config.get("distance_bias", False),
     )
     return VQAModel(vqa)
+
+
+def hidden_width(head: str, config: dict) -> int:
+    """``head``'s MLP width: its entry in the preset's ``head_hidden``, else ``hidden``."""
+    return config.get("head_hidden", {}).get(head, config["hidden"])
 
 
 def learning_rate(head: str, config: dict) -> float:
@@ -350,6 +380,7 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         "head": head,
         "seed": seed,
         "lr": learning_rate(head, config),
+        "hidden": hidden_width(head, config),
         "parameters": sum(p.numel() for p in model.parameters()),
         "epochs": len(history.epochs),
         "best_epoch": history.best_epoch,
@@ -481,19 +512,24 @@ def summarize(rows: list[dict], throughput: dict | None) -> dict:
 
 def previous_rows(path: Path, config: dict) -> list[dict]:
     """Rows of an earlier run trained as they would be now (to merge runs made apart): the
-    same training config, and per head the same learning rate (a ``head_lr`` entry added
-    for one head leaves the other heads' rows valid)."""
+    same training config, and per head the same learning rate and MLP width (a ``head_lr``
+    or ``head_hidden`` entry added for one head leaves the other heads' rows valid)."""
     if not path.exists():
         return []
     payload = json.loads(path.read_text())
     earlier = payload.get("config", {})
 
     def training(values: dict) -> dict:
-        return {k: v for k, v in training_config(values).items() if k != "head_lr"}
+        return {k: v for k, v in training_config(values).items() if k not in ("head_lr", "head_hidden")}
 
     if training(earlier) != training(config):
         return []
-    return [r for r in payload["results"] if learning_rate(r["head"], earlier) == learning_rate(r["head"], config)]
+    return [
+        r
+        for r in payload["results"]
+        if learning_rate(r["head"], earlier) == learning_rate(r["head"], config)
+        and hidden_width(r["head"], earlier) == hidden_width(r["head"], config)
+    ]
 
 
 def _run_in_children(runs: list[tuple[str, int]], config: dict, args, device: torch.device) -> list[dict]:

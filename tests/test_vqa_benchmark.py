@@ -4,6 +4,7 @@ rows of separate runs, and the committed JSON holds the issue's keys and (by dev
 import importlib.util
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -142,6 +143,39 @@ def test_a_head_learning_rate_changed_drops_only_that_heads_earlier_rows(tmp_pat
     # --lr sets every head's rate: the preset's per-head entries give way
     overridden = bench.build_config(bench.parse_args(["--preset", "cpu", "--lr", "1e-3"]), torch.device("cpu"))
     assert overridden["head_lr"] == {} and bench.learning_rate("transformer", overridden) == 1e-3
+
+
+def test_a_head_width_changed_drops_only_that_heads_earlier_rows(tmp_path):
+    """``--head-hidden concat=512`` gives concat its own MLP width (and the model that
+    width); a file without it keeps every other head's rows and loses concat's."""
+    import torch
+
+    bench = load_benchmark()
+    preset = bench.build_config(bench.parse_args(["--preset", "cpu"]), torch.device("cpu"))
+    assert preset["head_hidden"] == {} and bench.hidden_width("concat", preset) == preset["hidden"]
+    args = bench.parse_args(["--preset", "cpu", "--head-hidden", "concat=512"])
+    config = bench.build_config(args, torch.device("cpu"))
+    assert bench.hidden_width("concat", config) == config["head_hidden"]["concat"] == 512 != config["hidden"]
+    assert bench.hidden_width("film", config) == config["hidden"]
+    train = SimpleNamespace(answers=list(range(10)), tokenizer=list(range(40)), pad_token_id=0)
+    assert bench.new_model("concat", config, train).config.hidden == config["head_hidden"]["concat"]
+    assert bench.new_model("film", config, train).config.hidden == config["hidden"]
+    earlier = {k: v for k, v in config.items() if k != "head_hidden"}
+    rows = [{"measurement": "training", "head": head, "seed": 0} for head in ("concat", "film", "transformer")]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"config": earlier, "results": rows}))
+    assert [r["head"] for r in bench.previous_rows(path, config)] == ["film", "transformer"]
+    assert [r["head"] for r in bench.previous_rows(path, preset)] == ["concat", "film", "transformer"]
+
+
+@pytest.mark.parametrize("value", ["concat", "concat=0", "concat=wide", "mlp=512"])
+def test_bad_head_hidden_gets_a_one_line_error(value, capsys):
+    bench = load_benchmark()
+    with pytest.raises(SystemExit) as exit_info:
+        bench.parse_args(["--head-hidden", value])
+    error = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(error.splitlines()) == 1
+    assert "HEAD=WIDTH" in error and repr(value) in error
 
 
 def test_translation_is_part_of_the_training_config(tmp_path):
