@@ -159,7 +159,7 @@ NOT_TRAINING = (
 )
 #: Config keys added after results were first committed, with the value files from before
 #: trained with.
-CONFIG_ADDED_LATER = {"translate": False}
+CONFIG_ADDED_LATER = {"translate": False, "head_hidden": {}}
 
 
 def training_config(config: dict) -> dict:
@@ -316,14 +316,24 @@ def new_model(head: str, config: dict, train: SortOfClevr) -> VQAModel:
     return VQAModel(vqa)
 
 
+#: The settings a head can have its own value of: the config key of the per-head table ->
+#: the key of the value every other head uses.
+PER_HEAD = {"head_lr": "lr", "head_hidden": "hidden"}
+
+
+def per_head(head: str, config: dict, table: str) -> float | int:
+    """``head``'s entry in ``config[table]`` (a :data:`PER_HEAD` key), else the shared value."""
+    return config.get(table, {}).get(head, config[PER_HEAD[table]])
+
+
 def hidden_width(head: str, config: dict) -> int:
     """``head``'s MLP width: its entry in the preset's ``head_hidden``, else ``hidden``."""
-    return config.get("head_hidden", {}).get(head, config["hidden"])
+    return per_head(head, config, "head_hidden")
 
 
 def learning_rate(head: str, config: dict) -> float:
     """``head``'s peak learning rate: its entry in the preset's ``head_lr``, else ``lr``."""
-    return config.get("head_lr", {}).get(head, config["lr"])
+    return per_head(head, config, "head_lr")
 
 
 def late_val_drop(curve: list[dict]) -> float:
@@ -520,15 +530,14 @@ def previous_rows(path: Path, config: dict) -> list[dict]:
     earlier = payload.get("config", {})
 
     def training(values: dict) -> dict:
-        return {k: v for k, v in training_config(values).items() if k not in ("head_lr", "head_hidden")}
+        return {k: v for k, v in training_config(values).items() if k not in PER_HEAD}
 
     if training(earlier) != training(config):
         return []
     return [
         r
         for r in payload["results"]
-        if learning_rate(r["head"], earlier) == learning_rate(r["head"], config)
-        and hidden_width(r["head"], earlier) == hidden_width(r["head"], config)
+        if all(per_head(r["head"], earlier, table) == per_head(r["head"], config, table) for table in PER_HEAD)
     ]
 
 
