@@ -159,7 +159,7 @@ NOT_TRAINING = (
 )
 #: Config keys added after results were first committed, with the value files from before
 #: trained with.
-CONFIG_ADDED_LATER = {"translate": False, "head_hidden": {}}
+CONFIG_ADDED_LATER = {"translate": False, "head_hidden": {}, "distance_bias_scale": 1.0}
 
 
 def training_config(config: dict) -> dict:
@@ -185,6 +185,12 @@ def parse_args(argv=None):
         action=BooleanOptionalAction,
         default=True,
         help="cross_attention's second hop adds a distance bias (VQAConfig.distance_bias; on by default)",
+    )
+    parser.add_argument(
+        "--distance-bias-scale",
+        type=positive_float,
+        default=1.0,
+        help="factor on the distance bias's question-predicted strengths (VQAConfig.distance_bias_scale)",
     )
     parser.add_argument(
         "--translate",
@@ -262,6 +268,7 @@ def build_config(args, device: torch.device) -> dict:
         "question_encoder": args.question_encoder,
         "relate_hop": args.relate_hop,
         "distance_bias": args.distance_bias,
+        "distance_bias_scale": args.distance_bias_scale,
     }
     for key in (
         "epochs",
@@ -312,6 +319,7 @@ def new_model(head: str, config: dict, train: SortOfClevr) -> VQAModel:
         hidden=hidden_width(head, config),
         relate_hop=config.get("relate_hop", "first"),  # runs before the option related the first hop
         distance_bias=config.get("distance_bias", False),
+        distance_bias_scale=config.get("distance_bias_scale", 1.0),
     )
     return VQAModel(vqa)
 

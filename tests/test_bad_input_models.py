@@ -137,6 +137,18 @@ BAD = [
         "distance_bias='yes'",
     ),
     (
+        "VQAConfig distance_bias_scale=0",
+        lambda: VQAConfig(vocab_size=12, distance_bias_scale=0),
+        ValueError,
+        "distance_bias_scale=0",
+    ),
+    (
+        "VQAConfig distance_bias_scale='4'",
+        lambda: VQAConfig(vocab_size=12, distance_bias_scale="4"),
+        TypeError,
+        "distance_bias_scale='4'",
+    ),
+    (
         "VQAConfig heads do not divide",
         lambda: VQAConfig(vocab_size=12, dim=6, heads=4),
         ValueError,

@@ -147,11 +147,31 @@ def test_a_distance_biased_hop_looks_near_or_far_from_what_the_hop_before_found(
             assert sorted(expected) == sorted(int(i) for i in torch.nonzero(weights > 0.2))
 
 
+def test_the_distance_bias_scale_multiplies_the_question_predicted_strengths():
+    """A hop with ``scale=4`` and strengths ``(w, u) / 4`` attends exactly like a hop with
+    ``scale=1`` and ``(w, u)``: the factor only changes how fast training can move them."""
+    from mmtutorial.encoders import coordinate_grid
+    from mmtutorial.models.vqa_heads import DistanceBiasedHop
+
+    torch.manual_seed(0)
+    plain, scaled = DistanceBiasedHop(8), DistanceBiasedHop(8, scale=4.0)
+    scaled.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        scaled.bias_scales.weight.div_(4.0)
+        scaled.bias_scales.bias.div_(4.0)
+    inputs = (torch.randn(3, 8), torch.randn(3, 25, 8), torch.randn(3, 8), torch.rand(3, 25).softmax(-1))
+    centres = coordinate_grid(5, 5)
+    torch.testing.assert_close(scaled(*inputs, centres), plain(*inputs, centres))
+    torch.testing.assert_close(scaled.weights, plain.weights)
+    model = VQAModel(VQAConfig(vocab_size=12, distance_bias_scale=4.0))
+    assert [hop.scale for hop in model.head.biased_hops] == [4.0]
+
+
 def test_old_configs_keep_the_behaviour_of_their_time():
     """A checkpoint's config written before relate_hop / distance_bias existed loads as the
     model it was (first hop related, no biased hop), not with today's defaults."""
     old = VQAConfig.from_dict({"head": "cross_attention", "vocab_size": 12})
-    assert (old.relate_hop, old.distance_bias) == ("first", False)
+    assert (old.relate_hop, old.distance_bias, old.distance_bias_scale) == ("first", False, 1.0)
     assert len(VQAModel(old).head.biased_hops) == 0
     new = VQAConfig.from_dict(VQAConfig(vocab_size=12).to_dict())
     assert (new.relate_hop, new.distance_bias) == ("last", True)

@@ -178,6 +178,36 @@ def test_bad_head_hidden_gets_a_one_line_error(value, capsys):
     assert "HEAD=WIDTH" in error and repr(value) in error
 
 
+def test_the_distance_bias_scale_reaches_the_model_and_the_training_config(tmp_path):
+    """``--distance-bias-scale 4`` builds cross_attention's biased hops with that factor; a
+    file from before the option trained at 1, so its rows merge into a run at 1 only."""
+    import torch
+
+    bench = load_benchmark()
+    plain = bench.build_config(bench.parse_args(["--preset", "cpu"]), torch.device("cpu"))
+    scaled = bench.build_config(
+        bench.parse_args(["--preset", "cpu", "--distance-bias-scale", "4"]), torch.device("cpu")
+    )
+    assert (plain["distance_bias_scale"], scaled["distance_bias_scale"]) == (1.0, 4.0)
+    train = SimpleNamespace(answers=list(range(10)), tokenizer=list(range(40)), pad_token_id=0)
+    hop = bench.new_model("cross_attention", scaled, train).head.biased_hops[0]
+    assert hop.scale == 4.0
+    earlier = {k: v for k, v in plain.items() if k != "distance_bias_scale"}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"config": earlier, "results": [{"measurement": "training", "head": "film"}]}))
+    assert len(bench.previous_rows(path, plain)) == 1 and bench.previous_rows(path, scaled) == []
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "big", "nan"])
+def test_bad_distance_bias_scale_gets_a_one_line_error(value, capsys):
+    bench = load_benchmark()
+    with pytest.raises(SystemExit) as exit_info:
+        bench.parse_args(["--distance-bias-scale", value])
+    error = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(error.splitlines()) == 1
+    assert "--distance-bias-scale" in error and value in error
+
+
 def test_translation_is_part_of_the_training_config(tmp_path):
     """A file from before ``translate`` existed trained without it: its rows merge into an
     untranslated run and not into a translated one; ``--translate`` overrides the preset."""

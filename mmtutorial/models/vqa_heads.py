@@ -182,13 +182,15 @@ class DistanceBiasedHop(nn.Module):
     question predicts (``w < 0``: prefer near regions, as "closest" needs; ``w > 0``: far
     ones; ``u < 0``: not the object already found). It is a distance bias like ALiBi's
     (notebook 04's exercise), with the distance measured in the image and its sign and
-    strength chosen by the question. Single-head; ``forward`` returns
+    strength chosen by the question; ``scale`` multiplies ``w`` and ``u`` so that they can
+    grow decisive in fewer steps (:attr:`~mmtutorial.models.vqa.VQAConfig.distance_bias_scale`). Single-head; ``forward`` returns
     ``LayerNorm(x + read)`` like :class:`~mmtutorial.fusion.CrossModalAttention`, and keeps
     ``weights (B, 1, 1, N)`` and ``attended (B, 1, d)`` in that class's shapes (one query).
     """
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, scale: float = 1.0) -> None:
         super().__init__()
+        self.scale = scale
         self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.out = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
@@ -199,7 +201,7 @@ class DistanceBiasedHop(nn.Module):
     def forward(self, x: Tensor, regions: Tensor, question: Tensor, previous: Tensor, centres: Tensor) -> Tensor:
         found_at = previous @ centres  # (B, 2): where the previous hop looked
         distance2 = ((centres[None] - found_at[:, None]) ** 2).sum(-1)  # (B, N)
-        w, u = self.bias_scales(question).unbind(-1)
+        w, u = (self.scale * self.bias_scales(question)).unbind(-1)
         scores = torch.einsum("bd,bnd->bn", self.query(x), self.key(regions)) / math.sqrt(x.shape[-1])
         weights = (scores + w[:, None] * distance2 + u[:, None] * previous).softmax(-1)
         self.weights = weights[:, None, None]
@@ -226,7 +228,9 @@ class CrossAttentionHead(FusionHead):
         self.regions = _mlp(region_dim, d, d, depth=2)
         plain_hops = 1 if config.distance_bias else config.hops
         self.attend = MultiHopAttention(d, d, hops=plain_hops, heads=config.heads, dropout=config.dropout)
-        self.biased_hops = nn.ModuleList(DistanceBiasedHop(d) for _ in range(config.hops - plain_hops))
+        self.biased_hops = nn.ModuleList(
+            DistanceBiasedHop(d, config.distance_bias_scale) for _ in range(config.hops - plain_hops)
+        )
         # "all": every hop's read-out meets every region (what each hop found, side by side)
         self.related_hops = {"first": [0], "last": [-1], "all": list(range(config.hops))}[config.relate_hop]
         width = (2 + len(self.related_hops)) * d
