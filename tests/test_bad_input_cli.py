@@ -10,6 +10,7 @@ import pytest
 from mmtutorial import experiments
 from mmtutorial.course import classroom, site
 from mmtutorial.models import train_vqa
+from mmtutorial.models.vqa import HEADS
 
 ROOT = Path(__file__).resolve().parents[1]
 NB00 = str(ROOT / "notebooks" / "00_welcome.ipynb")
@@ -171,6 +172,32 @@ def _cases(t):
             ["--device", "tpu", "--out", f"{t}/b"],
             "device must be one of",
         ),
+        **{
+            f"benchmark vqa: distance-bias-scale {value}": (
+                _benchmark("vqa_sort_of_clevr.py"),
+                ["--distance-bias-scale", value, "--out", f"{t}/b"],
+                f"argument --distance-bias-scale: expected a positive {kind}, got {value!r}",
+            )
+            for value, kind in (
+                ("0", "finite number"),
+                ("-1", "finite number"),
+                ("nan", "finite number"),
+                ("big", "number"),
+            )
+        },
+        **{
+            f"benchmark vqa: head-hidden {value}": (
+                _benchmark("vqa_sort_of_clevr.py"),
+                ["--head-hidden", value, "--out", f"{t}/b"],
+                f"argument --head-hidden: expected HEAD=WIDTH with {wrong}, got {value!r}",
+            )
+            for value, wrong in (
+                ("concat", "WIDTH an int >= 1"),
+                ("concat=0", "WIDTH an int >= 1"),
+                ("concat=wide", "WIDTH an int >= 1"),
+                ("mlp=512", f"HEAD one of {list(HEADS)}"),
+            )
+        },
         "benchmark attention: length 0": (
             _benchmark("attention_scaling.py"),
             ["--lengths", "0", "--out", f"{t}/b"],

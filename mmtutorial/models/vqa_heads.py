@@ -183,9 +183,10 @@ class DistanceBiasedHop(nn.Module):
     ones; ``u < 0``: not the object already found). It is a distance bias like ALiBi's
     (notebook 04's exercise), with the distance measured in the image and its sign and
     strength chosen by the question; ``scale`` multiplies ``w`` and ``u`` so that they can
-    grow decisive in fewer steps (:attr:`~mmtutorial.models.vqa.VQAConfig.distance_bias_scale`). Single-head; ``forward`` returns
-    ``LayerNorm(x + read)`` like :class:`~mmtutorial.fusion.CrossModalAttention`, and keeps
-    ``weights (B, 1, 1, N)`` and ``attended (B, 1, d)`` in that class's shapes (one query).
+    grow decisive in fewer steps (:attr:`~mmtutorial.models.vqa.VQAConfig.distance_bias_scale`).
+    Single-head; ``forward`` returns ``LayerNorm(x + read)`` like
+    :class:`~mmtutorial.fusion.CrossModalAttention`, and keeps ``weights (B, 1, 1, N)`` and
+    ``attended (B, 1, d)`` in that class's shapes (one query).
     """
 
     def __init__(self, dim: int, scale: float = 1.0) -> None:
