@@ -40,7 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from mmtutorial.cli import ArgumentParser, int_at_least, positive_float, positive_int  # noqa: E402
+from mmtutorial.cli import ArgumentParser, int_at_least, open_unit_float, positive_float, positive_int  # noqa: E402
 from mmtutorial.data import SortOfClevr  # noqa: E402
 from mmtutorial.data.sort_of_clevr import QUESTION_TYPES  # noqa: E402
 from mmtutorial.models.vqa import ATTENTION_HEADS, HEADS, VQAConfig, VQAModel  # noqa: E402
@@ -76,6 +76,7 @@ PRESETS = {
         "head_hidden": {},
         "weight_decay": 0.0,
         "warmup_fraction": 0.1,
+        "ema_decay": None,
         "translate": False,
         # 4 left every head near 0.6 non-relational; 20 took cross-attention to 0.98
         # (benchmarks/results/ablations/relate-hop-*)
@@ -101,6 +102,7 @@ PRESETS = {
         "head_hidden": {},
         "weight_decay": 0.0,
         "warmup_fraction": 0.1,
+        "ema_decay": None,
         "translate": False,
         "curriculum_epochs": 3,
         "epochs": 20,
@@ -159,7 +161,7 @@ NOT_TRAINING = (
 )
 #: Config keys added after results were first committed, with the value files from before
 #: trained with.
-CONFIG_ADDED_LATER = {"translate": False, "head_hidden": {}, "distance_bias_scale": 1.0}
+CONFIG_ADDED_LATER = {"translate": False, "head_hidden": {}, "distance_bias_scale": 1.0, "ema_decay": None}
 
 
 def training_config(config: dict) -> dict:
@@ -191,6 +193,13 @@ def parse_args(argv=None):
         type=positive_float,
         default=1.0,
         help="factor on the distance bias's question-predicted strengths (VQAConfig.distance_bias_scale)",
+    )
+    parser.add_argument(
+        "--ema-decay",
+        type=open_unit_float,
+        default=None,
+        help="validate and keep a moving average of the weights with this decay per step, e.g. 0.995 "
+        "(default: the preset's)",
     )
     parser.add_argument(
         "--translate",
@@ -283,6 +292,7 @@ def build_config(args, device: torch.device) -> dict:
         "jobs",
         "throughput_steps",
         "translate",
+        "ema_decay",
     ):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
@@ -373,6 +383,7 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         lr=learning_rate(head, config),
         weight_decay=config["weight_decay"],
         warmup_fraction=config["warmup_fraction"],
+        ema_decay=config.get("ema_decay"),
         translate=config["translate"],
         precision=config["precision"],
         compile=config["compile"],

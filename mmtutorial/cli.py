@@ -13,7 +13,15 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-__all__ = ["ArgumentParser", "int_at_least", "positive_int", "positive_float", "nonnegative_float", "fail"]
+__all__ = [
+    "ArgumentParser",
+    "int_at_least",
+    "positive_int",
+    "positive_float",
+    "nonnegative_float",
+    "open_unit_float",
+    "fail",
+]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -67,4 +75,15 @@ def nonnegative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def open_unit_float(text: str) -> float:
+    """An argparse ``type``: a float strictly between 0 and 1 (a decay, a fraction)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0 < value < 1:  # also false for nan
+        raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1, got {text!r}")
     return value

@@ -131,6 +131,11 @@ def _cases(t):
             "argument --lr: expected a positive finite number, got '-1'",
         ),
         "train_vqa: lr nan": (train_vqa.main, ["--lr", "nan", "--checkpoint", f"{t}/x.pt"], "got 'nan'"),
+        "train_vqa: ema-decay 1": (
+            train_vqa.main,
+            ["--ema-decay", "1", "--checkpoint", f"{t}/x.pt"],
+            "argument --ema-decay: expected a number strictly between 0 and 1, got '1'",
+        ),
         "train_vqa: budget 0": (
             train_vqa.main,
             ["--budget-seconds", "0", "--checkpoint", f"{t}/x.pt"],
@@ -183,6 +188,19 @@ def _cases(t):
                 ("-1", "finite number"),
                 ("nan", "finite number"),
                 ("big", "number"),
+            )
+        },
+        **{
+            f"benchmark vqa: ema-decay {value}": (
+                _benchmark("vqa_sort_of_clevr.py"),
+                ["--ema-decay", value, "--out", f"{t}/b"],
+                f"argument --ema-decay: expected a number {kind}, got {value!r}",
+            )
+            for value, kind in (
+                ("0", "strictly between 0 and 1"),
+                ("1", "strictly between 0 and 1"),
+                ("nan", "strictly between 0 and 1"),
+                ("slow", "between 0 and 1"),
             )
         },
         **{

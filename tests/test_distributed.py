@@ -77,8 +77,10 @@ TINY = [
 
 @pytest.mark.slow
 def test_two_gloo_processes_match_one_process_over_the_same_global_batch(tmp_path):
+    """Also with a weight average, which each rank keeps of the module under DDP."""
     single, double = tmp_path / "single.pt", tmp_path / "ddp.pt"
-    assert train_main([*TINY, "--checkpoint", str(single)]) == 0
+    averaged = ["--ema-decay", "0.9"]
+    assert train_main([*TINY, *averaged, "--checkpoint", str(single)]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     launched = subprocess.run(
         [
@@ -91,6 +93,7 @@ def test_two_gloo_processes_match_one_process_over_the_same_global_batch(tmp_pat
             "-m",
             "mmtutorial.models.train_vqa",
             *TINY,
+            *averaged,
             "--checkpoint",
             str(double),
         ],

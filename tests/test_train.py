@@ -269,3 +269,83 @@ def test_recipe_arguments_are_checked():
         fit(model, loader(toy_data()), monitor="accuracy", **common)
     with pytest.raises(ValueError, match="need val_batches"):
         fit(model, loader(toy_data()), keep_best=True, **common)
+
+
+class Normalised(nn.Module):
+    """A model with BatchNorm running statistics, which the weight average carries too."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer, self.norm, self.out = nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 3)
+
+    def forward(self, batch):
+        return self.out(torch.relu(self.norm(self.layer(batch["x"]))))
+
+
+def run_averaged(tmp_path=None, epochs=4, ema_decay=0.9, resume=False, name="ema.pt", keep_best=False):
+    seed_everything(0)
+    model = Normalised()
+    generator = seeded_generator(0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    steps = []  # the raw weights after every optimizer step
+    optimizer.register_step_post_hook(lambda *_: steps.append([p.detach().clone() for p in model.parameters()]))
+    history = fit(
+        model,
+        loader(toy_data(), generator=generator),
+        epochs=epochs,
+        optimizer=optimizer,
+        val_batches=loader(toy_data(seed=1)),
+        monitor="val_acc",
+        keep_best=keep_best,
+        ema_decay=ema_decay,
+        checkpoint_path=None if tmp_path is None else tmp_path / name,
+        resume=resume,
+        generator=generator,
+        progress=False,
+    )
+    return model, history, steps
+
+
+def test_the_weight_average_is_validated_and_returned_while_training_is_unchanged():
+    plain, plain_history, plain_steps = run_averaged(ema_decay=None)
+    model, history, steps = run_averaged(ema_decay=0.9)
+    assert history.ema_decay == 0.9 and plain_history.ema_decay is None
+    for a, b in zip(plain_steps[-1], steps[-1], strict=True):
+        assert torch.equal(a, b), "the average never feeds back into training"
+    expected = [w.clone() for w in steps[0]]  # starts at the first step's weights
+    for weights in steps[1:]:
+        expected = [0.9 * e + 0.1 * w for e, w in zip(expected, weights, strict=True)]
+    for e, p in zip(expected, model.parameters(), strict=True):
+        assert torch.allclose(e, p, atol=1e-6), "the model ends with the average, updated every step"
+    assert not torch.equal(next(model.parameters()), steps[-1][0])
+    # what was validated last is what the model now computes (with the same BatchNorm statistics)
+    assert evaluate(model, loader(toy_data(seed=1)))["acc"] == history.column("val_acc")[-1]
+    assert history.column("val_acc") != plain_history.column("val_acc")
+
+
+def test_keep_best_with_a_weight_average_keeps_the_best_average():
+    model, history, _ = run_averaged(epochs=6, ema_decay=0.99, keep_best=True)
+    accuracies = history.column("val_acc")
+    assert history.best_epoch == 1 + accuracies.index(max(accuracies)) and history.restored_best
+    assert evaluate(model, loader(toy_data(seed=1)))["acc"] == max(accuracies)
+
+
+def test_a_weight_average_resumes_exactly_and_only_with_the_same_decay(tmp_path):
+    full, full_history, _ = run_averaged(tmp_path, epochs=5, name="full.pt")
+    run_averaged(tmp_path, epochs=2)  # interrupted after 2 epochs
+    resumed, resumed_history, _ = run_averaged(tmp_path, epochs=5, resume=True)
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert resumed_history.column("val_acc") == full_history.column("val_acc")
+    assert load_checkpoint(tmp_path / "ema.pt")["ema_decay"] == 0.9
+    with pytest.raises(ValueError, match=r"ema.pt was saved with ema_decay=0.9: resume with the same value, got "):
+        run_averaged(tmp_path, epochs=6, ema_decay=0.99, resume=True)
+    with pytest.raises(ValueError, match="saved with ema_decay=0.9: .* got ema_decay=None"):
+        run_averaged(tmp_path, epochs=6, ema_decay=None, resume=True)
+
+
+@pytest.mark.parametrize("decay", [0, 1, 1.5, -0.1, float("nan"), "0.9"])
+def test_bad_ema_decays_are_clear_errors(decay):
+    model = Linear()
+    with pytest.raises((ValueError, TypeError), match=f"ema_decay={decay!r}"):
+        fit(model, loader(toy_data()), epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), ema_decay=decay)

@@ -188,6 +188,32 @@ def test_the_distance_bias_scale_reaches_the_model_and_the_training_config(tmp_p
     assert len(bench.previous_rows(path, plain)) == 1 and bench.previous_rows(path, scaled) == []
 
 
+def test_the_weight_average_reaches_training_and_the_training_config(tmp_path, monkeypatch):
+    """``--ema-decay 0.995`` reaches ``train_vqa``; a file from before the option trained
+    without an average, so its rows merge into a run without one only."""
+    import torch
+
+    bench = load_benchmark()
+    plain = bench.build_config(bench.parse_args(["--preset", "cpu"]), torch.device("cpu"))
+    averaged = bench.build_config(bench.parse_args(["--preset", "cpu", "--ema-decay", "0.995"]), torch.device("cpu"))
+    assert (plain["ema_decay"], averaged["ema_decay"]) == (None, 0.995)
+    earlier = {k: v for k, v in plain.items() if k != "ema_decay"}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"config": earlier, "results": [{"measurement": "training", "head": "film"}]}))
+    assert len(bench.previous_rows(path, plain)) == 1 and bench.previous_rows(path, averaged) == []
+    seen = {}
+
+    def train_vqa(model, train, val, **options):
+        seen.update(options)
+        raise RuntimeError("stop after the call")
+
+    monkeypatch.setattr(bench, "train_vqa", train_vqa)
+    tiny = {**averaged, "n_train": 4, "n_val": 2, "n_test": 2}
+    with pytest.raises(RuntimeError, match="stop after the call"):
+        bench.train_head("film", 0, tiny, torch.device("cpu"))
+    assert seen["ema_decay"] == 0.995
+
+
 def test_translation_is_part_of_the_training_config(tmp_path):
     """A file from before ``translate`` existed trained without it: its rows merge into an
     untranslated run and not into a translated one; ``--translate`` overrides the preset."""

@@ -56,6 +56,36 @@ def test_one_history_over_both_phases_ending_with_the_best_epochs_weights(data, 
     assert again["acc"] == pytest.approx(max(accuracies), abs=1e-9)
 
 
+def test_a_weight_average_is_what_is_validated_and_kept(data):
+    """With ``ema_decay`` the BatchNorm-recalibrated average is validated, the best average
+    kept, and the training trajectory is the one without it."""
+    train, val = data
+    runs = {}
+    for decay in (None, 0.9):
+        model = _model(train)
+        runs[decay] = (
+            model,
+            train_vqa(
+                model,
+                train,
+                val,
+                images_per_batch=8,
+                epochs=3,
+                lr=3e-3,
+                ema_decay=decay,
+                generator=seed_everything(0),
+                progress=False,
+            ),
+        )
+    (_, plain_history), (model, history) = runs[None], runs[0.9]
+    assert history.ema_decay == 0.9 and history.column("train_loss") == plain_history.column("train_loss")
+    assert history.column("val_acc") != plain_history.column("val_acc")
+    accuracies = history.column("val_acc")
+    assert history.best_epoch == 1 + accuracies.index(max(accuracies)) and history.restored_best
+    again = evaluate_vqa(model, val.batches(8, by_image=True))
+    assert again["acc"] == pytest.approx(max(accuracies), abs=1e-9)
+
+
 def test_the_schedule_warms_up_then_decays_over_both_phases(data):
     train, val = data
     history = train_vqa(
@@ -113,6 +143,7 @@ def test_batchnorm_statistics_are_recomputed_from_the_training_batches(data):
         ({"schedule": "linear"}, "schedule='linear': expected one of"),
         ({"curriculum_epochs": -1}, "curriculum_epochs=-1"),
         ({"epochs": 0}, "epochs=0"),
+        ({"ema_decay": 1.0}, "ema_decay=1.0"),
     ],
 )
 def test_bad_recipe_values_are_clear_errors(data, overrides, message):

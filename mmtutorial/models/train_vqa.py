@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cli import ArgumentParser, fail, int_at_least, nonnegative_float, positive_float, positive_int
+from ..cli import ArgumentParser, fail, int_at_least, nonnegative_float, open_unit_float, positive_float, positive_int
 from ..data import SortOfClevr
 from ..training import seed_everything
 from ..training.distributed import cleanup, exit_process, init_distributed
@@ -56,6 +56,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--no-recalibrate-bn", action="store_true", help="evaluate with BatchNorm's running statistics as they are"
     )
     parser.add_argument("--keep-last", action="store_true", help="keep the last epoch's weights, not the best")
+    parser.add_argument(
+        "--ema-decay",
+        type=open_unit_float,
+        default=None,
+        help="validate and keep a moving average of the weights, with this decay per step (e.g. 0.995)",
+    )
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--budget-seconds", type=positive_float, default=None)
@@ -113,6 +119,7 @@ def _train(args: argparse.Namespace) -> int:
             translate=args.translate,
             recalibrate_bn=not args.no_recalibrate_bn,
             keep_best=not args.keep_last,
+            ema_decay=args.ema_decay,
             precision=args.precision,
             compile=args.compile,
             budget_seconds=args.budget_seconds,

@@ -72,6 +72,7 @@ def train_vqa(
     translate: bool = False,
     recalibrate_bn: bool = True,
     keep_best: bool = True,
+    ema_decay: float | None = None,
     precision: str = "fp32",
     compile: bool = False,
     budget_seconds: float | None = None,
@@ -97,6 +98,9 @@ def train_vqa(
             each validation (:func:`~mmtutorial.training.schedules.recalibrated_batchnorm`).
         keep_best: end with the weights of the epoch with the best validation accuracy
             (``history.best_epoch``), not the last (needs ``val``).
+        ema_decay: validate, keep and return an exponential moving average of the weights
+            updated after every step (:func:`~mmtutorial.training.fit`'s ``ema_decay``; its
+            BatchNorm statistics are the ones recomputed before each validation).
         budget_seconds: stop after the epoch that crosses this much time (the schedule
             then ends early: prefer an epoch count that fits).
         generator: the shuffling generator; under ``torchrun`` every rank must pass one
@@ -146,6 +150,7 @@ def train_vqa(
         val_batches=val.batches(images_per_batch, device=context.device, by_image=True) if val else None,
         monitor="val_acc",
         keep_best=keep_best,
+        ema_decay=ema_decay,
         before_evaluation=recalibrate,
         target_key="answer",
         group_key="qtype",

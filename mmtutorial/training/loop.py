@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..validation import (
     check_bool,
@@ -123,6 +124,18 @@ def _check_finite(losses: list[torch.Tensor], epoch: int, first_step: int) -> No
         )
 
 
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """The module under a ``torch.compile`` and/or ``DistributedDataParallel`` wrapper."""
+    model = getattr(model, "_orig_mod", model)  # torch.compile's OptimizedModule
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _averaged(model: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``model``'s weights, BatchNorm statistics included
+    (``use_buffers=True``), so that it can be evaluated even without a recalibration."""
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 @dataclass
 class History:
     """Per-epoch records of :func:`fit` (a list of dicts) plus the best epoch."""
@@ -132,6 +145,8 @@ class History:
     stopped_early: bool = False
     #: True when the model ended with the best epoch's weights (``keep_best`` / early stopping).
     restored_best: bool = False
+    #: The decay of the weight average that was validated and kept (``fit(ema_decay=...)``), else None.
+    ema_decay: float | None = None
 
     def column(self, key: str) -> list[Any]:
         return [row.get(key) for row in self.epochs]
@@ -164,6 +179,7 @@ def fit(
     monitor: str = "val_loss",
     keep_best: bool = False,
     before_evaluation: Callable[[nn.Module], Any] | None = None,
+    ema_decay: float | None = None,
     progress: bool = True,
     description: str = "training",
     max_seconds: float | None = None,
@@ -193,6 +209,13 @@ def fit(
             always does).
         before_evaluation: called with the model before each validation, e.g.
             :func:`~mmtutorial.training.schedules.recalibrated_batchnorm` statistics.
+        ema_decay: also keep an exponential moving average of the weights (PyTorch's
+            ``AveragedModel`` with ``get_ema_multi_avg_fn(ema_decay)``), updated after every
+            optimizer step: each step moves it ``1 - ema_decay`` of the way to the current
+            weights (0.995: an average over the last ~200 steps). Validation, ``monitor``,
+            ``keep_best`` and the returned model then use the *averaged* weights, which
+            smooth out the swings of single steps; training itself is unchanged. The
+            average is saved in checkpoints, so a resume stays exact.
 
     ``train_batches`` may have a ``set_epoch(epoch)`` method (like PyTorch's
     ``DistributedSampler``): it is called before each epoch, also after a resume, so a
@@ -225,9 +248,14 @@ def fit(
         check_float("max_seconds", max_seconds, minimum=0.0)  # 0: one epoch
     if early_stopping_patience is not None and val_batches is None:
         raise ValueError("early stopping needs val_batches to watch")
+    if ema_decay is not None:
+        check_float("ema_decay", ema_decay, minimum=0.0, maximum=1.0, min_inclusive=False, max_inclusive=False)
     device = check_device("device", device)
     model.to(device)
-    history = History()
+    averaged = _averaged(_unwrapped(model), ema_decay) if ema_decay is not None else None
+    # what is validated, kept as the best and returned: the average when there is one
+    evaluated = averaged.module if averaged is not None else model
+    history = History(ema_decay=ema_decay)
     best_score, best_state, stale = (math.inf if monitor == "val_loss" else -math.inf), None, 0
     start_epoch = 0
     if resume:
@@ -235,11 +263,18 @@ def fit(
             raise ValueError("resume=True needs checkpoint_path")
         if Path(checkpoint_path).exists():
             state = load_checkpoint(checkpoint_path, map_location=device)
+            if state.get("ema_decay") != ema_decay:
+                raise ValueError(
+                    f"{checkpoint_path} was saved with ema_decay={state.get('ema_decay')!r}: "
+                    f"resume with the same value, got ema_decay={ema_decay!r}"
+                )
             model.load_state_dict(state["model"])
+            if averaged is not None:
+                averaged.load_state_dict(state["ema"])
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None and state.get("scheduler") is not None:
                 scheduler.load_state_dict(state["scheduler"])
-            history = History(epochs=list(state["history"]), best_epoch=state["best_epoch"])
+            history = History(epochs=list(state["history"]), best_epoch=state["best_epoch"], ema_decay=ema_decay)
             best_score, stale = (
                 state.get("best_score", state.get("best_loss")),
                 state["stale"],
@@ -274,6 +309,8 @@ def fit(
             if clip_grad_norm is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
             optimizer.step()
+            if averaged is not None:
+                averaged.update_parameters(_unwrapped(model))
             if scheduler is not None and scheduler_interval == "step":
                 scheduler.step()
             total_loss += loss.detach() * len(target)
@@ -295,9 +332,9 @@ def fit(
         }
         if val_batches is not None:
             if before_evaluation is not None:
-                before_evaluation(model)
+                before_evaluation(evaluated)
             result = evaluate(
-                model,
+                evaluated,
                 val_batches,
                 target_key=target_key,
                 group_key=group_key,
@@ -311,7 +348,7 @@ def fit(
             if better(score, best_score):
                 best_score, stale, history.best_epoch = score, 0, epoch + 1
                 if early_stopping_patience is not None or keep_best:
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    best_state = {k: v.detach().clone() for k, v in evaluated.state_dict().items()}
             else:
                 stale += 1
         row["seconds"] = time.perf_counter() - started
@@ -329,6 +366,8 @@ def fit(
                 best_score=best_score,
                 stale=stale,
                 best_model=best_state,
+                ema_decay=ema_decay,
+                ema=averaged.state_dict() if averaged is not None else None,
                 rng=_rng_state(generator),
             )
         if early_stopping_patience is not None and stale >= early_stopping_patience:
@@ -337,6 +376,8 @@ def fit(
         if max_seconds is not None and spent >= max_seconds:
             break
     if (early_stopping_patience is not None or keep_best) and best_state is not None:
-        model.load_state_dict(best_state)
+        evaluated.load_state_dict(best_state)
         history.restored_best = True
+    if averaged is not None:
+        _unwrapped(model).load_state_dict(averaged.module.state_dict())
     return history
