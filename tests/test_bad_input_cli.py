@@ -177,43 +177,26 @@ def _cases(t):
             ["--device", "tpu", "--out", f"{t}/b"],
             "device must be one of",
         ),
+        # one flag of the VQA benchmark, one bad value, the whole expected reason
         **{
-            f"benchmark vqa: distance-bias-scale {value}": (
+            f"benchmark vqa: {flag} {value}": (
                 _benchmark("vqa_sort_of_clevr.py"),
-                ["--distance-bias-scale", value, "--out", f"{t}/b"],
-                f"argument --distance-bias-scale: expected a positive {kind}, got {value!r}",
+                [f"--{flag}", value, "--out", f"{t}/b"],
+                f"argument --{flag}: expected {expected}, got {value!r}",
             )
-            for value, kind in (
-                ("0", "finite number"),
-                ("-1", "finite number"),
-                ("nan", "finite number"),
-                ("big", "number"),
-            )
-        },
-        **{
-            f"benchmark vqa: ema-decay {value}": (
-                _benchmark("vqa_sort_of_clevr.py"),
-                ["--ema-decay", value, "--out", f"{t}/b"],
-                f"argument --ema-decay: expected a number {kind}, got {value!r}",
-            )
-            for value, kind in (
-                ("0", "strictly between 0 and 1"),
-                ("1", "strictly between 0 and 1"),
-                ("nan", "strictly between 0 and 1"),
-                ("slow", "between 0 and 1"),
-            )
-        },
-        **{
-            f"benchmark vqa: head-hidden {value}": (
-                _benchmark("vqa_sort_of_clevr.py"),
-                ["--head-hidden", value, "--out", f"{t}/b"],
-                f"argument --head-hidden: expected HEAD=WIDTH with {wrong}, got {value!r}",
-            )
-            for value, wrong in (
-                ("concat", "WIDTH an int >= 1"),
-                ("concat=0", "WIDTH an int >= 1"),
-                ("concat=wide", "WIDTH an int >= 1"),
-                ("mlp=512", f"HEAD one of {list(HEADS)}"),
+            for flag, value, expected in (
+                ("distance-bias-scale", "0", "a positive finite number"),
+                ("distance-bias-scale", "-1", "a positive finite number"),
+                ("distance-bias-scale", "nan", "a positive finite number"),
+                ("distance-bias-scale", "big", "a positive number"),
+                ("ema-decay", "0", "a number strictly between 0 and 1"),
+                ("ema-decay", "1", "a number strictly between 0 and 1"),
+                ("ema-decay", "nan", "a number strictly between 0 and 1"),
+                ("ema-decay", "slow", "a number between 0 and 1"),
+                ("head-hidden", "concat", "HEAD=WIDTH with WIDTH an int >= 1"),
+                ("head-hidden", "concat=0", "HEAD=WIDTH with WIDTH an int >= 1"),
+                ("head-hidden", "concat=wide", "HEAD=WIDTH with WIDTH an int >= 1"),
+                ("head-hidden", "mlp=512", f"HEAD=WIDTH with HEAD one of {list(HEADS)}"),
             )
         },
         "benchmark attention: length 0": (

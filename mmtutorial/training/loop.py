@@ -252,7 +252,8 @@ def fit(
         check_float("ema_decay", ema_decay, minimum=0.0, maximum=1.0, min_inclusive=False, max_inclusive=False)
     device = check_device("device", device)
     model.to(device)
-    averaged = _averaged(_unwrapped(model), ema_decay) if ema_decay is not None else None
+    trained = _unwrapped(model)  # the module whose weights are averaged and, at the end, replaced
+    averaged = _averaged(trained, ema_decay) if ema_decay is not None else None
     # what is validated, kept as the best and returned: the average when there is one
     evaluated = averaged.module if averaged is not None else model
     history = History(ema_decay=ema_decay)
@@ -310,7 +311,7 @@ def fit(
                 nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
             optimizer.step()
             if averaged is not None:
-                averaged.update_parameters(_unwrapped(model))
+                averaged.update_parameters(trained)
             if scheduler is not None and scheduler_interval == "step":
                 scheduler.step()
             total_loss += loss.detach() * len(target)
@@ -379,5 +380,5 @@ def fit(
         evaluated.load_state_dict(best_state)
         history.restored_best = True
     if averaged is not None:
-        _unwrapped(model).load_state_dict(averaged.module.state_dict())
+        trained.load_state_dict(averaged.module.state_dict())
     return history
