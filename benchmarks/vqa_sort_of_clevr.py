@@ -76,6 +76,7 @@ PRESETS = {
         "head_hidden": {},
         "weight_decay": 0.0,
         "warmup_fraction": 0.1,
+        "distance_bias_scale": 1.0,
         "ema_decay": None,
         "translate": False,
         # 4 left every head near 0.6 non-relational; 20 took cross-attention to 0.98
@@ -102,6 +103,7 @@ PRESETS = {
         "head_hidden": {},
         "weight_decay": 0.0,
         "warmup_fraction": 0.1,
+        "distance_bias_scale": 1.0,
         "ema_decay": None,
         "translate": False,
         "curriculum_epochs": 3,
@@ -191,15 +193,16 @@ def parse_args(argv=None):
     parser.add_argument(
         "--distance-bias-scale",
         type=positive_float,
-        default=1.0,
-        help="factor on the distance bias's question-predicted strengths (VQAConfig.distance_bias_scale)",
+        default=None,
+        help="factor on the distance bias's question-predicted strengths (VQAConfig.distance_bias_scale; "
+        "default: the preset's)",
     )
     parser.add_argument(
         "--ema-decay",
-        type=open_unit_float,
+        type=ema_decay_or_none,
         default=None,
-        help="validate and keep a moving average of the weights with this decay per step, e.g. 0.995 "
-        "(default: the preset's)",
+        help="validate and keep a moving average of the weights with this decay per step, e.g. 0.995, "
+        "or 'none' for no average (default: the preset's)",
     )
     parser.add_argument(
         "--translate",
@@ -263,6 +266,20 @@ def head_width(text: str) -> tuple[str, int]:
         raise ArgumentTypeError(f"expected HEAD=WIDTH with WIDTH an int >= 1, got {text!r}") from None
 
 
+NO_AVERAGE = "none"
+
+
+def ema_decay_or_none(text: str) -> float | str:
+    """``--ema-decay``: a decay strictly between 0 and 1, or ``"none"`` for no average (so a
+    preset's average can be turned off from the command line)."""
+    if text == NO_AVERAGE:
+        return NO_AVERAGE
+    try:
+        return open_unit_float(text)
+    except ArgumentTypeError:
+        raise ArgumentTypeError(f"expected a number strictly between 0 and 1 or {NO_AVERAGE!r}, got {text!r}") from None
+
+
 def argparse_hidden() -> str:
     import argparse
 
@@ -277,7 +294,6 @@ def build_config(args, device: torch.device) -> dict:
         "question_encoder": args.question_encoder,
         "relate_hop": args.relate_hop,
         "distance_bias": args.distance_bias,
-        "distance_bias_scale": args.distance_bias_scale,
     }
     for key in (
         "epochs",
@@ -292,10 +308,13 @@ def build_config(args, device: torch.device) -> dict:
         "jobs",
         "throughput_steps",
         "translate",
+        "distance_bias_scale",
         "ema_decay",
     ):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
+    if args.ema_decay == NO_AVERAGE:
+        config["ema_decay"] = None
     if args.lr is not None:
         config["head_lr"] = {}  # one learning rate for every head, as asked
     if args.head_hidden:

@@ -179,6 +179,11 @@ def test_the_distance_bias_scale_reaches_the_model_and_the_training_config(tmp_p
         bench.parse_args(["--preset", "cpu", "--distance-bias-scale", "4"]), torch.device("cpu")
     )
     assert (plain["distance_bias_scale"], scaled["distance_bias_scale"]) == (1.0, 4.0)
+    with pytest.MonkeyPatch.context() as patch:  # without the flag, the preset's value
+        patch.setitem(bench.PRESETS, "cpu", {**bench.PRESETS["cpu"], "distance_bias_scale": 2.0})
+        assert (
+            bench.build_config(bench.parse_args(["--preset", "cpu"]), torch.device("cpu"))["distance_bias_scale"] == 2.0
+        )
     train = SimpleNamespace(answers=list(range(10)), tokenizer=list(range(40)), pad_token_id=0)
     hop = bench.new_model("cross_attention", scaled, train).head.biased_hops[0]
     assert hop.scale == 4.0
@@ -197,6 +202,11 @@ def test_the_weight_average_reaches_training_and_the_training_config(tmp_path, m
     plain = bench.build_config(bench.parse_args(["--preset", "cpu"]), torch.device("cpu"))
     averaged = bench.build_config(bench.parse_args(["--preset", "cpu", "--ema-decay", "0.995"]), torch.device("cpu"))
     assert (plain["ema_decay"], averaged["ema_decay"]) == (None, 0.995)
+    with pytest.MonkeyPatch.context() as patch:  # "none" turns a preset's average off
+        patch.setitem(bench.PRESETS, "cpu", {**bench.PRESETS["cpu"], "ema_decay": 0.99})
+        preset_average = bench.build_config(bench.parse_args(["--preset", "cpu"]), torch.device("cpu"))
+        off = bench.build_config(bench.parse_args(["--preset", "cpu", "--ema-decay", "none"]), torch.device("cpu"))
+    assert (preset_average["ema_decay"], off["ema_decay"]) == (0.99, None)
     earlier = {k: v for k, v in plain.items() if k != "ema_decay"}
     path = tmp_path / "results.json"
     path.write_text(json.dumps({"config": earlier, "results": [{"measurement": "training", "head": "film"}]}))
