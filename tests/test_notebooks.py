@@ -233,7 +233,11 @@ def _comparable_outputs(cell) -> list[tuple[str, str]]:
     found = []
     for output in cell.get("outputs", []):
         if output["output_type"] == "stream":
-            found.append((output["name"], output["text"]))
+            # a kernel may flush one print's lines as one or as several stream outputs
+            if found and found[-1][0] == output["name"]:
+                found[-1] = (output["name"], found[-1][1] + output["text"])
+            else:
+                found.append((output["name"], output["text"]))
         elif output["output_type"] in ("execute_result", "display_data") and "text/plain" in output["data"]:
             found.append(("text/plain", output["data"]["text/plain"]))
     sanitized = []
