@@ -309,12 +309,11 @@ def build_config(args, device: torch.device) -> dict:
         "throughput_steps",
         "translate",
         "distance_bias_scale",
-        "ema_decay",
     ):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
-    if args.ema_decay == NO_AVERAGE:
-        config["ema_decay"] = None
+    if args.ema_decay is not None:
+        config["ema_decay"] = None if args.ema_decay == NO_AVERAGE else args.ema_decay
     if args.lr is not None:
         config["head_lr"] = {}  # one learning rate for every head, as asked
     if args.head_hidden:
