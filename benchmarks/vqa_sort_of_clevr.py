@@ -52,7 +52,7 @@ from mmtutorial.models.vqa_training import (  # noqa: E402
 )
 from mmtutorial.outputs import OutputFolderError, atomic_write_json, prepare_output_folder  # noqa: E402
 from mmtutorial.training import pick_device, seed_everything  # noqa: E402
-from mmtutorial.training.benchmarking import device_label, results_path, write_results  # noqa: E402
+from mmtutorial.training.benchmarking import device_label, results_lock, results_path, write_results  # noqa: E402
 from mmtutorial.training.distributed import DistributedContext  # noqa: E402
 
 NAME = "vqa_sort_of_clevr"
@@ -700,10 +700,10 @@ def main(argv=None) -> int:
     except (OutputFolderError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.summarize_only:
-        return resummarize(results_path(NAME, device, args.out))
-    if args.throughput_only:
-        return measure_throughput_only(results_path(NAME, device, args.out), device)
+    if args.summarize_only or args.throughput_only:
+        path = results_path(NAME, device, args.out)
+        with results_lock(path):  # a run writing to the same file waits, and keeps these rows
+            return resummarize(path) if args.summarize_only else measure_throughput_only(path, device)
     config = build_config(args, device)
     started = time.perf_counter()
     print(f"{device_label(device)}: {config}", flush=True)
@@ -721,8 +721,15 @@ def main(argv=None) -> int:
             )
     else:
         rows = _run_in_children(runs, config, args, device)
-    done = {(r["head"], r["seed"]) for r in rows}
     path = results_path(NAME, device, args.out)
+    with results_lock(path):  # another run into this --out reads and rewrites the file after this one
+        return _merge_and_write(path, rows, config, args, device, started)
+
+
+def _merge_and_write(path: Path, rows: list[dict], config: dict, args, device, started: float) -> int:
+    """Add the rows of earlier runs in ``path`` (same training config, other head/seed
+    pairs), measure throughput if asked, summarize and write; the caller holds the lock."""
+    done = {(r["head"], r["seed"]) for r in rows}
     kept = [
         r
         for r in previous_rows(path, config)

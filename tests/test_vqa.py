@@ -276,6 +276,27 @@ def test_checkpoint_round_trip_restores_config_weights_answers_and_metrics(split
         load_vqa_checkpoint(tmp_path / "other.pt")
 
 
+def test_a_wrapped_model_saves_the_weights_of_the_vqa_model_inside(splits, tmp_path):
+    """A model wrapped for data-parallel training (here in a one-process gloo group) or by
+    torch.compile saves a checkpoint that loads as the plain VQAModel."""
+    ds = splits["test"]
+    torch.manual_seed(0)
+    model = VQAModel(small_config("cross_attention", ds)).eval()
+    batch = next(iter(ds.batches(2, by_image=True)))
+    torch.distributed.init_process_group("gloo", store=torch.distributed.HashStore(), rank=0, world_size=1)
+    try:
+        wrappers = {"ddp": torch.nn.parallel.DistributedDataParallel(model), "compile": torch.compile(model)}
+        for name, wrapped in wrappers.items():
+            save_vqa_checkpoint(tmp_path / f"{name}.pt", wrapped, ds.answers)
+            loaded, _ = load_vqa_checkpoint(tmp_path / f"{name}.pt")
+            with torch.no_grad():
+                torch.testing.assert_close(loaded(batch), model(batch), msg=name)
+    finally:
+        torch.distributed.destroy_process_group()
+    with pytest.raises(TypeError, match="model=Linear: expected a VQAModel"):
+        save_vqa_checkpoint(tmp_path / "linear.pt", torch.nn.Linear(2, 2), ds.answers)
+
+
 def test_device_resident_batches_evaluate_exactly_like_the_dataloader(splits):
     """The GPU data path (whole split as tensors, batches indexed in place) and the ordinary
     DataLoader path give the same accuracy per family; on a GPU also on the device."""

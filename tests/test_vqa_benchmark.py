@@ -3,6 +3,8 @@ rows of separate runs, and the committed JSON holds the issue's keys and (by dev
 
 import importlib.util
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = sorted((ROOT / "benchmarks" / "results").glob("vqa_sort_of_clevr-*.json"))
 #: Runs of one head under a changed setting (notebook 09 compares them), one folder each.
 ABLATIONS = sorted((ROOT / "benchmarks" / "results" / "ablations").glob("*/vqa_sort_of_clevr-*.json"))
-#: The committed setting re-run on another machine of the same kind (its folder names the CPU).
+#: Full runs of an earlier preset, kept when the preset changed (one folder each).
+PREVIOUS = sorted((ROOT / "benchmarks" / "results" / "previous").glob("*/vqa_sort_of_clevr-*.json"))
+#: A committed setting re-run on another machine of the same kind (its folder names the CPU).
 REPEATS = sorted((ROOT / "benchmarks" / "results" / "repeats").glob("*/vqa_sort_of_clevr-*.json"))
 SUMMARY_KEYS = {
     "best_head",
@@ -123,6 +127,35 @@ def test_runs_in_parallel_processes_aggregate_seeds_and_merge_with_earlier_runs(
     assert measured["summary"]["train_samples_per_s_fp32"] == 123.0
     assert bench.main(["--throughput-only", "--device", "cpu", "--out", str(tmp_path / "none")]) == 2
     assert not (tmp_path / "none").exists()
+
+
+def test_two_runs_into_one_folder_at_once_keep_each_others_rows(tmp_path, monkeypatch):
+    """Runs sharing ``--out`` read the results file, add their rows and write it back. Here
+    both read it at once and take their time before writing: without the lock each would
+    write only its own row, and one row would be lost."""
+    bench = load_benchmark()
+    template = next(r for r in json.loads(RESULTS[0].read_text())["results"] if r["measurement"] == "training")
+    monkeypatch.setattr(
+        bench, "train_head", lambda head, seed, config, device: {**template, "head": head, "seed": seed}
+    )
+    read_rows = bench.previous_rows
+
+    def read_then_wait(path, config):
+        rows = read_rows(path, config)
+        time.sleep(0.5)  # the other run reads meanwhile, unless the lock holds it back
+        return rows
+
+    monkeypatch.setattr(bench, "previous_rows", read_then_wait)
+
+    def run(head):
+        return bench.main(
+            ["--heads", head, "--seeds", "1", "--jobs", "1", *TINY, "--out", str(tmp_path), "--throughput", "none"]
+        )
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        assert list(pool.map(run, ["concat", "film"])) == [0, 0]
+    (path,) = tmp_path.glob("vqa_sort_of_clevr-*.json")
+    assert sorted(r["head"] for r in json.loads(path.read_text())["results"]) == ["concat", "film"]
 
 
 def test_a_head_learning_rate_changed_drops_only_that_heads_earlier_rows(tmp_path):
@@ -298,7 +331,7 @@ def test_targets_are_judged_by_the_numbers():
     assert set(bench.check_targets({}, "gpu")) >= {"best_relational_acc_mean", "train_samples_per_s_fastest"}
 
 
-@pytest.mark.parametrize("path", RESULTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", RESULTS + PREVIOUS, ids=lambda p: str(p.relative_to(ROOT / "benchmarks" / "results")))
 def test_committed_vqa_benchmark(path):
     """The committed run is complete and its summary is what its rows say: recomputed here,
     the per-head statistics and the verdict on every target must match the file."""
@@ -339,9 +372,10 @@ def test_committed_ablation_runs(path):
 
 
 @pytest.mark.parametrize("path", REPEATS, ids=lambda p: p.parent.name)
-def test_a_repeat_is_the_committed_setting(path):
-    """A repeat trains as the committed CPU file did (so only the machine differs)."""
+def test_a_repeat_is_a_committed_setting(path):
+    """A repeat trains as a committed full run of its device kind did, the current preset's
+    or an earlier one's (so only the machine differs)."""
     bench = load_benchmark()
-    committed = json.loads((ROOT / "benchmarks" / "results" / path.name).read_text())["config"]
-    repeat = json.loads(path.read_text())["config"]
-    assert bench.training_config(repeat) == bench.training_config(committed)
+    repeat = bench.training_config(json.loads(path.read_text())["config"])
+    committed = [json.loads(p.read_text())["config"] for p in RESULTS + PREVIOUS if p.name == path.name]
+    assert any(bench.training_config(config) == repeat for config in committed)

@@ -50,7 +50,7 @@ from ..encoders import (
     WordTextEncoder,
     masked_mean,
 )
-from ..training import load_checkpoint, save_checkpoint
+from ..training import load_checkpoint, save_checkpoint, unwrap_model
 from ..validation import (
     check_bool,
     check_choice,
@@ -356,9 +356,11 @@ def save_vqa_checkpoint(
 
     ``metrics`` values may be numbers, strings, lists or dicts of them (NumPy scalars are
     stored as Python numbers, so the file loads with ``weights_only=True``)."""
-    model = getattr(model, "_orig_mod", model)  # a torch.compile'd model saves its original's weights
+    model = unwrap_model(model)  # a compiled or data-parallel model saves its VQAModel's weights
     if not isinstance(model, VQAModel):
-        raise TypeError(f"model={type(model).__name__}: expected a VQAModel (or its torch.compile wrapper)")
+        raise TypeError(
+            f"model={type(model).__name__}: expected a VQAModel (or its torch.compile or DistributedDataParallel wrapper)"
+        )
     _check_strings("answers", answers)
     if len(answers) != model.config.num_answers:
         raise ValueError(f"got {len(answers)} answers for a model with num_answers={model.config.num_answers}")

@@ -24,6 +24,7 @@ _WHERE = {
     "seed_worker": "runtime",
     "pick_device": "runtime",
     "to_device": "runtime",
+    "unwrap_model": "runtime",
     "progress": "progressbar",
     "fit": "loop",
     "evaluate": "loop",

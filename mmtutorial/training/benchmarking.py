@@ -16,16 +16,20 @@ Results files follow the course's format (ARCHITECTURE.md): ``device``, ``proces
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import platform
 import re
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 
 from ..outputs import atomic_write_json, prepare_output_folder
 
@@ -37,6 +41,7 @@ __all__ = [
     "device_label",
     "processor_name",
     "results_path",
+    "results_lock",
     "write_results",
     "loglog_slope",
 ]
@@ -167,6 +172,24 @@ def loglog_slope(xs, ys) -> float:
 def results_path(name: str, device, folder="benchmarks/results") -> Path:
     """Where :func:`write_results` puts ``name``'s results for ``device``."""
     return Path(folder) / f"{name}-{re.sub(r'[^A-Za-z0-9._-]+', '-', device_label(device))}.json"
+
+
+@contextmanager
+def results_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on the results file ``path`` (waiting for it if another
+    process holds it), for a run that reads the rows already there and writes them back
+    with its own: two runs sharing an output folder then never lose each other's rows.
+
+    The lock file lives in the temporary folder, named after ``path``, so that results
+    folders hold only results. Example::
+
+        with results_lock(path):
+            rows = earlier_rows(path) + new_rows
+            write_results(...)
+    """
+    key = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:16]
+    with FileLock(Path(tempfile.gettempdir()) / f"mmtutorial-results-{key}.lock"):
+        yield
 
 
 def write_results(

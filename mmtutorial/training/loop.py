@@ -34,7 +34,7 @@ from ..validation import (
 )
 from .checkpoints import _rng_state, _set_rng_state, load_checkpoint, save_checkpoint
 from .runtime import progress as progress_bar
-from .runtime import to_device
+from .runtime import to_device, unwrap_model
 
 __all__ = ["evaluate", "fit", "History"]
 
@@ -122,12 +122,6 @@ def _check_finite(losses: list[torch.Tensor], epoch: int, first_step: int) -> No
             f"the training loss became {values[i].item()} at epoch {epoch + 1}, step {first_step + i}: "
             "lower the learning rate, clip gradients (clip_grad_norm=1.0) or check the inputs"
         )
-
-
-def _unwrapped(model: nn.Module) -> nn.Module:
-    """The module under a ``torch.compile`` and/or ``DistributedDataParallel`` wrapper."""
-    model = getattr(model, "_orig_mod", model)  # torch.compile's OptimizedModule
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def _averaged(model: nn.Module, decay: float) -> AveragedModel:
@@ -252,7 +246,7 @@ def fit(
         check_float("ema_decay", ema_decay, minimum=0.0, maximum=1.0, min_inclusive=False, max_inclusive=False)
     device = check_device("device", device)
     model.to(device)
-    trained = _unwrapped(model)  # the module whose weights are averaged and, at the end, replaced
+    trained = unwrap_model(model)  # the module whose weights are averaged and, at the end, replaced
     averaged = _averaged(trained, ema_decay) if ema_decay is not None else None
     # what is validated, kept as the best and returned: the average when there is one
     evaluated = averaged.module if averaged is not None else model

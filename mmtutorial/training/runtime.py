@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from .progressbar import TEXT_PROGRESS_ENV, progress  # re-exported: runtime is where a run's tools live
 
@@ -24,6 +25,7 @@ __all__ = [
     "seed_worker",
     "pick_device",
     "to_device",
+    "unwrap_model",
     "progress",
     "TEXT_PROGRESS_ENV",
 ]
@@ -96,3 +98,19 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
 def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     """Move every tensor of a batch dict to ``device`` (other values pass through)."""
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module under ``torch.compile`` and ``DistributedDataParallel`` wrappers (in either
+    order): the one whose weights a checkpoint saves and whose attributes code reads.
+
+    Example::
+
+        >>> net = torch.nn.Linear(2, 2)
+        >>> unwrap_model(torch.compile(net)) is net
+        True
+    """
+    model = getattr(model, "_orig_mod", model)  # torch.compile's OptimizedModule
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        model = model.module
+    return getattr(model, "_orig_mod", model)  # a compiled model inside DistributedDataParallel
