@@ -226,6 +226,29 @@ def test_the_distance_bias_scale_reaches_the_model_and_the_training_config(tmp_p
     assert len(bench.previous_rows(path, plain)) == 1 and bench.previous_rows(path, scaled) == []
 
 
+def test_the_cnn_depth_reaches_the_model_and_the_training_config(tmp_path):
+    """``--cnn-layers 3`` gives every head a 10x10 region grid (75x75 images); a file from
+    before the option trained with 4 layers, so its rows merge into a 4-layer run only."""
+    import torch
+
+    bench = load_benchmark()
+    preset, finer = (
+        bench.build_config(bench.parse_args(["--preset", "cpu", *flags]), torch.device("cpu"))
+        for flags in ([], ["--cnn-layers", "3"])
+    )
+    assert (preset["cnn_layers"], finer["cnn_layers"]) == (4, 3)
+    train = SimpleNamespace(answers=list(range(10)), tokenizer=list(range(40)), pad_token_id=0)
+    images = torch.zeros(1, 3, 75, 75)
+    for config, side in ((preset, 5), (finer, 10)):
+        model = bench.new_model("cross_attention", config, train)
+        assert model.config.cnn_layers == config["cnn_layers"]
+        assert model.image_encoder(images).shape[1] == side * side
+    earlier = {k: v for k, v in preset.items() if k != "cnn_layers"}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"config": earlier, "results": [{"measurement": "training", "head": "film"}]}))
+    assert len(bench.previous_rows(path, preset)) == 1 and bench.previous_rows(path, finer) == []
+
+
 def test_the_weight_average_reaches_training_and_the_training_config(tmp_path, monkeypatch):
     """``--ema-decay 0.995`` reaches ``train_vqa``; a file from before the option trained
     without an average, so its rows merge into a run without one only."""
