@@ -82,6 +82,7 @@ PRESETS = {
         # x4 with 24 relational epochs: every seed of 4 past 0.91 relational; at 1, one seed
         # in 3 fell short (benchmarks/results/ablations/distance-bias-scale-4, relational-24-epochs)
         "distance_bias_scale": 4.0,
+        "distance_bias_avoid": "weights",
         # the average does not follow a one-epoch fall: largest late fall 0.005, not 0.065
         # (benchmarks/results/ablations/recipe-bias4-ema-24ep)
         "ema_decay": 0.995,
@@ -113,6 +114,7 @@ PRESETS = {
         "weight_decay": 0.0,
         "warmup_fraction": 0.1,
         "distance_bias_scale": 1.0,
+        "distance_bias_avoid": "weights",
         "ema_decay": None,
         "translate": False,
         "curriculum_epochs": 3,
@@ -178,6 +180,7 @@ CONFIG_ADDED_LATER = {
     "distance_bias_scale": 1.0,
     "ema_decay": None,
     "cnn_layers": 4,
+    "distance_bias_avoid": "weights",
 }
 
 
@@ -211,6 +214,13 @@ def parse_args(argv=None):
         default=None,
         help="factor on the distance bias's question-predicted strengths (VQAConfig.distance_bias_scale; "
         "default: the preset's)",
+    )
+    parser.add_argument(
+        "--distance-bias-avoid",
+        choices=("weights", "peak"),
+        default=None,
+        help="what the distance bias's avoid-the-found-object strength multiplies: the previous hop's "
+        "weights, or those over their peak (VQAConfig.distance_bias_avoid; default: the preset's)",
     )
     parser.add_argument(
         "--ema-decay",
@@ -332,6 +342,7 @@ def build_config(args, device: torch.device) -> dict:
         "translate",
         "distance_bias_scale",
         "cnn_layers",
+        "distance_bias_avoid",
     ):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
@@ -372,6 +383,7 @@ def new_model(head: str, config: dict, train: SortOfClevr) -> VQAModel:
         relate_hop=config.get("relate_hop", "first"),  # runs before the option related the first hop
         distance_bias=config.get("distance_bias", False),
         distance_bias_scale=config.get("distance_bias_scale", 1.0),
+        distance_bias_avoid=config.get("distance_bias_avoid", "weights"),
     )
     return VQAModel(vqa)
 

@@ -172,6 +172,11 @@ def _cases(t):
             ["--budget-seconds", "-1", "--out", f"{t}/b"],
             "argument --budget-seconds",
         ),
+        "benchmark vqa: avoid mode": (
+            _benchmark("vqa_sort_of_clevr.py"),
+            ["--distance-bias-avoid", "max", "--out", f"{t}/b"],
+            "argument --distance-bias-avoid: invalid choice: 'max'",
+        ),
         "benchmark vqa: device": (
             _benchmark("vqa_sort_of_clevr.py"),
             ["--device", "tpu", "--out", f"{t}/b"],

@@ -137,6 +137,12 @@ BAD = [
         "distance_bias='yes'",
     ),
     (
+        "VQAConfig distance_bias_avoid='max'",
+        lambda: VQAConfig(vocab_size=12, distance_bias_avoid="max"),
+        ValueError,
+        "distance_bias_avoid='max': expected one of ('weights', 'peak')",
+    ),
+    (
         "VQAConfig distance_bias_scale=0",
         lambda: VQAConfig(vocab_size=12, distance_bias_scale=0),
         ValueError,

@@ -147,6 +147,35 @@ def test_a_distance_biased_hop_looks_near_or_far_from_what_the_hop_before_found(
             assert sorted(expected) == sorted(int(i) for i in torch.nonzero(weights > 0.2))
 
 
+def test_avoid_peak_lets_the_hop_leave_an_object_spread_over_several_regions():
+    """On a 10x10 grid the found object covers about four regions, a quarter of the
+    previous hop's weight each: ``u * a_i`` then avoids it four times less than on a 5x5
+    grid, and a "closest" hop finds the object itself again. ``avoid="peak"`` scales the
+    weights to their maximum, so the same ``u`` moves the hop off the object."""
+    from mmtutorial.encoders import coordinate_grid
+    from mmtutorial.models.vqa_heads import DistanceBiasedHop
+
+    centres = coordinate_grid(10, 10)
+    previous = torch.zeros(1, 100)
+    found = [44, 45, 54, 55]  # the four regions around the image's centre
+    previous[0, found] = 0.25
+    on_object = {}
+    for avoid in ("weights", "peak"):
+        hop = DistanceBiasedHop(8, avoid=avoid)
+        with torch.no_grad():
+            hop.key.weight.zero_()
+            hop.key.bias.zero_()
+            hop.bias_scales.weight.zero_()
+            hop.bias_scales.bias.copy_(torch.tensor([-40.0, -8.0]))  # closest, and not the object found
+        hop(torch.randn(1, 8), torch.randn(1, 100, 8), torch.randn(1, 8), previous, centres)
+        on_object[avoid] = hop.weights[0, 0, 0, found].sum().item()
+    assert on_object["weights"] > 0.5 and on_object["peak"] < 0.01, on_object  # most weight on itself, or none
+    with pytest.raises(ValueError, match="avoid='max': expected one of"):
+        DistanceBiasedHop(8, avoid="max")
+    model = VQAModel(VQAConfig(vocab_size=12, distance_bias_avoid="peak"))
+    assert [hop.avoid for hop in model.head.biased_hops] == ["peak"]
+
+
 def test_the_distance_bias_scale_multiplies_the_question_predicted_strengths():
     """A hop with ``scale=4`` and strengths ``(w, u) / 4`` attends exactly like a hop with
     ``scale=1`` and ``(w, u)``: the factor only changes how fast training can move them."""

@@ -249,6 +249,27 @@ def test_the_cnn_depth_reaches_the_model_and_the_training_config(tmp_path):
     assert len(bench.previous_rows(path, preset)) == 1 and bench.previous_rows(path, finer) == []
 
 
+def test_the_avoid_mode_reaches_the_model_and_the_training_config(tmp_path):
+    """``--distance-bias-avoid peak`` builds cross_attention's biased hop with it; a file
+    from before the option avoided by the weights, so its rows merge into such a run only."""
+    import torch
+
+    bench = load_benchmark()
+    preset, peak = (
+        bench.build_config(bench.parse_args(["--preset", "cpu", *flags]), torch.device("cpu"))
+        for flags in ([], ["--distance-bias-avoid", "peak"])
+    )
+    train = SimpleNamespace(answers=list(range(10)), tokenizer=list(range(40)), pad_token_id=0)
+    assert [bench.new_model("cross_attention", c, train).head.biased_hops[0].avoid for c in (preset, peak)] == [
+        "weights",
+        "peak",
+    ]
+    earlier = {k: v for k, v in preset.items() if k != "distance_bias_avoid"}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"config": earlier, "results": [{"measurement": "training", "head": "film"}]}))
+    assert len(bench.previous_rows(path, preset)) == 1 and bench.previous_rows(path, peak) == []
+
+
 def test_the_weight_average_reaches_training_and_the_training_config(tmp_path, monkeypatch):
     """``--ema-decay 0.995`` reaches ``train_vqa``; a file from before the option trained
     without an average, so its rows merge into a run without one only."""

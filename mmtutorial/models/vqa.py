@@ -122,6 +122,9 @@ class VQAConfig:
             rate per step, so a larger factor lets the bias become decisive in fewer steps.
             1 by default; at 4 with 24 relational epochs all four seeds on a 2-core CPU
             reached >= 0.9165 relational (``benchmarks/results/ablations/distance-bias-scale-4``).
+        distance_bias_avoid: what the biased hop's ``u`` multiplies: ``"weights"`` (the
+            previous hop's weights) or ``"peak"`` (those weights over their maximum: the
+            object found counts fully however many regions it covers, as on a finer grid).
         heads: attention heads.
         dropout: dropout in the classifier (and attention).
         invert_images: feed ``1 - image`` (the white background becomes zero input).
@@ -146,6 +149,7 @@ class VQAConfig:
     relate_hop: str = "last"
     distance_bias: bool = True
     distance_bias_scale: float = 1.0
+    distance_bias_avoid: str = "weights"
     heads: int = 1
     dropout: float = 0.0
     invert_images: bool = True
@@ -157,6 +161,7 @@ class VQAConfig:
             ("question_encoder", QUESTION_ENCODERS),
             ("cnn_norm", ("batch", "group")),
             ("relate_hop", ("first", "last", "all")),
+            ("distance_bias_avoid", ("weights", "peak")),
         ):
             check_choice(name, getattr(self, name), allowed)
         for name in (

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from ..attention import TransformerEncoder
 from ..encoders import coordinate_grid, masked_mean
 from ..fusion import CoAttention, CrossModalAttention, FiLM, MultiHopAttention
+from ..validation import check_choice
 
 if TYPE_CHECKING:  # only for annotations: the config module imports this registry
     from .vqa import VQAConfig
@@ -184,14 +185,18 @@ class DistanceBiasedHop(nn.Module):
     (notebook 04's exercise), with the distance measured in the image and its sign and
     strength chosen by the question; ``scale`` multiplies ``w`` and ``u`` so that they can
     grow decisive in fewer steps (:attr:`~mmtutorial.models.vqa.VQAConfig.distance_bias_scale`).
+    ``avoid="peak"`` uses ``a_i / max_j a_j`` in the last term, so the object found counts
+    fully however many regions it covers (on a 10x10 grid it covers about four, each with
+    a quarter of the weight); ``"weights"`` (the default) uses ``a_i`` itself.
     Single-head; ``forward`` returns ``LayerNorm(x + read)`` like
     :class:`~mmtutorial.fusion.CrossModalAttention`, and keeps ``weights (B, 1, 1, N)`` and
     ``attended (B, 1, d)`` in that class's shapes (one query).
     """
 
-    def __init__(self, dim: int, scale: float = 1.0) -> None:
+    def __init__(self, dim: int, scale: float = 1.0, avoid: str = "weights") -> None:
         super().__init__()
         self.scale = scale
+        self.avoid = check_choice("avoid", avoid, ("weights", "peak"))
         self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.out = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
@@ -204,7 +209,8 @@ class DistanceBiasedHop(nn.Module):
         distance2 = ((centres[None] - found_at[:, None]) ** 2).sum(-1)  # (B, N)
         w, u = (self.scale * self.bias_scales(question)).unbind(-1)
         scores = torch.einsum("bd,bnd->bn", self.query(x), self.key(regions)) / math.sqrt(x.shape[-1])
-        weights = (scores + w[:, None] * distance2 + u[:, None] * previous).softmax(-1)
+        found = previous / previous.amax(-1, keepdim=True) if self.avoid == "peak" else previous
+        weights = (scores + w[:, None] * distance2 + u[:, None] * found).softmax(-1)
         self.weights = weights[:, None, None]
         read = self.out(torch.einsum("bn,bnd->bd", weights, self.value(regions)))
         self.attended = read[:, None]
@@ -230,7 +236,8 @@ class CrossAttentionHead(FusionHead):
         plain_hops = 1 if config.distance_bias else config.hops
         self.attend = MultiHopAttention(d, d, hops=plain_hops, heads=config.heads, dropout=config.dropout)
         self.biased_hops = nn.ModuleList(
-            DistanceBiasedHop(d, config.distance_bias_scale) for _ in range(config.hops - plain_hops)
+            DistanceBiasedHop(d, config.distance_bias_scale, config.distance_bias_avoid)
+            for _ in range(config.hops - plain_hops)
         )
         # "all": every hop's read-out meets every region (what each hop found, side by side)
         self.related_hops = {"first": [0], "last": [-1], "all": list(range(config.hops))}[config.relate_hop]
