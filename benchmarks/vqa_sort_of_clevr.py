@@ -67,8 +67,9 @@ PRESETS = {
         "n_test": 200,
         "dim": 64,
         "hidden": 64,
-        # 4 stride-2 convs: a 5x5 region grid. 3 (10x10) answered 0.9975-0.998 non-relational
-        # but 0.763-0.774 relational in 3.4x the time (two scratch seeds, README)
+        # 4 stride-2 convs: a 5x5 region grid. 3 (10x10, with distance_bias_avoid "peak")
+        # answered >= 0.996 non-relational on all 4 seeds tried, in ~3x the time, but 0.7735-0.930
+        # relational (README, benchmarks/results/exploratory/grid-10x10-avoid-peak)
         "cnn_layers": 4,
         "images_per_batch": 16,
         "lr": 2e-3,

@@ -19,6 +19,9 @@ RESULTS = sorted((ROOT / "benchmarks" / "results").glob("vqa_sort_of_clevr-*.jso
 ABLATIONS = sorted((ROOT / "benchmarks" / "results" / "ablations").glob("*/vqa_sort_of_clevr-*.json"))
 #: Full runs of an earlier preset, kept when the preset changed (one folder each).
 PREVIOUS = sorted((ROOT / "benchmarks" / "results" / "previous").glob("*/vqa_sort_of_clevr-*.json"))
+#: Fewer than 3 seeds of a new setting: a lead for the next measurement, not a result
+#: (notebook 09 does not read them; the README says what each showed).
+EXPLORATORY = sorted((ROOT / "benchmarks" / "results" / "exploratory").glob("*/vqa_sort_of_clevr-*.json"))
 #: A committed setting re-run on another machine of the same kind (its folder names the CPU).
 REPEATS = sorted((ROOT / "benchmarks" / "results" / "repeats").glob("*/vqa_sort_of_clevr-*.json"))
 SUMMARY_KEYS = {
@@ -415,16 +418,19 @@ def test_committed_vqa_benchmark(path):
     assert summary["targets_met"] == all(v["met"] for v in summary["targets"].values())
 
 
-@pytest.mark.parametrize("path", ABLATIONS + REPEATS, ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}")
+@pytest.mark.parametrize(
+    "path", ABLATIONS + REPEATS + EXPLORATORY, ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}"
+)
 def test_committed_ablation_runs(path):
     """An ablation's (or a repeat's) summary is what its rows say, over at least 3 seeds,
-    with no failed run."""
+    with no failed run; an exploratory run's too, over its fewer seeds."""
     bench = load_benchmark()
     payload = json.loads(path.read_text())
     training = [r for r in payload["results"] if r["measurement"] == "training"]
     assert training and all("error" not in r for r in training)
     heads = {r["head"] for r in training}
-    assert all(payload["summary"][f"{h}_seeds"] >= 3 for h in heads), "results over at least 3 seeds"
+    if path not in EXPLORATORY:
+        assert all(payload["summary"][f"{h}_seeds"] >= 3 for h in heads), "results over at least 3 seeds"
     recomputed = bench.summarize(payload["results"], None)
     assert payload["summary"]["heads_not_run"] == recomputed.pop("heads_not_run")
     assert {k: v for k, v in payload["summary"].items() if k in recomputed} == pytest.approx(recomputed)
