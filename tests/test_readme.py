@@ -87,10 +87,13 @@ def test_readme_block_runs_as_written_in_a_fresh_copy(fresh_copy, index):
     env.pop("MMTUTORIAL_SMOKE", None)
     if mode.startswith("smoke"):
         env["MMTUTORIAL_SMOKE"] = "1"
-    # the set-up environment counts as current, whatever the files' dates in the copy
-    env["MAKEFLAGS"] = "--old-file=.venv/.installed"
+    # The set-up environment counts as current, whatever the files' dates in the copy: else
+    # `make` would reinstall the linked .venv from the copy, and leave the developer's
+    # environment importing mmtutorial from a temporary folder. (make ignores -o/--old-file
+    # in the MAKEFLAGS variable, so it goes on every make command line.)
+    keep_setup = 'make() { command make --old-file=.venv/.installed "$@"; }\n'
     done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", _script(mode, body)],
+        ["bash", "-euo", "pipefail", "-c", keep_setup + _script(mode, body)],
         cwd=fresh_copy,
         env=env,
         capture_output=True,
