@@ -44,6 +44,7 @@ from mmtutorial.cli import ArgumentParser, int_at_least, open_unit_float, positi
 from mmtutorial.data import SortOfClevr  # noqa: E402
 from mmtutorial.data.sort_of_clevr import QUESTION_TYPES  # noqa: E402
 from mmtutorial.models.vqa import ATTENTION_HEADS, HEADS, VQAConfig, VQAModel  # noqa: E402
+from mmtutorial.models.vqa_heads import AVOID_MODES  # noqa: E402
 from mmtutorial.models.vqa_training import (  # noqa: E402
     evaluate_vqa,
     seconds_to_accuracy,
@@ -218,7 +219,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--distance-bias-avoid",
-        choices=("weights", "peak"),
+        choices=AVOID_MODES,
         default=None,
         help="what the distance bias's avoid-the-found-object strength multiplies: the previous hop's "
         "weights, or those over their peak (VQAConfig.distance_bias_avoid; default: the preset's)",

@@ -64,7 +64,7 @@ from ..validation import (
     check_tensor,
     require_keys,
 )
-from .vqa_heads import ATTENTION_HEADS, HEAD_REGISTRY, HEADS
+from .vqa_heads import ATTENTION_HEADS, AVOID_MODES, HEAD_REGISTRY, HEADS
 
 __all__ = [
     "HEADS",
@@ -161,7 +161,7 @@ class VQAConfig:
             ("question_encoder", QUESTION_ENCODERS),
             ("cnn_norm", ("batch", "group")),
             ("relate_hop", ("first", "last", "all")),
-            ("distance_bias_avoid", ("weights", "peak")),
+            ("distance_bias_avoid", AVOID_MODES),
         ):
             check_choice(name, getattr(self, name), allowed)
         for name in (

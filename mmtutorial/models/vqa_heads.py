@@ -34,6 +34,7 @@ __all__ = [
     "RelationHead",
     "FiLMHead",
     "DistanceBiasedHop",
+    "AVOID_MODES",
     "CrossAttentionHead",
     "CoAttentionHead",
     "TransformerHead",
@@ -172,6 +173,10 @@ class FiLMHead(FusionHead):
         return self.classify(torch.relu(self.pool(x)).amax(dim=(2, 3))), {}
 
 
+#: What a :class:`DistanceBiasedHop`'s ``u`` multiplies (its ``avoid`` argument).
+AVOID_MODES = ("weights", "peak")
+
+
 class DistanceBiasedHop(nn.Module):
     """A hop of attention over the regions whose scores also see *where* each region is
     relative to what the previous hop found:
@@ -196,7 +201,7 @@ class DistanceBiasedHop(nn.Module):
     def __init__(self, dim: int, scale: float = 1.0, avoid: str = "weights") -> None:
         super().__init__()
         self.scale = scale
-        self.avoid = check_choice("avoid", avoid, ("weights", "peak"))
+        self.avoid = check_choice("avoid", avoid, AVOID_MODES)
         self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.out = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
