@@ -72,6 +72,7 @@ PRESETS = {
         # answered >= 0.996 non-relational on all 4 seeds tried, in ~3x the time, but 0.7735-0.930
         # relational (README, benchmarks/results/exploratory/grid-10x10-avoid-peak)
         "cnn_layers": 4,
+        "cnn_merge": 1,
         "images_per_batch": 16,
         "lr": 2e-3,
         # the transformer head at 2e-3 falls to chance after its warm-up; 5e-4 learns
@@ -109,6 +110,7 @@ PRESETS = {
         "dim": 128,
         "hidden": 256,
         "cnn_layers": 4,
+        "cnn_merge": 1,
         "images_per_batch": 32,
         "lr": 2e-3,
         "head_lr": {"transformer": 5e-4},
@@ -183,6 +185,7 @@ CONFIG_ADDED_LATER = {
     "ema_decay": None,
     "cnn_layers": 4,
     "distance_bias_avoid": "weights",
+    "cnn_merge": 1,
 }
 
 
@@ -243,6 +246,13 @@ def parse_args(argv=None):
         default=None,
         help="stride-2 convs of the CNN (VQAConfig.cnn_layers): 4 gives 75x75 images a 5x5 region grid, "
         "3 a 10x10 one (default: the preset's)",
+    )
+    parser.add_argument(
+        "--cnn-merge",
+        type=positive_int,
+        default=None,
+        help="stack each MxM block of the CNN's last map into one region (VQAConfig.cnn_merge): "
+        "--cnn-layers 3 --cnn-merge 2 is a 5x5 grid whose regions keep their 4 sub-cells (default: the preset's)",
     )
     parser.add_argument("--seeds", type=positive_int, default=None, help="seeds per head, each from scratch")
     parser.add_argument("--seed-offset", type=int_at_least(0), default=0, help="first seed")
@@ -344,6 +354,7 @@ def build_config(args, device: torch.device) -> dict:
         "translate",
         "distance_bias_scale",
         "cnn_layers",
+        "cnn_merge",
         "distance_bias_avoid",
     ):
         if getattr(args, key) is not None:
@@ -382,6 +393,7 @@ def new_model(head: str, config: dict, train: SortOfClevr) -> VQAModel:
         dim=config["dim"],
         hidden=hidden_width(head, config),
         cnn_layers=config.get("cnn_layers", 4),
+        cnn_merge=config.get("cnn_merge", 1),
         relate_hop=config.get("relate_hop", "first"),  # runs before the option related the first hop
         distance_bias=config.get("distance_bias", False),
         distance_bias_scale=config.get("distance_bias_scale", 1.0),

@@ -66,8 +66,9 @@ def receptive_field(layers) -> tuple[int, int, float]:
     pixels run from ``first_centre - (size - 1) / 2`` to ``first_centre + (size - 1) / 2``,
     and output ``i``'s field is that shifted by ``i * stride``).
 
-    ``layers`` are modules (``nn.Conv2d``, ``nn.MaxPool2d``, ``nn.AvgPool2d`` count; others,
-    such as normalisations and activations, see one pixel) or ``(kernel, stride,
+    ``layers`` are modules (``nn.Conv2d``, ``nn.MaxPool2d``, ``nn.AvgPool2d`` and
+    ``nn.PixelUnshuffle``, a ``factor x factor`` window every ``factor`` pixels, count;
+    others, such as normalisations and activations, see one pixel) or ``(kernel, stride,
     padding)`` tuples. Each layer widens the field by ``(kernel - 1)`` times the stride
     accumulated so far, the standard recurrence for square kernels without dilation.
     """
@@ -81,6 +82,8 @@ def receptive_field(layers) -> tuple[int, int, float]:
             )
             if getattr(layer, "dilation", 1) not in (1, (1, 1)):
                 raise ValueError(f"receptive_field: dilated layers are not supported, got {layer}")
+        elif isinstance(layer, nn.PixelUnshuffle):
+            kernel, stride, padding = layer.downscale_factor, layer.downscale_factor, 0
         else:
             continue
         for name, value in (("kernel", kernel), ("stride", stride)):
@@ -121,6 +124,15 @@ class ConvRegionEncoder(nn.Module):
         add_coordinates: append each region's (x, y) in [-1, 1].
         norm: ``"batch"`` (BatchNorm, as the paper) or ``"group"`` (GroupNorm: no running
             statistics, so evaluation behaves exactly like training).
+        merge: after the convs, stack each ``merge x merge`` block of the feature map into
+            one region (``nn.PixelUnshuffle``: ``channels * merge**2`` features, nothing
+            discarded). ``layers=3, merge=2`` gives the same 5x5 grid as 4 layers, but each
+            region keeps its four 8-pixel sub-cells apart, where a fourth conv mixes them.
+
+    Example:
+        >>> encoder = ConvRegionEncoder(layers=3, merge=2)
+        >>> encoder(torch.zeros(1, 3, 75, 75)).shape  # 5x5 regions, 4 * 24 features + (x, y)
+        torch.Size([1, 25, 98])
     """
 
     def __init__(
@@ -130,9 +142,11 @@ class ConvRegionEncoder(nn.Module):
         layers: int = 4,
         add_coordinates: bool = True,
         norm: str = "batch",
+        merge: int = 1,
     ) -> None:
         super().__init__()
         check_positive_int("in_channels", in_channels)
+        check_positive_int("merge", merge)
         check_positive_int("channels", channels)
         check_positive_int("layers", layers)
         check_choice("norm", norm, ("batch", "group"))
@@ -145,10 +159,13 @@ class ConvRegionEncoder(nn.Module):
             normalize = nn.BatchNorm2d(channels) if norm == "batch" else nn.GroupNorm(4, channels)
             blocks += [nn.Conv2d(c, channels, 3, stride=2, padding=1), normalize, nn.ReLU()]
             c = channels
+        if merge > 1:
+            blocks.append(nn.PixelUnshuffle(merge))
         self.net = nn.Sequential(*blocks)
         self.in_channels = in_channels
         self.add_coordinates = add_coordinates
-        self.out_dim = channels + (2 if add_coordinates else 0)
+        self.merge = merge
+        self.out_dim = channels * merge**2 + (2 if add_coordinates else 0)
         self.last_grid: tuple[int, int] | None = None
 
     def receptive_field(self) -> tuple[int, int, float]:
@@ -159,7 +176,16 @@ class ConvRegionEncoder(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         _check_images(images, self.in_channels, self)
-        features = self.net(images)
+        if self.merge == 1:
+            features = self.net(images)
+        else:
+            features = self.net[:-1](images)
+            if features.shape[-2] % self.merge or features.shape[-1] % self.merge:
+                raise ValueError(
+                    f"merge={self.merge}: the convs turn {tuple(images.shape[-2:])} images into a "
+                    f"{tuple(features.shape[-2:])} map; expected sides divisible by {self.merge}"
+                )
+            features = self.net[-1](features)
         self.last_grid = tuple(features.shape[-2:])
         return _regions_with_coordinates(features, self.add_coordinates)
 

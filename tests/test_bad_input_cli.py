@@ -196,6 +196,7 @@ def _cases(t):
                 ("distance-bias-scale", "big", "a positive number"),
                 ("cnn-layers", "0", "an int >= 1"),
                 ("cnn-layers", "deep", "an int >= 1"),
+                ("cnn-merge", "0", "an int >= 1"),
                 ("ema-decay", "0", "a number strictly between 0 and 1 or 'none'"),
                 ("ema-decay", "1", "a number strictly between 0 and 1 or 'none'"),
                 ("ema-decay", "nan", "a number strictly between 0 and 1 or 'none'"),

@@ -67,6 +67,8 @@ BAD = [
         ValueError,
         "channels=6",
     ),
+    ("ConvRegionEncoder merge=0", lambda: E.ConvRegionEncoder(merge=0), ValueError, "merge=0"),
+    ("ConvRegionEncoder merge=2.0", lambda: E.ConvRegionEncoder(merge=2.0), TypeError, "merge=2.0"),
     (
         "ConvRegionEncoder add_coordinates='no'",
         lambda: E.ConvRegionEncoder(add_coordinates="no"),

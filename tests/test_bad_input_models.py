@@ -72,6 +72,7 @@ BAD = [
         ValueError,
         "head='concat '",
     ),
+    ("VQAConfig cnn_merge=0", lambda: VQAConfig(cnn_merge=0, vocab_size=12), ValueError, "cnn_merge=0"),
     ("VQAConfig head=None", lambda: VQAConfig(head=None, vocab_size=12), ValueError, "head=None"),
     (
         "VQAConfig num_answers=True",

@@ -191,6 +191,26 @@ def test_region_encoders_shapes_and_coordinates():
         ConvRegionEncoder(norm="layer")
 
 
+def test_merging_keeps_every_sub_cell_of_the_finer_map():
+    """``layers=3, merge=2``: the 5x5 grid of 4 layers, each region holding its four cells of
+    the 10x10 map unchanged (channel-major, as ``nn.PixelUnshuffle``), and a receptive field
+    of two 15-pixel cells 8 apart."""
+    merged, fine = ConvRegionEncoder(layers=3, merge=2).eval(), ConvRegionEncoder(layers=3).eval()
+    fine.load_state_dict(merged.state_dict())  # the merge has no weights: same convs
+    images = rand(2, 3, 75, 75)
+    regions, cells = merged(images), fine(images)
+    assert regions.shape == (2, 25, 4 * 24 + 2) and merged.out_dim == 98 and merged.last_grid == (5, 5)
+    assert torch.equal(regions[..., -2:], coordinate_grid(5, 5).expand(2, -1, -1))
+    grid = cells[..., :-2].transpose(1, 2).reshape(2, 24, 10, 10)
+    # region (row 1, column 2) holds cells rows 2-3, columns 4-5; sub-cell (dy, dx) of channel c
+    # is feature c * 4 + dy * 2 + dx
+    region = regions[:, 1 * 5 + 2, :-2].reshape(2, 24, 2, 2)
+    assert torch.equal(region, grid[:, :, 2:4, 4:6])
+    assert merged.receptive_field() == (23, 16, 4.0) and fine.receptive_field() == (15, 8, 0.0)
+    with pytest.raises(ValueError, match=r"merge=3: the convs turn \(75, 75\) images into a \(10, 10\) map"):
+        ConvRegionEncoder(layers=3, merge=3)(images)
+
+
 def test_vector_encoders():
     assert DigitImageEncoder(32)(rand(4, 1, 28, 28)).shape == (4, 32)
     assert SpectrogramEncoder(32)(rand(4, 1, 40, 101)).shape == (4, 32)

@@ -252,6 +252,28 @@ def test_the_cnn_depth_reaches_the_model_and_the_training_config(tmp_path):
     assert len(bench.previous_rows(path, preset)) == 1 and bench.previous_rows(path, finer) == []
 
 
+def test_the_cnn_merge_reaches_the_model_and_the_training_config(tmp_path):
+    """``--cnn-layers 3 --cnn-merge 2`` gives every head a 5x5 grid of 98 features; a file
+    from before the option merged nothing, so its rows merge into an unmerged run only."""
+    import torch
+
+    bench = load_benchmark()
+    preset, merged = (
+        bench.build_config(bench.parse_args(["--preset", "cpu", *flags]), torch.device("cpu"))
+        for flags in ([], ["--cnn-layers", "3", "--cnn-merge", "2"])
+    )
+    assert (preset["cnn_merge"], merged["cnn_merge"]) == (1, 2)
+    train = SimpleNamespace(answers=list(range(10)), tokenizer=list(range(40)), pad_token_id=0)
+    for config, width in ((preset, 26), (merged, 98)):
+        model = bench.new_model("concat", config, train)
+        assert model.config.cnn_merge == config["cnn_merge"]
+        assert model.image_encoder(torch.zeros(1, 3, 75, 75)).shape == (1, 25, width)
+    earlier = {k: v for k, v in preset.items() if k != "cnn_merge"}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"config": earlier, "results": [{"measurement": "training", "head": "film"}]}))
+    assert len(bench.previous_rows(path, preset)) == 1 and bench.previous_rows(path, merged) == []
+
+
 def test_the_avoid_mode_reaches_the_model_and_the_training_config(tmp_path):
     """``--distance-bias-avoid peak`` builds cross_attention's biased hop with it; a file
     from before the option avoided by the weights, so its rows merge into such a run only."""

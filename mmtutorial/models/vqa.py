@@ -102,6 +102,10 @@ class VQAConfig:
         vocab_size, pad_id: the word tokenizer's size and padding id.
         structured_dim: length of the structured question vector (11, or 18 with ternary).
         cnn_channels, cnn_layers: the CNN's width and depth.
+        cnn_merge: stack each ``cnn_merge x cnn_merge`` block of the CNN's last map into one
+            region (:class:`~mmtutorial.encoders.ConvRegionEncoder`'s ``merge``); 1 merges
+            nothing. ``cnn_layers=3, cnn_merge=2`` is the 5x5 grid of 4 layers with each
+            region's four sub-cells kept apart.
         cnn_norm: ``"batch"`` (as the paper) or ``"group"`` (no batch statistics: the
             same result however a batch is split, e.g. across data-parallel processes).
         dim: width of the question vector, projected regions and attention.
@@ -141,6 +145,7 @@ class VQAConfig:
     finetune_text: bool = False
     cnn_channels: int = 24
     cnn_layers: int = 4
+    cnn_merge: int = 1
     cnn_norm: str = "batch"
     dim: int = 64
     hidden: int = 256
@@ -169,6 +174,7 @@ class VQAConfig:
             "structured_dim",
             "cnn_channels",
             "cnn_layers",
+            "cnn_merge",
             "dim",
             "hidden",
             "layers",
@@ -288,7 +294,7 @@ class VQAModel(nn.Module):
         config = self.config
         if config.image_encoder == "cnn":
             self.image_encoder = ConvRegionEncoder(
-                channels=config.cnn_channels, layers=config.cnn_layers, norm=config.cnn_norm
+                channels=config.cnn_channels, layers=config.cnn_layers, norm=config.cnn_norm, merge=config.cnn_merge
             )
         else:
             self.image_encoder = ResNet18Trunk()
