@@ -204,6 +204,24 @@ def test_a_head_width_changed_drops_only_that_heads_earlier_rows(tmp_path):
     assert [r["head"] for r in bench.previous_rows(path, preset)] == ["concat", "film", "transformer"]
 
 
+def cpu_configs(bench, *flag_sets: list[str]) -> list[dict]:
+    """The benchmark's CPU-preset config for each set of extra command-line flags."""
+    import torch
+
+    return [
+        bench.build_config(bench.parse_args(["--preset", "cpu", *flags]), torch.device("cpu")) for flags in flag_sets
+    ]
+
+
+def assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, key, without, with_option):
+    """A results file written before ``key`` existed (its config lacks the key) trained with
+    the key's old value: its rows merge into a run with that value (``without``) only."""
+    earlier = {k: v for k, v in without.items() if k != key}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"config": earlier, "results": [{"measurement": "training", "head": "film"}]}))
+    assert len(bench.previous_rows(path, without)) == 1 and bench.previous_rows(path, with_option) == []
+
+
 def test_the_distance_bias_scale_reaches_the_model_and_the_training_config(tmp_path):
     """``--distance-bias-scale 4`` builds cross_attention's biased hops with that factor; a
     file from before the option trained at 1, so its rows merge into a run at 1 only."""
@@ -223,10 +241,7 @@ def test_the_distance_bias_scale_reaches_the_model_and_the_training_config(tmp_p
     train = SimpleNamespace(answers=list(range(10)), tokenizer=list(range(40)), pad_token_id=0)
     hop = bench.new_model("cross_attention", scaled, train).head.biased_hops[0]
     assert hop.scale == 4.0
-    earlier = {k: v for k, v in plain.items() if k != "distance_bias_scale"}
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps({"config": earlier, "results": [{"measurement": "training", "head": "film"}]}))
-    assert len(bench.previous_rows(path, plain)) == 1 and bench.previous_rows(path, scaled) == []
+    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "distance_bias_scale", plain, scaled)
 
 
 def test_the_cnn_depth_reaches_the_model_and_the_training_config(tmp_path):
@@ -235,10 +250,7 @@ def test_the_cnn_depth_reaches_the_model_and_the_training_config(tmp_path):
     import torch
 
     bench = load_benchmark()
-    preset, finer = (
-        bench.build_config(bench.parse_args(["--preset", "cpu", *flags]), torch.device("cpu"))
-        for flags in ([], ["--cnn-layers", "3"])
-    )
+    preset, finer = cpu_configs(bench, [], ["--cnn-layers", "3"])
     assert (preset["cnn_layers"], finer["cnn_layers"]) == (4, 3)
     train = SimpleNamespace(answers=list(range(10)), tokenizer=list(range(40)), pad_token_id=0)
     images = torch.zeros(1, 3, 75, 75)
@@ -246,10 +258,7 @@ def test_the_cnn_depth_reaches_the_model_and_the_training_config(tmp_path):
         model = bench.new_model("cross_attention", config, train)
         assert model.config.cnn_layers == config["cnn_layers"]
         assert model.image_encoder(images).shape[1] == side * side
-    earlier = {k: v for k, v in preset.items() if k != "cnn_layers"}
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps({"config": earlier, "results": [{"measurement": "training", "head": "film"}]}))
-    assert len(bench.previous_rows(path, preset)) == 1 and bench.previous_rows(path, finer) == []
+    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "cnn_layers", preset, finer)
 
 
 def test_the_cnn_merge_reaches_the_model_and_the_training_config(tmp_path):
@@ -258,41 +267,27 @@ def test_the_cnn_merge_reaches_the_model_and_the_training_config(tmp_path):
     import torch
 
     bench = load_benchmark()
-    preset, merged = (
-        bench.build_config(bench.parse_args(["--preset", "cpu", *flags]), torch.device("cpu"))
-        for flags in ([], ["--cnn-layers", "3", "--cnn-merge", "2"])
-    )
+    preset, merged = cpu_configs(bench, [], ["--cnn-layers", "3", "--cnn-merge", "2"])
     assert (preset["cnn_merge"], merged["cnn_merge"]) == (1, 2)
     train = SimpleNamespace(answers=list(range(10)), tokenizer=list(range(40)), pad_token_id=0)
     for config, width in ((preset, 26), (merged, 98)):
         model = bench.new_model("concat", config, train)
         assert model.config.cnn_merge == config["cnn_merge"]
         assert model.image_encoder(torch.zeros(1, 3, 75, 75)).shape == (1, 25, width)
-    earlier = {k: v for k, v in preset.items() if k != "cnn_merge"}
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps({"config": earlier, "results": [{"measurement": "training", "head": "film"}]}))
-    assert len(bench.previous_rows(path, preset)) == 1 and bench.previous_rows(path, merged) == []
+    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "cnn_merge", preset, merged)
 
 
 def test_the_avoid_mode_reaches_the_model_and_the_training_config(tmp_path):
     """``--distance-bias-avoid peak`` builds cross_attention's biased hop with it; a file
     from before the option avoided by the weights, so its rows merge into such a run only."""
-    import torch
-
     bench = load_benchmark()
-    preset, peak = (
-        bench.build_config(bench.parse_args(["--preset", "cpu", *flags]), torch.device("cpu"))
-        for flags in ([], ["--distance-bias-avoid", "peak"])
-    )
+    preset, peak = cpu_configs(bench, [], ["--distance-bias-avoid", "peak"])
     train = SimpleNamespace(answers=list(range(10)), tokenizer=list(range(40)), pad_token_id=0)
     assert [bench.new_model("cross_attention", c, train).head.biased_hops[0].avoid for c in (preset, peak)] == [
         "weights",
         "peak",
     ]
-    earlier = {k: v for k, v in preset.items() if k != "distance_bias_avoid"}
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps({"config": earlier, "results": [{"measurement": "training", "head": "film"}]}))
-    assert len(bench.previous_rows(path, preset)) == 1 and bench.previous_rows(path, peak) == []
+    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "distance_bias_avoid", preset, peak)
 
 
 def test_the_weight_average_reaches_training_and_the_training_config(tmp_path, monkeypatch):
@@ -311,10 +306,7 @@ def test_the_weight_average_reaches_training_and_the_training_config(tmp_path, m
         preset_average = bench.build_config(bench.parse_args(["--preset", "cpu"]), torch.device("cpu"))
         off = bench.build_config(bench.parse_args(["--preset", "cpu", "--ema-decay", "none"]), torch.device("cpu"))
     assert (preset_average["ema_decay"], off["ema_decay"]) == (0.99, None)
-    earlier = {k: v for k, v in plain.items() if k != "ema_decay"}
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps({"config": earlier, "results": [{"measurement": "training", "head": "film"}]}))
-    assert len(bench.previous_rows(path, plain)) == 1 and bench.previous_rows(path, averaged) == []
+    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "ema_decay", plain, averaged)
     seen = {}
 
     def train_vqa(model, train, val, **options):
