@@ -88,6 +88,7 @@ PRESETS = {
         # in 3 fell short (benchmarks/results/ablations/distance-bias-scale-4, relational-24-epochs)
         "distance_bias_scale": 4.0,
         "distance_bias_avoid": "weights",
+        "distance_bias_heads": 1,
         # the average does not follow a one-epoch fall: largest late fall 0.005, not 0.065
         # (benchmarks/results/ablations/recipe-bias4-ema-24ep)
         "ema_decay": 0.995,
@@ -121,6 +122,7 @@ PRESETS = {
         "warmup_fraction": 0.1,
         "distance_bias_scale": 1.0,
         "distance_bias_avoid": "weights",
+        "distance_bias_heads": 1,
         "ema_decay": None,
         "translate": False,
         "curriculum_epochs": 3,
@@ -188,6 +190,7 @@ CONFIG_ADDED_LATER = {
     "cnn_layers": 4,
     "distance_bias_avoid": "weights",
     "cnn_merge": 1,
+    "distance_bias_heads": 1,
 }
 
 
@@ -241,6 +244,13 @@ def parse_args(argv=None):
         action=BooleanOptionalAction,
         default=None,
         help="shift training images at random, left/top answers recomputed (default: the preset's)",
+    )
+    parser.add_argument(
+        "--distance-bias-heads",
+        type=positive_int,
+        default=None,
+        help="heads of cross_attention's distance-biased hop, their near/far preference starting "
+        "spread (VQAConfig.distance_bias_heads; default: the preset's)",
     )
     parser.add_argument(
         "--cnn-layers",
@@ -358,6 +368,7 @@ def build_config(args, device: torch.device) -> dict:
         "cnn_layers",
         "cnn_merge",
         "distance_bias_avoid",
+        "distance_bias_heads",
     ):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
@@ -400,6 +411,7 @@ def new_model(head: str, config: dict, train: SortOfClevr) -> VQAModel:
         distance_bias=config.get("distance_bias", False),
         distance_bias_scale=config.get("distance_bias_scale", 1.0),
         distance_bias_avoid=config.get("distance_bias_avoid", "weights"),
+        distance_bias_heads=config.get("distance_bias_heads", 1),
     )
     return VQAModel(vqa)
 

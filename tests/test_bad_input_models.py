@@ -156,6 +156,18 @@ BAD = [
         "distance_bias_scale='4'",
     ),
     (
+        "VQAConfig distance_bias_heads=0",
+        lambda: VQAConfig(vocab_size=12, distance_bias_heads=0),
+        ValueError,
+        "distance_bias_heads=0",
+    ),
+    (
+        "VQAConfig distance_bias_heads do not divide",
+        lambda: VQAConfig(vocab_size=12, dim=6, distance_bias_heads=4),
+        ValueError,
+        "dim=6 must be divisible by distance_bias_heads=4",
+    ),
+    (
         "VQAConfig heads do not divide",
         lambda: VQAConfig(vocab_size=12, dim=6, heads=4),
         ValueError,

@@ -196,6 +196,55 @@ def test_the_distance_bias_scale_multiplies_the_question_predicted_strengths():
     assert [hop.scale for hop in model.head.biased_hops] == [4.0]
 
 
+def test_a_multi_head_distance_hop_starts_its_heads_from_near_to_far():
+    """With ``heads=2`` and a question that predicts nothing, the first head's ``w`` starts
+    at -1 and the second's at +1 (whatever the scale): with no content scores the first
+    head puts its weight next to what the hop before found, the second far from it. Each
+    head is a softmax over the regions, and the maps average the heads."""
+    from mmtutorial.encoders import coordinate_grid
+    from mmtutorial.models.vqa_heads import DistanceBiasedHop
+
+    centres = coordinate_grid(5, 5)
+    previous = torch.zeros(1, 25)
+    previous[0, 12] = 1.0  # the centre region was found
+    for scale in (1.0, 4.0):
+        hop = DistanceBiasedHop(8, scale=scale, heads=2)
+        assert (scale * hop.bias_scales.bias.view(2, 2)[:, 0]).tolist() == pytest.approx([-1.0, 1.0])
+        with torch.no_grad():
+            hop.key.weight.zero_()
+            hop.key.bias.zero_()
+            hop.bias_scales.weight.zero_()
+            hop.bias_scales.bias.mul_(40.0)  # w = -40 / +40
+            hop.bias_scales.bias.view(2, 2)[:, 1] = -40.0 / scale  # both avoid the object found
+        hop(torch.randn(1, 8), torch.randn(1, 25, 8), torch.randn(1, 8), previous, centres)
+        assert hop.weights.shape == (1, 2, 1, 25) and hop.attended.shape == (1, 1, 8)
+        torch.testing.assert_close(hop.weights.sum(-1), torch.ones(1, 2, 1))
+        near, far = hop.weights[0, :, 0]
+        assert set(near.topk(4).indices.tolist()) == {7, 11, 13, 17}
+        assert set(far.topk(4).indices.tolist()) == {0, 4, 20, 24}
+    model = VQAModel(VQAConfig(vocab_size=12, distance_bias_heads=2))
+    assert [hop.heads for hop in model.head.biased_hops] == [2]
+    with pytest.raises(ValueError, match="dim=6 must be divisible by heads=4"):
+        DistanceBiasedHop(6, heads=4)
+
+
+def test_a_one_head_distance_hop_is_the_hop_of_before():
+    """``heads=1`` (the default) draws the same layers in the same order as the hop did
+    before the option existed, and leaves their initialisation alone, so a committed run
+    replays unchanged; an old checkpoint's config has one head."""
+    from mmtutorial.models.vqa_heads import DistanceBiasedHop
+
+    torch.manual_seed(0)
+    hop = DistanceBiasedHop(8, scale=4.0)
+    torch.manual_seed(0)
+    before = [torch.nn.Linear(8, 8) for _ in range(4)] + [torch.nn.LayerNorm(8), torch.nn.Linear(8, 2)]
+    expected = [p for layer in before for p in layer.parameters()]
+    assert len(list(hop.parameters())) == len(expected)
+    for got, want in zip(hop.parameters(), expected, strict=True):
+        assert torch.equal(got, want)
+    assert VQAConfig.from_dict({"head": "cross_attention", "vocab_size": 12}).distance_bias_heads == 1
+
+
 def test_old_configs_keep_the_behaviour_of_their_time():
     """A checkpoint's config written before relate_hop / distance_bias existed loads as the
     model it was (first hop related, no biased hop), not with today's defaults."""

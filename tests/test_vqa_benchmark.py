@@ -42,6 +42,10 @@ SUMMARY_KEYS = {
 }
 
 
+#: What ``new_model`` reads of a training split (answers, vocabulary, padding id), without data.
+TRAIN_SPLIT = SimpleNamespace(answers=list(range(10)), tokenizer=list(range(40)), pad_token_id=0)
+
+
 def load_benchmark():
     spec = importlib.util.spec_from_file_location("vqa_bench", ROOT / "benchmarks" / "vqa_sort_of_clevr.py")
     module = importlib.util.module_from_spec(spec)
@@ -193,9 +197,8 @@ def test_a_head_width_changed_drops_only_that_heads_earlier_rows(tmp_path):
     config = bench.build_config(args, torch.device("cpu"))
     assert bench.hidden_width("concat", config) == config["head_hidden"]["concat"] == 512 != config["hidden"]
     assert bench.hidden_width("film", config) == config["hidden"]
-    train = SimpleNamespace(answers=list(range(10)), tokenizer=list(range(40)), pad_token_id=0)
-    assert bench.new_model("concat", config, train).config.hidden == config["head_hidden"]["concat"]
-    assert bench.new_model("film", config, train).config.hidden == config["hidden"]
+    assert bench.new_model("concat", config, TRAIN_SPLIT).config.hidden == config["head_hidden"]["concat"]
+    assert bench.new_model("film", config, TRAIN_SPLIT).config.hidden == config["hidden"]
     earlier = {k: v for k, v in config.items() if k != "head_hidden"}
     rows = [{"measurement": "training", "head": head, "seed": 0} for head in ("concat", "film", "transformer")]
     path = tmp_path / "results.json"
@@ -238,8 +241,7 @@ def test_the_distance_bias_scale_reaches_the_model_and_the_training_config(tmp_p
         assert (
             bench.build_config(bench.parse_args(["--preset", "cpu"]), torch.device("cpu"))["distance_bias_scale"] == 2.0
         )
-    train = SimpleNamespace(answers=list(range(10)), tokenizer=list(range(40)), pad_token_id=0)
-    hop = bench.new_model("cross_attention", scaled, train).head.biased_hops[0]
+    hop = bench.new_model("cross_attention", scaled, TRAIN_SPLIT).head.biased_hops[0]
     assert hop.scale == 4.0
     assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "distance_bias_scale", plain, scaled)
 
@@ -252,10 +254,9 @@ def test_the_cnn_depth_reaches_the_model_and_the_training_config(tmp_path):
     bench = load_benchmark()
     preset, finer = cpu_configs(bench, [], ["--cnn-layers", "3"])
     assert (preset["cnn_layers"], finer["cnn_layers"]) == (4, 3)
-    train = SimpleNamespace(answers=list(range(10)), tokenizer=list(range(40)), pad_token_id=0)
     images = torch.zeros(1, 3, 75, 75)
     for config, side in ((preset, 5), (finer, 10)):
-        model = bench.new_model("cross_attention", config, train)
+        model = bench.new_model("cross_attention", config, TRAIN_SPLIT)
         assert model.config.cnn_layers == config["cnn_layers"]
         assert model.image_encoder(images).shape[1] == side * side
     assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "cnn_layers", preset, finer)
@@ -269,9 +270,8 @@ def test_the_cnn_merge_reaches_the_model_and_the_training_config(tmp_path):
     bench = load_benchmark()
     preset, merged = cpu_configs(bench, [], ["--cnn-layers", "3", "--cnn-merge", "2"])
     assert (preset["cnn_merge"], merged["cnn_merge"]) == (1, 2)
-    train = SimpleNamespace(answers=list(range(10)), tokenizer=list(range(40)), pad_token_id=0)
     for config, width in ((preset, 26), (merged, 98)):
-        model = bench.new_model("concat", config, train)
+        model = bench.new_model("concat", config, TRAIN_SPLIT)
         assert model.config.cnn_merge == config["cnn_merge"]
         assert model.image_encoder(torch.zeros(1, 3, 75, 75)).shape == (1, 25, width)
     assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "cnn_merge", preset, merged)
@@ -282,12 +282,21 @@ def test_the_avoid_mode_reaches_the_model_and_the_training_config(tmp_path):
     from before the option avoided by the weights, so its rows merge into such a run only."""
     bench = load_benchmark()
     preset, peak = cpu_configs(bench, [], ["--distance-bias-avoid", "peak"])
-    train = SimpleNamespace(answers=list(range(10)), tokenizer=list(range(40)), pad_token_id=0)
-    assert [bench.new_model("cross_attention", c, train).head.biased_hops[0].avoid for c in (preset, peak)] == [
+    assert [bench.new_model("cross_attention", c, TRAIN_SPLIT).head.biased_hops[0].avoid for c in (preset, peak)] == [
         "weights",
         "peak",
     ]
     assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "distance_bias_avoid", preset, peak)
+
+
+def test_the_distance_hop_heads_reach_the_model_and_the_training_config(tmp_path):
+    """``--distance-bias-heads 2`` builds cross_attention's biased hop with two heads; a
+    file from before the option had one, so its rows merge into such a run only."""
+    bench = load_benchmark()
+    preset, two = cpu_configs(bench, [], ["--distance-bias-heads", "2"])
+    hops = [bench.new_model("cross_attention", c, TRAIN_SPLIT).head.biased_hops[0] for c in (preset, two)]
+    assert [hop.heads for hop in hops] == [1, 2]
+    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "distance_bias_heads", preset, two)
 
 
 def test_the_weight_average_reaches_training_and_the_training_config(tmp_path, monkeypatch):

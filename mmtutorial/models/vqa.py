@@ -129,6 +129,8 @@ class VQAConfig:
         distance_bias_avoid: what the biased hop's ``u`` multiplies: ``"weights"`` (the
             previous hop's weights) or ``"peak"`` (those weights over their maximum: the
             object found counts fully however many regions it covers, as on a finer grid).
+        distance_bias_heads: heads of the biased hop, each with its own ``w`` and ``u``,
+            their ``w`` starting spread from near to far (1: one head, as before).
         heads: attention heads.
         dropout: dropout in the classifier (and attention).
         invert_images: feed ``1 - image`` (the white background becomes zero input).
@@ -155,6 +157,7 @@ class VQAConfig:
     distance_bias: bool = True
     distance_bias_scale: float = 1.0
     distance_bias_avoid: str = "weights"
+    distance_bias_heads: int = 1
     heads: int = 1
     dropout: float = 0.0
     invert_images: bool = True
@@ -180,6 +183,7 @@ class VQAConfig:
             "layers",
             "hops",
             "heads",
+            "distance_bias_heads",
         ):
             check_positive_int(name, getattr(self, name))
         for name in ("finetune_text", "invert_images", "distance_bias"):
@@ -197,6 +201,8 @@ class VQAConfig:
                 raise ValueError(f"pad_id={self.pad_id} is outside the vocabulary of {self.vocab_size} ids")
         elif self.vocab_size is not None:
             check_positive_int("vocab_size", self.vocab_size)
+        if self.dim % self.distance_bias_heads:
+            raise ValueError(f"dim={self.dim} must be divisible by distance_bias_heads={self.distance_bias_heads}")
         if self.dim % self.heads:
             raise ValueError(f"dim={self.dim} must be divisible by heads={self.heads}")
         if self.question_encoder == "gru" and self.dim % 2:

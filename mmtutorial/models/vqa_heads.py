@@ -193,31 +193,53 @@ class DistanceBiasedHop(nn.Module):
     ``avoid="peak"`` uses ``a_i / max_j a_j`` in the last term, so the object found counts
     fully however many regions it covers (on a 10x10 grid it covers about four, each with
     a quarter of the weight); ``"weights"`` (the default) uses ``a_i`` itself.
-    Single-head; ``forward`` returns ``LayerNorm(x + read)`` like
-    :class:`~mmtutorial.fusion.CrossModalAttention`, and keeps ``weights (B, 1, 1, N)`` and
-    ``attended (B, 1, d)`` in that class's shapes (one query).
+    With ``heads > 1`` each head has its own query and key slice and its own ``w`` and
+    ``u``, and the heads' ``w`` start spread from near to far (``-1`` to ``1`` for a
+    question that predicts zero), like ALiBi's per-head slopes. ``forward`` returns
+    ``LayerNorm(x + read)`` like :class:`~mmtutorial.fusion.CrossModalAttention`, and keeps
+    ``weights (B, heads, 1, N)`` and ``attended (B, 1, d)`` in that class's shapes (one query).
     """
 
-    def __init__(self, dim: int, scale: float = 1.0, avoid: str = "weights") -> None:
+    def __init__(self, dim: int, scale: float = 1.0, avoid: str = "weights", heads: int = 1) -> None:
         super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim={dim} must be divisible by heads={heads}")
         self.scale = scale
         self.avoid = check_choice("avoid", avoid, AVOID_MODES)
+        self.heads = heads
         self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.out = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
-        self.bias_scales = nn.Linear(dim, 2)  # w and u, from the question
+        self.bias_scales = nn.Linear(dim, 2 * heads)  # w and u per head, from the question
+        if heads > 1:
+            # like ALiBi's per-head slopes: the heads start from near (w < 0) to far (w > 0),
+            # so some head already looks the way each question needs; the question still scales them
+            with torch.no_grad():
+                self.bias_scales.bias.view(heads, 2)[:, 0] = torch.linspace(-1.0, 1.0, heads) / scale
         self.weights: Tensor | None = None
         self.attended: Tensor | None = None
 
     def forward(self, x: Tensor, regions: Tensor, question: Tensor, previous: Tensor, centres: Tensor) -> Tensor:
         found_at = previous @ centres  # (B, 2): where the previous hop looked
         distance2 = ((centres[None] - found_at[:, None]) ** 2).sum(-1)  # (B, N)
-        w, u = (self.scale * self.bias_scales(question)).unbind(-1)
-        scores = torch.einsum("bd,bnd->bn", self.query(x), self.key(regions)) / math.sqrt(x.shape[-1])
-        found = previous / previous.amax(-1, keepdim=True) if self.avoid == "peak" else previous
-        weights = (scores + w[:, None] * distance2 + u[:, None] * found).softmax(-1)
-        self.weights = weights[:, None, None]
-        read = self.out(torch.einsum("bn,bnd->bd", weights, self.value(regions)))
+        if self.heads == 1:
+            w, u = (self.scale * self.bias_scales(question)).unbind(-1)
+            scores = torch.einsum("bd,bnd->bn", self.query(x), self.key(regions)) / math.sqrt(x.shape[-1])
+            found = previous / previous.amax(-1, keepdim=True) if self.avoid == "peak" else previous
+            weights = (scores + w[:, None] * distance2 + u[:, None] * found).softmax(-1)
+            self.weights = weights[:, None, None]
+            read = self.out(torch.einsum("bn,bnd->bd", weights, self.value(regions)))
+        else:
+            b, n, d = regions.shape
+            h = self.heads
+            w, u = (self.scale * self.bias_scales(question)).view(b, h, 2).unbind(-1)  # (B, H) each
+            query = self.query(x).view(b, h, d // h)
+            key, value = (proj(regions).view(b, n, h, d // h) for proj in (self.key, self.value))
+            scores = torch.einsum("bhd,bnhd->bhn", query, key) / math.sqrt(d // h)
+            found = previous / previous.amax(-1, keepdim=True) if self.avoid == "peak" else previous
+            weights = (scores + w[..., None] * distance2[:, None] + u[..., None] * found[:, None]).softmax(-1)
+            self.weights = weights[:, :, None]  # (B, H, 1, N)
+            read = self.out(torch.einsum("bhn,bnhd->bhd", weights, value).reshape(b, d))
         self.attended = read[:, None]
         return self.norm(x + read)
 
@@ -241,7 +263,7 @@ class CrossAttentionHead(FusionHead):
         plain_hops = 1 if config.distance_bias else config.hops
         self.attend = MultiHopAttention(d, d, hops=plain_hops, heads=config.heads, dropout=config.dropout)
         self.biased_hops = nn.ModuleList(
-            DistanceBiasedHop(d, config.distance_bias_scale, config.distance_bias_avoid)
+            DistanceBiasedHop(d, config.distance_bias_scale, config.distance_bias_avoid, config.distance_bias_heads)
             for _ in range(config.hops - plain_hops)
         )
         # "all": every hop's read-out meets every region (what each hop found, side by side)
