@@ -44,7 +44,7 @@ from mmtutorial.cli import ArgumentParser, int_at_least, open_unit_float, positi
 from mmtutorial.data import SortOfClevr  # noqa: E402
 from mmtutorial.data.sort_of_clevr import QUESTION_TYPES  # noqa: E402
 from mmtutorial.models.vqa import ATTENTION_HEADS, HEADS, VQAConfig, VQAModel  # noqa: E402
-from mmtutorial.models.vqa_heads import AVOID_MODES  # noqa: E402
+from mmtutorial.models.vqa_heads import AVOID_MODES, POSITION_MODES  # noqa: E402
 from mmtutorial.models.vqa_training import (  # noqa: E402
     evaluate_vqa,
     seconds_to_accuracy,
@@ -89,6 +89,7 @@ PRESETS = {
         "distance_bias_scale": 4.0,
         "distance_bias_avoid": "weights",
         "distance_bias_heads": 1,
+        "distance_positions": "centres",
         # the average does not follow a one-epoch fall: largest late fall 0.005, not 0.065
         # (benchmarks/results/ablations/recipe-bias4-ema-24ep)
         "ema_decay": 0.995,
@@ -123,6 +124,7 @@ PRESETS = {
         "distance_bias_scale": 1.0,
         "distance_bias_avoid": "weights",
         "distance_bias_heads": 1,
+        "distance_positions": "centres",
         "ema_decay": None,
         "translate": False,
         "curriculum_epochs": 3,
@@ -191,6 +193,7 @@ CONFIG_ADDED_LATER = {
     "distance_bias_avoid": "weights",
     "cnn_merge": 1,
     "distance_bias_heads": 1,
+    "distance_positions": "centres",
 }
 
 
@@ -244,6 +247,13 @@ def parse_args(argv=None):
         action=BooleanOptionalAction,
         default=None,
         help="shift training images at random, left/top answers recomputed (default: the preset's)",
+    )
+    parser.add_argument(
+        "--distance-positions",
+        choices=POSITION_MODES,
+        default=None,
+        help="where cross_attention's biased hop measures distances from: the region centres, or centres "
+        "each region moves by an offset it learns (VQAConfig.distance_positions; default: the preset's)",
     )
     parser.add_argument(
         "--distance-bias-heads",
@@ -369,6 +379,7 @@ def build_config(args, device: torch.device) -> dict:
         "cnn_merge",
         "distance_bias_avoid",
         "distance_bias_heads",
+        "distance_positions",
     ):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
@@ -412,6 +423,7 @@ def new_model(head: str, config: dict, train: SortOfClevr) -> VQAModel:
         distance_bias_scale=config.get("distance_bias_scale", 1.0),
         distance_bias_avoid=config.get("distance_bias_avoid", "weights"),
         distance_bias_heads=config.get("distance_bias_heads", 1),
+        distance_positions=config.get("distance_positions", "centres"),
     )
     return VQAModel(vqa)
 

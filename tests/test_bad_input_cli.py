@@ -177,6 +177,11 @@ def _cases(t):
             ["--distance-bias-avoid", "max", "--out", f"{t}/b"],
             "argument --distance-bias-avoid: invalid choice: 'max'",
         ),
+        "benchmark vqa: distance positions": (
+            _benchmark("vqa_sort_of_clevr.py"),
+            ["--distance-positions", "grid", "--out", f"{t}/b"],
+            "argument --distance-positions: invalid choice: 'grid'",
+        ),
         "benchmark vqa: distance-bias heads 0": (
             _benchmark("vqa_sort_of_clevr.py"),
             ["--distance-bias-heads", "0", "--out", f"{t}/b"],

@@ -156,6 +156,12 @@ BAD = [
         "distance_bias_scale='4'",
     ),
     (
+        "VQAConfig distance_positions='grid'",
+        lambda: VQAConfig(vocab_size=12, distance_positions="grid"),
+        ValueError,
+        "distance_positions='grid': expected one of ('centres', 'learned')",
+    ),
+    (
         "VQAConfig distance_bias_heads=0",
         lambda: VQAConfig(vocab_size=12, distance_bias_heads=0),
         ValueError,

@@ -1,6 +1,7 @@
 """The VQA model (mmtutorial.models.vqa), its training helpers and the VQA benchmark."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -243,6 +244,44 @@ def test_a_one_head_distance_hop_is_the_hop_of_before():
     for got, want in zip(hop.parameters(), expected, strict=True):
         assert torch.equal(got, want)
     assert VQAConfig.from_dict({"head": "cross_attention", "vocab_size": 12}).distance_bias_heads == 1
+
+
+def test_learned_positions_tell_apart_regions_the_grid_puts_at_one_distance():
+    """On the grid the four neighbours of the found region are equally near. With
+    ``positions="learned"`` each region moves its centre by an offset read off its
+    features: zero at the start (the hop attends exactly as with centres), and a region
+    whose features move it towards the found object becomes the closest."""
+    from mmtutorial.encoders import coordinate_grid
+    from mmtutorial.models.vqa_heads import DistanceBiasedHop
+
+    centres = coordinate_grid(5, 5)
+    previous = torch.zeros(1, 25)
+    previous[0, 12] = 1.0  # the centre region was found
+    torch.manual_seed(0)
+    inputs = (torch.randn(1, 8), torch.randn(1, 25, 8), torch.randn(1, 8), previous, centres)
+    grid, learned = DistanceBiasedHop(8), DistanceBiasedHop(8, positions="learned")
+    learned.load_state_dict(grid.state_dict(), strict=False)  # the same layers, plus the offset
+    torch.testing.assert_close(learned(*inputs), grid(*inputs))
+    torch.testing.assert_close(learned.region_positions[0], centres)
+    with torch.no_grad():
+        for hop in (grid, learned):
+            hop.key.weight.zero_()
+            hop.key.bias.zero_()
+            hop.bias_scales.weight.zero_()
+            hop.bias_scales.bias.copy_(torch.tensor([-40.0, -40.0]))  # closest, not the object found
+        learned.offset.weight.zero_()
+        learned.offset.weight[0, 0] = 1.0  # x offset = 0.5 tanh(feature 0)
+    regions = torch.zeros(1, 25, 8)
+    regions[0, 11, 0] = 2.0  # region 11 (left of the centre) sees its object further right
+    for hop, expected in ((grid, {7, 11, 13, 17}), (learned, {11})):
+        hop(inputs[0], regions, inputs[2], previous, centres)
+        chosen = {int(i) for i in torch.nonzero(hop.weights[0, 0, 0] > 0.2)}
+        assert chosen == expected, (hop.positions, chosen)
+    assert learned.region_positions[0, 11, 0].item() == pytest.approx(-0.5 + 0.5 * math.tanh(2.0))
+    with pytest.raises(ValueError, match="positions='grid': expected one of"):
+        DistanceBiasedHop(8, positions="grid")
+    model = VQAModel(VQAConfig(vocab_size=12, distance_positions="learned"))
+    assert [hop.positions for hop in model.head.biased_hops] == ["learned"]
 
 
 def test_old_configs_keep_the_behaviour_of_their_time():

@@ -299,6 +299,16 @@ def test_the_distance_hop_heads_reach_the_model_and_the_training_config(tmp_path
     assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "distance_bias_heads", preset, two)
 
 
+def test_learned_distance_positions_reach_the_model_and_the_training_config(tmp_path):
+    """``--distance-positions learned`` builds cross_attention's biased hop with them; a
+    file from before the option measured from the centres, so its rows merge into such a run only."""
+    bench = load_benchmark()
+    preset, learned = cpu_configs(bench, [], ["--distance-positions", "learned"])
+    hops = [bench.new_model("cross_attention", c, TRAIN_SPLIT).head.biased_hops[0] for c in (preset, learned)]
+    assert [hop.positions for hop in hops] == ["centres", "learned"]
+    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "distance_positions", preset, learned)
+
+
 def test_the_weight_average_reaches_training_and_the_training_config(tmp_path, monkeypatch):
     """``--ema-decay 0.995`` reaches ``train_vqa``; a file from before the option trained
     without an average, so its rows merge into a run without one only."""

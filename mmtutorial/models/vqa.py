@@ -64,7 +64,7 @@ from ..validation import (
     check_tensor,
     require_keys,
 )
-from .vqa_heads import ATTENTION_HEADS, AVOID_MODES, HEAD_REGISTRY, HEADS
+from .vqa_heads import ATTENTION_HEADS, AVOID_MODES, HEAD_REGISTRY, HEADS, POSITION_MODES
 
 __all__ = [
     "HEADS",
@@ -131,6 +131,9 @@ class VQAConfig:
             object found counts fully however many regions it covers, as on a finer grid).
         distance_bias_heads: heads of the biased hop, each with its own ``w`` and ``u``,
             their ``w`` starting spread from near to far (1: one head, as before).
+        distance_positions: where the biased hop measures distances from: ``"centres"``
+            (the region grid's, as before) or ``"learned"`` (each centre moved by an offset
+            the region predicts from its features, up to 0.5 either way).
         heads: attention heads.
         dropout: dropout in the classifier (and attention).
         invert_images: feed ``1 - image`` (the white background becomes zero input).
@@ -158,6 +161,7 @@ class VQAConfig:
     distance_bias_scale: float = 1.0
     distance_bias_avoid: str = "weights"
     distance_bias_heads: int = 1
+    distance_positions: str = "centres"
     heads: int = 1
     dropout: float = 0.0
     invert_images: bool = True
@@ -170,6 +174,7 @@ class VQAConfig:
             ("cnn_norm", ("batch", "group")),
             ("relate_hop", ("first", "last", "all")),
             ("distance_bias_avoid", AVOID_MODES),
+            ("distance_positions", POSITION_MODES),
         ):
             check_choice(name, getattr(self, name), allowed)
         for name in (

@@ -35,6 +35,7 @@ __all__ = [
     "FiLMHead",
     "DistanceBiasedHop",
     "AVOID_MODES",
+    "POSITION_MODES",
     "CrossAttentionHead",
     "CoAttentionHead",
     "TransformerHead",
@@ -175,6 +176,9 @@ class FiLMHead(FusionHead):
 
 #: What a :class:`DistanceBiasedHop`'s ``u`` multiplies (its ``avoid`` argument).
 AVOID_MODES = ("weights", "peak")
+#: Where :class:`DistanceBiasedHop` measures distances from: the region centres, or the
+#: centres moved by an offset each region predicts from its features.
+POSITION_MODES = ("centres", "learned")
 
 
 class DistanceBiasedHop(nn.Module):
@@ -195,12 +199,18 @@ class DistanceBiasedHop(nn.Module):
     a quarter of the weight); ``"weights"`` (the default) uses ``a_i`` itself.
     With ``heads > 1`` each head has its own query and key slice and its own ``w`` and
     ``u``, and the heads' ``w`` start spread from near to far (``-1`` to ``1`` for a
-    question that predicts zero), like ALiBi's per-head slopes. ``forward`` returns
+    question that predicts zero), like ALiBi's per-head slopes. With
+    ``positions="learned"`` the distances are measured between *refined* positions: each
+    region's centre plus an offset it predicts from its own features (at most 0.5 either
+    way, one step of the 5x5 grid; zero at the start), so two objects seen by neighbouring regions
+    can be told apart by more than the grid's step. ``forward`` returns
     ``LayerNorm(x + read)`` like :class:`~mmtutorial.fusion.CrossModalAttention`, and keeps
     ``weights (B, heads, 1, N)`` and ``attended (B, 1, d)`` in that class's shapes (one query).
     """
 
-    def __init__(self, dim: int, scale: float = 1.0, avoid: str = "weights", heads: int = 1) -> None:
+    def __init__(
+        self, dim: int, scale: float = 1.0, avoid: str = "weights", heads: int = 1, positions: str = "centres"
+    ) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim={dim} must be divisible by heads={heads}")
@@ -216,12 +226,28 @@ class DistanceBiasedHop(nn.Module):
             # so some head already looks the way each question needs; the question still scales them
             with torch.no_grad():
                 self.bias_scales.bias.view(heads, 2)[:, 0] = torch.linspace(-1.0, 1.0, heads) / scale
+        self.positions = check_choice("positions", positions, POSITION_MODES)
+        if positions == "learned":
+            # zero at the start: every region begins at its centre, then learns where in its
+            # field the object it sees lies (a grid of centres cannot tell two near objects apart)
+            self.offset = nn.Linear(dim, 2)
+            nn.init.zeros_(self.offset.weight)
+            nn.init.zeros_(self.offset.bias)
         self.weights: Tensor | None = None
         self.attended: Tensor | None = None
+        self.region_positions: Tensor | None = None
 
     def forward(self, x: Tensor, regions: Tensor, question: Tensor, previous: Tensor, centres: Tensor) -> Tensor:
-        found_at = previous @ centres  # (B, 2): where the previous hop looked
-        distance2 = ((centres[None] - found_at[:, None]) ** 2).sum(-1)  # (B, N)
+        if self.positions == "centres":
+            found_at = previous @ centres  # (B, 2): where the previous hop looked
+            distance2 = ((centres[None] - found_at[:, None]) ** 2).sum(-1)  # (B, N)
+        else:
+            # an offset of up to 0.5 either way (the image spans [-1, 1]; one step of the 5x5 grid):
+            # a region sees 31 pixels, so an object it sees can lie up to about a step from its centre
+            positions = centres[None] + 0.5 * torch.tanh(self.offset(regions))  # (B, N, 2)
+            self.region_positions = positions
+            found_at = torch.einsum("bn,bnc->bc", previous, positions)
+            distance2 = ((positions - found_at[:, None]) ** 2).sum(-1)
         if self.heads == 1:
             w, u = (self.scale * self.bias_scales(question)).unbind(-1)
             scores = torch.einsum("bd,bnd->bn", self.query(x), self.key(regions)) / math.sqrt(x.shape[-1])
@@ -263,7 +289,13 @@ class CrossAttentionHead(FusionHead):
         plain_hops = 1 if config.distance_bias else config.hops
         self.attend = MultiHopAttention(d, d, hops=plain_hops, heads=config.heads, dropout=config.dropout)
         self.biased_hops = nn.ModuleList(
-            DistanceBiasedHop(d, config.distance_bias_scale, config.distance_bias_avoid, config.distance_bias_heads)
+            DistanceBiasedHop(
+                d,
+                config.distance_bias_scale,
+                config.distance_bias_avoid,
+                config.distance_bias_heads,
+                config.distance_positions,
+            )
             for _ in range(config.hops - plain_hops)
         )
         # "all": every hop's read-out meets every region (what each hop found, side by side)
