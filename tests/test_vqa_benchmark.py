@@ -277,36 +277,24 @@ def test_the_cnn_merge_reaches_the_model_and_the_training_config(tmp_path):
     assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "cnn_merge", preset, merged)
 
 
-def test_the_avoid_mode_reaches_the_model_and_the_training_config(tmp_path):
-    """``--distance-bias-avoid peak`` builds cross_attention's biased hop with it; a file
-    from before the option avoided by the weights, so its rows merge into such a run only."""
+@pytest.mark.parametrize(
+    "flag, value, key, attribute, built",
+    [
+        # a file from before each option avoided by the weights / had one head / measured
+        # from the centres, so its rows merge into a run with that value only
+        ("--distance-bias-avoid", "peak", "distance_bias_avoid", "avoid", ["weights", "peak"]),
+        ("--distance-bias-heads", "2", "distance_bias_heads", "heads", [1, 2]),
+        ("--distance-positions", "learned", "distance_positions", "positions", ["centres", "learned"]),
+    ],
+)
+def test_a_distance_hop_option_reaches_the_model_and_the_training_config(tmp_path, flag, value, key, attribute, built):
+    """Each flag of cross_attention's biased hop builds the hop with it (the preset keeps the
+    value of before), and a file from before the option merges only into a run without it."""
     bench = load_benchmark()
-    preset, peak = cpu_configs(bench, [], ["--distance-bias-avoid", "peak"])
-    assert [bench.new_model("cross_attention", c, TRAIN_SPLIT).head.biased_hops[0].avoid for c in (preset, peak)] == [
-        "weights",
-        "peak",
-    ]
-    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "distance_bias_avoid", preset, peak)
-
-
-def test_the_distance_hop_heads_reach_the_model_and_the_training_config(tmp_path):
-    """``--distance-bias-heads 2`` builds cross_attention's biased hop with two heads; a
-    file from before the option had one, so its rows merge into such a run only."""
-    bench = load_benchmark()
-    preset, two = cpu_configs(bench, [], ["--distance-bias-heads", "2"])
-    hops = [bench.new_model("cross_attention", c, TRAIN_SPLIT).head.biased_hops[0] for c in (preset, two)]
-    assert [hop.heads for hop in hops] == [1, 2]
-    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "distance_bias_heads", preset, two)
-
-
-def test_learned_distance_positions_reach_the_model_and_the_training_config(tmp_path):
-    """``--distance-positions learned`` builds cross_attention's biased hop with them; a
-    file from before the option measured from the centres, so its rows merge into such a run only."""
-    bench = load_benchmark()
-    preset, learned = cpu_configs(bench, [], ["--distance-positions", "learned"])
-    hops = [bench.new_model("cross_attention", c, TRAIN_SPLIT).head.biased_hops[0] for c in (preset, learned)]
-    assert [hop.positions for hop in hops] == ["centres", "learned"]
-    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "distance_positions", preset, learned)
+    preset, changed = cpu_configs(bench, [], [flag, value])
+    hops = [bench.new_model("cross_attention", c, TRAIN_SPLIT).head.biased_hops[0] for c in (preset, changed)]
+    assert [getattr(hop, attribute) for hop in hops] == built
+    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, key, preset, changed)
 
 
 def test_the_weight_average_reaches_training_and_the_training_config(tmp_path, monkeypatch):

@@ -248,10 +248,10 @@ class DistanceBiasedHop(nn.Module):
             self.region_positions = positions
             found_at = torch.einsum("bn,bnc->bc", previous, positions)
             distance2 = ((positions - found_at[:, None]) ** 2).sum(-1)
-        if self.heads == 1:
+        found = previous / previous.amax(-1, keepdim=True) if self.avoid == "peak" else previous
+        if self.heads == 1:  # kept apart so that one-head runs replay exactly as before the option
             w, u = (self.scale * self.bias_scales(question)).unbind(-1)
             scores = torch.einsum("bd,bnd->bn", self.query(x), self.key(regions)) / math.sqrt(x.shape[-1])
-            found = previous / previous.amax(-1, keepdim=True) if self.avoid == "peak" else previous
             weights = (scores + w[:, None] * distance2 + u[:, None] * found).softmax(-1)
             self.weights = weights[:, None, None]
             read = self.out(torch.einsum("bn,bnd->bd", weights, self.value(regions)))
@@ -262,7 +262,6 @@ class DistanceBiasedHop(nn.Module):
             query = self.query(x).view(b, h, d // h)
             key, value = (proj(regions).view(b, n, h, d // h) for proj in (self.key, self.value))
             scores = torch.einsum("bhd,bnhd->bhn", query, key) / math.sqrt(d // h)
-            found = previous / previous.amax(-1, keepdim=True) if self.avoid == "peak" else previous
             weights = (scores + w[..., None] * distance2[:, None] + u[..., None] * found[:, None]).softmax(-1)
             self.weights = weights[:, :, None]  # (B, H, 1, N)
             read = self.out(torch.einsum("bhn,bnhd->bhd", weights, value).reshape(b, d))
