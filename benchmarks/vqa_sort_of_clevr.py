@@ -34,6 +34,7 @@ import tempfile
 import time
 from argparse import ArgumentTypeError, BooleanOptionalAction
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -44,7 +45,8 @@ from mmtutorial.cli import ArgumentParser, int_at_least, open_unit_float, positi
 from mmtutorial.data import SortOfClevr  # noqa: E402
 from mmtutorial.data.sort_of_clevr import QUESTION_TYPES  # noqa: E402
 from mmtutorial.models.vqa import ATTENTION_HEADS, HEADS, VQAConfig, VQAModel  # noqa: E402
-from mmtutorial.models.vqa_heads import AVOID_MODES, POSITION_MODES  # noqa: E402
+from mmtutorial.models.vqa_diagnostics import distance_hop_statistics  # noqa: E402
+from mmtutorial.models.vqa_heads import AVOID_MODES, POSITION_MODES, DistanceBiasedHop  # noqa: E402
 from mmtutorial.models.vqa_training import (  # noqa: E402
     evaluate_vqa,
     seconds_to_accuracy,
@@ -181,6 +183,7 @@ NOT_TRAINING = (
     "seed_offset",
     "run_timeout",
     "throughput",
+    "probe_hops",  # measures, changes nothing trained
 )
 #: Config keys added after results were first committed, with the value files from before
 #: trained with.
@@ -300,6 +303,13 @@ def parse_args(argv=None):
     )
     parser.add_argument("--throughput-steps", type=positive_int, default=None)
     parser.add_argument(
+        "--probe-hops",
+        action="store_true",
+        help="record, per epoch and question family, the distance-biased hop's w and u and where "
+        "its weight lies (distance_hop_statistics on the validation split) in each cross_attention "
+        "row's val_curve; changes nothing trained",
+    )
+    parser.add_argument(
         "--throughput",
         choices=("best", "all", "none"),
         default="best",
@@ -390,6 +400,8 @@ def build_config(args, device: torch.device) -> dict:
     if args.head_hidden:
         config["head_hidden"] = dict(args.head_hidden)
     config["seed_offset"] = args.seed_offset
+    if args.probe_hops:
+        config["probe_hops"] = True
     if config["precision"] == "bf16" and device.type == "cpu":
         config["precision"] = "fp32"  # bf16 autocast on CPU is slower than fp32
     if device.type == "cpu":
@@ -464,6 +476,10 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         for split in ("test", "test_heldout")
     }
     model = new_model(head, config, splits["train"]).to(device)
+    probe = None
+    if config.get("probe_hops") and any(isinstance(m, DistanceBiasedHop) for m in model.modules()):
+        val_batches = splits["val"].batches(config["images_per_batch"], device=device, by_image=True)
+        probe = partial(distance_hop_statistics, batches=val_batches, device=device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
@@ -486,6 +502,7 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         context=DistributedContext(device=device),
         progress=False,
         description=f"{head}/{seed}",
+        probe=probe,
     )
     test = evaluate_vqa(model, batches["test"], device=device, precision=config["precision"])
     heldout = evaluate_vqa(model, batches["test_heldout"], device=device, precision=config["precision"])
@@ -495,6 +512,7 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
             "seconds": round(sum(x["seconds"] for x in history.epochs[: i + 1]), 2),
             "nonrelational": r["val_acc_by_group"][NONREL],
             "relational": r["val_acc_by_group"][REL],
+            **({"probe": r["probe"]} if "probe" in r else {}),
         }
         for i, r in enumerate(history.epochs)
     ]

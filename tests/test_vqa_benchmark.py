@@ -465,3 +465,26 @@ def test_a_repeat_is_a_committed_setting(path):
     repeat = bench.training_config(json.loads(path.read_text())["config"])
     committed = [json.loads(p.read_text())["config"] for p in RESULTS + PREVIOUS if p.name == path.name]
     assert any(bench.training_config(config) == repeat for config in committed)
+
+
+def test_probing_the_hops_is_recorded_per_epoch_and_is_not_a_training_setting():
+    """``--probe-hops`` adds each epoch's distance_hop_statistics to cross_attention's
+    validation curve only; it trains nothing differently, so rows with and without it merge."""
+    import torch
+
+    bench = load_benchmark()
+    cpu = torch.device("cpu")
+    plain, probed = (
+        bench.build_config(bench.parse_args(["--preset", "cpu", *flags]), cpu) for flags in ([], ["--probe-hops"])
+    )
+    assert probed["probe_hops"] is True and "probe_hops" not in plain
+    assert bench.training_config(plain) == bench.training_config(probed)
+    tiny = {**probed, "n_train": 8, "n_val": 4, "n_test": 4, "epochs": 1, "curriculum_epochs": 1}
+    row = bench.train_head("cross_attention", 0, tiny, cpu)
+    assert [len(point["probe"]) > 0 for point in row["val_curve"]] == [True, True]
+    assert all(
+        set(stats) == {"acc", "w", "u", "hop1_peak", "hop2_peak", "hop2_on_found"}
+        for point in row["val_curve"]
+        for stats in point["probe"].values()
+    )
+    assert all("probe" not in point for point in bench.train_head("film", 0, tiny, cpu)["val_curve"])

@@ -1,11 +1,15 @@
 """train_vqa's recipe: one history and one schedule over the curriculum and the main phase,
 the best validation epoch's weights kept, BatchNorm statistics recomputed, clear errors."""
 
+from functools import partial
+
 import pytest
 import torch
 
 from mmtutorial.data import Curriculum, SortOfClevr
+from mmtutorial.data.sort_of_clevr import FAMILY_NAMES
 from mmtutorial.models.vqa import VQAConfig, VQAModel
+from mmtutorial.models.vqa_diagnostics import HOP_STATISTICS, distance_hop_statistics
 from mmtutorial.models.vqa_training import evaluate_vqa, train_vqa
 from mmtutorial.training import seed_everything
 from mmtutorial.training.schedules import recalibrated_batchnorm
@@ -156,3 +160,57 @@ def test_keeping_the_best_epoch_needs_a_validation_split(data):
     train, _ = data
     with pytest.raises(ValueError, match="keep_best=True needs val"):
         train_vqa(_model(train), train, None, progress=False)
+
+
+def test_a_probe_sees_every_validated_model_and_changes_no_weight(data):
+    """``probe`` runs on the average before each validation; its result is kept per epoch,
+    and the trained weights are the same as without it (the probe only reads)."""
+    train, val = data
+
+    def trained(probe):
+        generator = seed_everything(0)
+        model = _model(train, head="cross_attention")
+        history = train_vqa(
+            model,
+            train,
+            val,
+            images_per_batch=8,
+            epochs=2,
+            curriculum_epochs=1,
+            lr=3e-3,
+            ema_decay=0.9,
+            generator=generator,
+            progress=False,
+            probe=probe,
+        )
+        return model, history
+
+    plain, _ = trained(None)
+    stats = partial(distance_hop_statistics, batches=val.batches(8, by_image=True))
+    probed, history = trained(stats)
+    assert all(
+        torch.equal(a, b) for a, b in zip(plain.state_dict().values(), probed.state_dict().values(), strict=True)
+    )
+    assert [set(row["probe"]) for row in history.epochs] == [set(stats(probed))] * 3
+    with pytest.raises(TypeError, match="probe=3: expected a function of the model"):
+        train_vqa(_model(train), train, val, epochs=1, probe=3, progress=False)
+
+
+def test_distance_hop_statistics_per_family(data):
+    """Per family: accuracy as evaluate_vqa measures it, the biased hop's w and u, and where
+    the two hops' weights lie; a head without a biased hop is a clear error."""
+    train, val = data
+    model = _model(train, head="cross_attention").train()
+    stats = distance_hop_statistics(model, val.batches(8, by_image=True))
+    assert model.training  # left in the mode it was in
+    seen = torch.cat([batch["family"] for batch in val.batches(8, by_image=True)]).unique().tolist()
+    families = {FAMILY_NAMES[family] for family in seen}
+    assert set(stats) == families and set(stats["closest shape"]) == set(HOP_STATISTICS)
+    expected = evaluate_vqa(model, val.batches(8, by_image=True))["acc_by_family"]
+    for family, row in stats.items():
+        assert row["acc"] == pytest.approx(expected[family], abs=1e-4)
+        assert 0 < row["hop2_on_found"] <= row["hop2_peak"] <= 1 and 0 < row["hop1_peak"] <= 1
+    hop = model.head.biased_hops[0]
+    assert hop.bias_terms.shape == (len(hop.weights), 1, 2)
+    with pytest.raises(ValueError, match="needs a cross_attention head with distance_bias=True"):
+        distance_hop_statistics(_model(train, head="film"), val.batches(8, by_image=True))

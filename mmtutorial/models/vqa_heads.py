@@ -205,7 +205,8 @@ class DistanceBiasedHop(nn.Module):
     way, one step of the 5x5 grid; zero at the start), so two objects seen by neighbouring regions
     can be told apart by more than the grid's step. ``forward`` returns
     ``LayerNorm(x + read)`` like :class:`~mmtutorial.fusion.CrossModalAttention`, and keeps
-    ``weights (B, heads, 1, N)`` and ``attended (B, 1, d)`` in that class's shapes (one query).
+    ``weights (B, heads, 1, N)`` and ``attended (B, 1, d)`` in that class's shapes (one query),
+    and ``bias_terms (B, heads, 2)``: the ``w`` and ``u`` it used (scale included).
     """
 
     def __init__(
@@ -236,6 +237,7 @@ class DistanceBiasedHop(nn.Module):
         self.weights: Tensor | None = None
         self.attended: Tensor | None = None
         self.region_positions: Tensor | None = None
+        self.bias_terms: Tensor | None = None  # (B, heads, 2): the last forward's w and u, for diagnostics
 
     def forward(self, x: Tensor, regions: Tensor, question: Tensor, previous: Tensor, centres: Tensor) -> Tensor:
         if self.positions == "centres":
@@ -251,6 +253,7 @@ class DistanceBiasedHop(nn.Module):
         found = previous / previous.amax(-1, keepdim=True) if self.avoid == "peak" else previous
         if self.heads == 1:  # kept apart so that one-head runs replay exactly as before the option
             w, u = (self.scale * self.bias_scales(question)).unbind(-1)
+            self.bias_terms = torch.stack([w, u], -1)[:, None].detach()
             scores = torch.einsum("bd,bnd->bn", self.query(x), self.key(regions)) / math.sqrt(x.shape[-1])
             weights = (scores + w[:, None] * distance2 + u[:, None] * found).softmax(-1)
             self.weights = weights[:, None, None]
@@ -259,6 +262,7 @@ class DistanceBiasedHop(nn.Module):
             b, n, d = regions.shape
             h = self.heads
             w, u = (self.scale * self.bias_scales(question)).view(b, h, 2).unbind(-1)  # (B, H) each
+            self.bias_terms = torch.stack([w, u], -1).detach()
             query = self.query(x).view(b, h, d // h)
             key, value = (proj(regions).view(b, n, h, d // h) for proj in (self.key, self.value))
             scores = torch.einsum("bhd,bnhd->bhn", query, key) / math.sqrt(d // h)

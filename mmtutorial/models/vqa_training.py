@@ -10,7 +10,7 @@ per-sample Python); :func:`mmtutorial.training.fit` with ``precision="bf16"``; a
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -80,6 +80,7 @@ def train_vqa(
     context: DistributedContext | None = None,
     progress: bool = True,
     description: str = "vqa",
+    probe: Callable[[nn.Module], Any] | None = None,
 ) -> History:
     """Train a VQA model on Sort-of-CLEVR with the course's recipe: device-resident
     whole-image batches, fused AdamW, a learning rate that warms up then decays per batch,
@@ -109,6 +110,11 @@ def train_vqa(
             trains on its share of every global batch of ``images_per_batch`` images and
             DDP averages the gradients. Training loss and accuracy in the returned history
             are averaged over the ranks.
+        probe: called with the validated model (the average, with ``ema_decay``) after
+            the BatchNorm statistics are recomputed, before each validation; what it
+            returns is kept as that epoch's ``history.epochs[i]["probe"]``, e.g.
+            :func:`~mmtutorial.models.vqa_diagnostics.distance_hop_statistics` of the
+            validation split. It must not change the model.
 
     The model (not a compiled or DDP wrapper) keeps the trained weights.
     """
@@ -139,6 +145,16 @@ def train_vqa(
     )
     # the statistics of the questions being trained on; a few batches give an exact average
     recalibrate = recalibrated_batchnorm(batches, max_batches=32) if recalibrate_bn else None
+    probed: list[Any] = []
+    if probe is not None and not callable(probe):
+        raise TypeError(f"probe={probe!r}: expected a function of the model")
+
+    def before_evaluation(evaluated: nn.Module) -> None:
+        if recalibrate is not None:
+            recalibrate(evaluated)
+        if probe is not None:
+            probed.append(probe(evaluated))
+
     history = fit(
         step_model,
         batches,
@@ -151,7 +167,7 @@ def train_vqa(
         monitor="val_acc",
         keep_best=keep_best,
         ema_decay=ema_decay,
-        before_evaluation=recalibrate,
+        before_evaluation=before_evaluation if (recalibrate or probe) else None,
         target_key="answer",
         group_key="qtype",
         group_names=QUESTION_TYPES,
@@ -165,6 +181,8 @@ def train_vqa(
         row["train_loss"] = all_reduce_mean(row["train_loss"], context)
         row["train_acc"] = all_reduce_mean(row["train_acc"], context)
         row["phase"] = "non-relational" if row["epoch"] <= curriculum_epochs else "all"
+    for row, result in zip(history.epochs, probed, strict=False):
+        row["probe"] = result
     return history
 
 
