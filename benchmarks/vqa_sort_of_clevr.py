@@ -36,6 +36,7 @@ from argparse import ArgumentTypeError, BooleanOptionalAction
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -46,7 +47,7 @@ from mmtutorial.data import SortOfClevr  # noqa: E402
 from mmtutorial.data.sort_of_clevr import QUESTION_TYPES  # noqa: E402
 from mmtutorial.models.vqa import ATTENTION_HEADS, HEADS, VQAConfig, VQAModel  # noqa: E402
 from mmtutorial.models.vqa_diagnostics import distance_hop_statistics  # noqa: E402
-from mmtutorial.models.vqa_heads import AVOID_MODES, POSITION_MODES, DistanceBiasedHop  # noqa: E402
+from mmtutorial.models.vqa_heads import AVOID_MODES, POSITION_MODES, SIGN_MODES, DistanceBiasedHop  # noqa: E402
 from mmtutorial.models.vqa_training import (  # noqa: E402
     evaluate_vqa,
     seconds_to_accuracy,
@@ -127,6 +128,7 @@ PRESETS = {
         "distance_bias_avoid": "weights",
         "distance_bias_heads": 1,
         "distance_positions": "centres",
+        "distance_bias_signs": "learned",
         "ema_decay": None,
         "translate": False,
         "curriculum_epochs": 3,
@@ -197,6 +199,7 @@ CONFIG_ADDED_LATER = {
     "cnn_merge": 1,
     "distance_bias_heads": 1,
     "distance_positions": "centres",
+    "distance_bias_signs": "learned",
 }
 
 
@@ -264,6 +267,13 @@ def parse_args(argv=None):
         default=None,
         help="heads of cross_attention's distance-biased hop, their near/far preference starting "
         "spread (VQAConfig.distance_bias_heads; default: the preset's)",
+    )
+    parser.add_argument(
+        "--distance-bias-signs",
+        choices=SIGN_MODES,
+        default=None,
+        help="what sets the sign of each biased head's w: the question, or the head (half look near, half "
+        "far; needs an even --distance-bias-heads) (VQAConfig.distance_bias_signs; default: the preset's)",
     )
     parser.add_argument(
         "--cnn-layers",
@@ -390,6 +400,7 @@ def build_config(args, device: torch.device) -> dict:
         "distance_bias_avoid",
         "distance_bias_heads",
         "distance_positions",
+        "distance_bias_signs",
     ):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
@@ -436,6 +447,7 @@ def new_model(head: str, config: dict, train: SortOfClevr) -> VQAModel:
         distance_bias_avoid=config.get("distance_bias_avoid", "weights"),
         distance_bias_heads=config.get("distance_bias_heads", 1),
         distance_positions=config.get("distance_positions", "centres"),
+        distance_bias_signs=config.get("distance_bias_signs", "learned"),
     )
     return VQAModel(vqa)
 
@@ -802,6 +814,12 @@ def main(argv=None) -> int:
         with results_lock(path):  # a run writing to the same file waits, and keeps these rows
             return resummarize(path) if args.summarize_only else measure_throughput_only(path, device)
     config = build_config(args, device)
+    try:  # a combination of options no model can have fails now, not in every child
+        for head in args.heads:
+            new_model(head, config, SimpleNamespace(answers=[0, 1], tokenizer=[0, 1], pad_token_id=0))
+    except (ValueError, TypeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     print(f"{device_label(device)}: {config}", flush=True)
     runs = [

@@ -174,6 +174,18 @@ BAD = [
         "dim=6 must be divisible by distance_bias_heads=4",
     ),
     (
+        "VQAConfig distance_bias_signs='up'",
+        lambda: VQAConfig(vocab_size=12, distance_bias_signs="up"),
+        ValueError,
+        "distance_bias_signs='up': expected one of ('learned', 'fixed')",
+    ),
+    (
+        "VQAConfig fixed signs with one head",
+        lambda: VQAConfig(vocab_size=12, distance_bias_signs="fixed"),
+        ValueError,
+        "distance_bias_signs='fixed' needs an even distance_bias_heads (half near, half far), got 1",
+    ),
+    (
         "VQAConfig heads do not divide",
         lambda: VQAConfig(vocab_size=12, dim=6, heads=4),
         ValueError,

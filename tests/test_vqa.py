@@ -284,6 +284,33 @@ def test_learned_positions_tell_apart_regions_the_grid_puts_at_one_distance():
     assert [hop.positions for hop in model.head.biased_hops] == ["learned"]
 
 
+def test_fixed_signs_keep_half_the_heads_near_and_half_far_whatever_the_question():
+    """``signs="fixed"``: the first half of the heads' ``w`` is never positive and the second
+    half's never negative, for any question and any weights (the question sets only how
+    strongly); they start at -1 and +1 like the spread start; odd head counts are errors."""
+    from mmtutorial.encoders import coordinate_grid
+    from mmtutorial.models.vqa_heads import DistanceBiasedHop
+
+    torch.manual_seed(0)
+    hop = DistanceBiasedHop(8, scale=4.0, heads=4, signs="fixed")
+    previous = torch.softmax(torch.randn(6, 25), -1)
+    inputs = (torch.randn(6, 8), torch.randn(6, 25, 8), torch.zeros(6, 8), previous, coordinate_grid(5, 5))
+    hop(*inputs)
+    torch.testing.assert_close(hop.bias_terms[..., 0], torch.tensor([-1.0, -1.0, 1.0, 1.0]).expand(6, 4))
+    with torch.no_grad():
+        for p in hop.bias_scales.parameters():
+            p.normal_(std=3.0)
+    hop(inputs[0], inputs[1], torch.randn(6, 8) * 5, previous, inputs[4])
+    w = hop.bias_terms[..., 0]
+    assert (w[:, :2] <= 0).all() and (w[:, 2:] >= 0).all() and w.abs().max() > 1
+    for heads in (1, 3):
+        with pytest.raises(ValueError, match=f"signs='fixed' needs an even number of heads >= 2.*heads={heads}"):
+            DistanceBiasedHop(6, heads=heads, signs="fixed")
+    model = VQAModel(VQAConfig(vocab_size=12, distance_bias_heads=2, distance_bias_signs="fixed"))
+    assert [hop.signs for hop in model.head.biased_hops] == ["fixed"]
+    assert VQAConfig.from_dict({"head": "cross_attention", "vocab_size": 12}).distance_bias_signs == "learned"
+
+
 def test_old_configs_keep_the_behaviour_of_their_time():
     """A checkpoint's config written before relate_hop / distance_bias existed loads as the
     model it was (first hop related, no biased hop), not with today's defaults."""

@@ -297,6 +297,24 @@ def test_a_distance_hop_option_reaches_the_model_and_the_training_config(tmp_pat
     assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, key, preset, changed)
 
 
+def test_fixed_signs_reach_the_model_and_the_training_config(tmp_path):
+    """``--distance-bias-signs fixed`` (with an even ``--distance-bias-heads``) builds the
+    hop with them; a file from before the option learned the signs, so it merges only into
+    a run that does."""
+    bench = load_benchmark()
+    preset, changed = cpu_configs(
+        bench, ["--distance-bias-heads", "2"], ["--distance-bias-heads", "2", "--distance-bias-signs", "fixed"]
+    )
+    hops = [bench.new_model("cross_attention", c, TRAIN_SPLIT).head.biased_hops[0] for c in (preset, changed)]
+    assert [hop.signs for hop in hops] == ["learned", "fixed"]
+    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "distance_bias_signs", preset, changed)
+    assert (
+        bench.main(["--distance-bias-signs", "fixed", "--heads", "cross_attention", "--out", str(tmp_path / "odd")])
+        == 2
+    )
+    assert not (tmp_path / "odd" / "vqa_sort_of_clevr-cpu-2core.json").exists()
+
+
 def test_the_weight_average_reaches_training_and_the_training_config(tmp_path, monkeypatch):
     """``--ema-decay 0.995`` reaches ``train_vqa``; a file from before the option trained
     without an average, so its rows merge into a run without one only."""

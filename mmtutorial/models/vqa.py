@@ -64,7 +64,7 @@ from ..validation import (
     check_tensor,
     require_keys,
 )
-from .vqa_heads import ATTENTION_HEADS, AVOID_MODES, HEAD_REGISTRY, HEADS, POSITION_MODES
+from .vqa_heads import ATTENTION_HEADS, AVOID_MODES, HEAD_REGISTRY, HEADS, POSITION_MODES, SIGN_MODES
 
 __all__ = [
     "HEADS",
@@ -134,6 +134,9 @@ class VQAConfig:
         distance_positions: where the biased hop measures distances from: ``"centres"``
             (the region grid's, as before) or ``"learned"`` (each centre moved by an offset
             the region predicts from its features, up to 0.5 either way).
+        distance_bias_signs: what sets the sign of each biased head's ``w``: ``"learned"``
+            (the question, as before) or ``"fixed"`` (the head: half the heads look near,
+            half far; needs an even ``distance_bias_heads``).
         heads: attention heads.
         dropout: dropout in the classifier (and attention).
         invert_images: feed ``1 - image`` (the white background becomes zero input).
@@ -162,6 +165,7 @@ class VQAConfig:
     distance_bias_avoid: str = "weights"
     distance_bias_heads: int = 1
     distance_positions: str = "centres"
+    distance_bias_signs: str = "learned"
     heads: int = 1
     dropout: float = 0.0
     invert_images: bool = True
@@ -175,6 +179,7 @@ class VQAConfig:
             ("relate_hop", ("first", "last", "all")),
             ("distance_bias_avoid", AVOID_MODES),
             ("distance_positions", POSITION_MODES),
+            ("distance_bias_signs", SIGN_MODES),
         ):
             check_choice(name, getattr(self, name), allowed)
         for name in (
@@ -208,6 +213,11 @@ class VQAConfig:
             check_positive_int("vocab_size", self.vocab_size)
         if self.dim % self.distance_bias_heads:
             raise ValueError(f"dim={self.dim} must be divisible by distance_bias_heads={self.distance_bias_heads}")
+        if self.distance_bias_signs == "fixed" and self.distance_bias_heads % 2:
+            raise ValueError(
+                f"distance_bias_signs='fixed' needs an even distance_bias_heads (half near, half far), "
+                f"got {self.distance_bias_heads}"
+            )
         if self.dim % self.heads:
             raise ValueError(f"dim={self.dim} must be divisible by heads={self.heads}")
         if self.question_encoder == "gru" and self.dim % 2:

@@ -14,6 +14,7 @@ import math
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..attention import TransformerEncoder
@@ -179,6 +180,10 @@ AVOID_MODES = ("weights", "peak")
 #: Where :class:`DistanceBiasedHop` measures distances from: the region centres, or the
 #: centres moved by an offset each region predicts from its features.
 POSITION_MODES = ("centres", "learned")
+#: What decides the sign of each head's ``w`` in :class:`DistanceBiasedHop`: the question
+#: (``"learned"``), or the head (``"fixed"``: the first half of the heads can only look near,
+#: ``w <= 0``, the second half only far, ``w >= 0``; the question sets how strongly).
+SIGN_MODES = ("learned", "fixed")
 
 
 class DistanceBiasedHop(nn.Module):
@@ -204,17 +209,34 @@ class DistanceBiasedHop(nn.Module):
     region's centre plus an offset it predicts from its own features (at most 0.5 either
     way, one step of the 5x5 grid; zero at the start), so two objects seen by neighbouring regions
     can be told apart by more than the grid's step. ``forward`` returns
-    ``LayerNorm(x + read)`` like :class:`~mmtutorial.fusion.CrossModalAttention`, and keeps
+    With ``signs="fixed"`` (``heads`` even) the sign of each head's ``w`` is the head's, not
+    the question's: ``w = -scale * softplus(.)`` for the first half of the heads and
+    ``+scale * softplus(.)`` for the second, so one half always reads what is near the found
+    object and the other what is far, and the question only has to weigh the two read-outs
+    (a learned sign can settle on "far" for *closest* and *furthest* alike and stay there
+    once the softmax is sharp: :func:`~mmtutorial.models.vqa_diagnostics.distance_hop_statistics`).
+    ``forward`` returns ``LayerNorm(x + read)`` like :class:`~mmtutorial.fusion.CrossModalAttention`, and keeps
     ``weights (B, heads, 1, N)`` and ``attended (B, 1, d)`` in that class's shapes (one query),
     and ``bias_terms (B, heads, 2)``: the ``w`` and ``u`` it used (scale included).
     """
 
     def __init__(
-        self, dim: int, scale: float = 1.0, avoid: str = "weights", heads: int = 1, positions: str = "centres"
+        self,
+        dim: int,
+        scale: float = 1.0,
+        avoid: str = "weights",
+        heads: int = 1,
+        positions: str = "centres",
+        signs: str = "learned",
     ) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim={dim} must be divisible by heads={heads}")
+        self.signs = check_choice("signs", signs, SIGN_MODES)
+        if signs == "fixed" and (heads < 2 or heads % 2):
+            raise ValueError(
+                f"signs='fixed' needs an even number of heads >= 2 (half near, half far), got heads={heads}"
+            )
         self.scale = scale
         self.avoid = check_choice("avoid", avoid, AVOID_MODES)
         self.heads = heads
@@ -222,7 +244,12 @@ class DistanceBiasedHop(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
         self.bias_scales = nn.Linear(dim, 2 * heads)  # w and u per head, from the question
-        if heads > 1:
+        if signs == "fixed":
+            # |w| = scale * softplus(raw) starts at 1, as the spread start below: -1 near, +1 far
+            self.register_buffer("w_signs", torch.tensor([-1.0] * (heads // 2) + [1.0] * (heads // 2)))
+            with torch.no_grad():
+                self.bias_scales.bias.view(heads, 2)[:, 0] = math.log(math.expm1(1.0 / scale))
+        elif heads > 1:
             # like ALiBi's per-head slopes: the heads start from near (w < 0) to far (w > 0),
             # so some head already looks the way each question needs; the question still scales them
             with torch.no_grad():
@@ -261,7 +288,10 @@ class DistanceBiasedHop(nn.Module):
         else:
             b, n, d = regions.shape
             h = self.heads
-            w, u = (self.scale * self.bias_scales(question)).view(b, h, 2).unbind(-1)  # (B, H) each
+            raw = self.bias_scales(question).view(b, h, 2)
+            w, u = (self.scale * raw).unbind(-1)  # (B, H) each
+            if self.signs == "fixed":
+                w = self.w_signs * self.scale * F.softplus(raw[..., 0])
             self.bias_terms = torch.stack([w, u], -1).detach()
             query = self.query(x).view(b, h, d // h)
             key, value = (proj(regions).view(b, n, h, d // h) for proj in (self.key, self.value))
@@ -298,6 +328,7 @@ class CrossAttentionHead(FusionHead):
                 config.distance_bias_avoid,
                 config.distance_bias_heads,
                 config.distance_positions,
+                config.distance_bias_signs,
             )
             for _ in range(config.hops - plain_hops)
         )
