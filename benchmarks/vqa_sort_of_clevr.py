@@ -430,8 +430,9 @@ def load_splits(config: dict) -> dict[str, SortOfClevr]:
     }
 
 
-def new_model(head: str, config: dict, train: SortOfClevr) -> VQAModel:
-    vqa = VQAConfig(
+def model_config(head: str, config: dict, train: SortOfClevr) -> VQAConfig:
+    """``head``'s :class:`VQAConfig` under the benchmark ``config`` (its checks run here)."""
+    return VQAConfig(
         head=head,
         question_encoder=config["question_encoder"],
         num_answers=len(train.answers),
@@ -449,7 +450,10 @@ def new_model(head: str, config: dict, train: SortOfClevr) -> VQAModel:
         distance_positions=config.get("distance_positions", "centres"),
         distance_bias_signs=config.get("distance_bias_signs", "learned"),
     )
-    return VQAModel(vqa)
+
+
+def new_model(head: str, config: dict, train: SortOfClevr) -> VQAModel:
+    return VQAModel(model_config(head, config, train))
 
 
 #: The settings a head can have its own value of: the config key of the per-head table ->
@@ -816,7 +820,7 @@ def main(argv=None) -> int:
     config = build_config(args, device)
     try:  # a combination of options no model can have fails now, not in every child
         for head in args.heads:
-            new_model(head, config, SimpleNamespace(answers=[0, 1], tokenizer=[0, 1], pad_token_id=0))
+            model_config(head, config, SimpleNamespace(answers=[0, 1], tokenizer=[0, 1], pad_token_id=0))
     except (ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

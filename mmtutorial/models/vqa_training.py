@@ -167,7 +167,7 @@ def train_vqa(
         monitor="val_acc",
         keep_best=keep_best,
         ema_decay=ema_decay,
-        before_evaluation=before_evaluation if (recalibrate or probe) else None,
+        before_evaluation=before_evaluation,
         target_key="answer",
         group_key="qtype",
         group_names=QUESTION_TYPES,
