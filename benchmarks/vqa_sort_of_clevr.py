@@ -42,7 +42,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from mmtutorial.cli import ArgumentParser, int_at_least, open_unit_float, positive_float, positive_int  # noqa: E402
+from mmtutorial.cli import (  # noqa: E402
+    ArgumentParser,
+    int_at_least,
+    nonnegative_float,
+    open_unit_float,
+    positive_float,
+    positive_int,
+)
 from mmtutorial.data import SortOfClevr  # noqa: E402
 from mmtutorial.data.sort_of_clevr import QUESTION_TYPES  # noqa: E402
 from mmtutorial.models.vqa import ATTENTION_HEADS, HEADS, VQAConfig, VQAModel  # noqa: E402
@@ -200,6 +207,7 @@ CONFIG_ADDED_LATER = {
     "distance_bias_heads": 1,
     "distance_positions": "centres",
     "distance_bias_signs": "learned",
+    "distance_bias_exclude": None,
 }
 
 
@@ -274,6 +282,13 @@ def parse_args(argv=None):
         default=None,
         help="what sets the sign of each biased head's w: the question, or the head (half look near, half "
         "far; needs an even --distance-bias-heads) (VQAConfig.distance_bias_signs; default: the preset's)",
+    )
+    parser.add_argument(
+        "--distance-bias-exclude",
+        type=nonnegative_float,
+        default=None,
+        help="keep u of cross_attention's biased hop at most -E, so it never turns back to the object "
+        "found (VQAConfig.distance_bias_exclude; default: the preset's, free u)",
     )
     parser.add_argument(
         "--cnn-layers",
@@ -413,6 +428,8 @@ def build_config(args, device: torch.device) -> dict:
     config["seed_offset"] = args.seed_offset
     if args.probe_hops:
         config["probe_hops"] = True
+    if args.distance_bias_exclude is not None:
+        config["distance_bias_exclude"] = args.distance_bias_exclude
     if config["precision"] == "bf16" and device.type == "cpu":
         config["precision"] = "fp32"  # bf16 autocast on CPU is slower than fp32
     if device.type == "cpu":
@@ -449,6 +466,7 @@ def model_config(head: str, config: dict, train: SortOfClevr) -> VQAConfig:
         distance_bias_heads=config.get("distance_bias_heads", 1),
         distance_positions=config.get("distance_positions", "centres"),
         distance_bias_signs=config.get("distance_bias_signs", "learned"),
+        distance_bias_exclude=config.get("distance_bias_exclude"),
     )
 
 

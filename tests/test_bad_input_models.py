@@ -186,6 +186,18 @@ BAD = [
         "distance_bias_signs='fixed' needs an even distance_bias_heads (half near, half far), got 1",
     ),
     (
+        "VQAConfig distance_bias_exclude=-1",
+        lambda: VQAConfig(vocab_size=12, distance_bias_exclude=-1.0),
+        ValueError,
+        "distance_bias_exclude=-1.0: expected None (u is free) or a number >= 0 (u <= -exclude)",
+    ),
+    (
+        "VQAConfig distance_bias_exclude=True",
+        lambda: VQAConfig(vocab_size=12, distance_bias_exclude=True),
+        ValueError,
+        "distance_bias_exclude=True: expected None",
+    ),
+    (
         "VQAConfig heads do not divide",
         lambda: VQAConfig(vocab_size=12, dim=6, heads=4),
         ValueError,

@@ -311,6 +311,39 @@ def test_fixed_signs_keep_half_the_heads_near_and_half_far_whatever_the_question
     assert VQAConfig.from_dict({"head": "cross_attention", "vocab_size": 12}).distance_bias_signs == "learned"
 
 
+@pytest.mark.parametrize("heads", [1, 2])
+def test_an_excluding_hop_never_turns_back_to_the_object_found(heads):
+    """With ``exclude`` the biased hop's ``u`` is at most ``-exclude`` whatever the question
+    predicts (a free ``u`` can turn positive and re-read the object found); a negative
+    ``exclude`` is an error."""
+    from mmtutorial.encoders import coordinate_grid
+    from mmtutorial.models.vqa_heads import DistanceBiasedHop
+
+    torch.manual_seed(0)
+    free, excluding = (
+        DistanceBiasedHop(8, scale=4.0, heads=heads),
+        DistanceBiasedHop(8, scale=4.0, heads=heads, exclude=8.0),
+    )
+    excluding.load_state_dict(free.state_dict())
+    with torch.no_grad():
+        for p in free.bias_scales.parameters():
+            p.normal_(std=3.0)
+    excluding.load_state_dict(free.state_dict())
+    previous = torch.softmax(torch.randn(16, 25) * 3, -1)
+    inputs = (torch.randn(16, 8), torch.randn(16, 25, 8), torch.randn(16, 8) * 5, previous, coordinate_grid(5, 5))
+    free(*inputs), excluding(*inputs)
+    assert free.bias_terms[..., 1].max() > 0 and excluding.bias_terms[..., 1].max() <= -8.0
+    torch.testing.assert_close(excluding.bias_terms[..., 0], free.bias_terms[..., 0])  # w is untouched
+    peak = previous.argmax(-1)
+    on_found = excluding.weights.mean(1)[:, 0].gather(1, peak[:, None])
+    assert on_found.mean() < 0.5 * free.weights.mean(1)[:, 0].gather(1, peak[:, None]).mean()
+    with pytest.raises(ValueError, match=r"exclude=-1.0: expected None \(u is free\) or a number >= 0"):
+        DistanceBiasedHop(8, exclude=-1.0)
+    model = VQAModel(VQAConfig(vocab_size=12, distance_bias_exclude=8.0))
+    assert [hop.exclude for hop in model.head.biased_hops] == [8.0]
+    assert VQAConfig.from_dict({"head": "cross_attention", "vocab_size": 12}).distance_bias_exclude is None
+
+
 def test_old_configs_keep_the_behaviour_of_their_time():
     """A checkpoint's config written before relate_hop / distance_bias existed loads as the
     model it was (first hop related, no biased hop), not with today's defaults."""

@@ -285,6 +285,7 @@ def test_the_cnn_merge_reaches_the_model_and_the_training_config(tmp_path):
         ("--distance-bias-avoid", "peak", "distance_bias_avoid", "avoid", ["weights", "peak"]),
         ("--distance-bias-heads", "2", "distance_bias_heads", "heads", [1, 2]),
         ("--distance-positions", "learned", "distance_positions", "positions", ["centres", "learned"]),
+        ("--distance-bias-exclude", "8", "distance_bias_exclude", "exclude", [None, 8.0]),
     ],
 )
 def test_a_distance_hop_option_reaches_the_model_and_the_training_config(tmp_path, flag, value, key, attribute, built):

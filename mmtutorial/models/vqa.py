@@ -137,6 +137,9 @@ class VQAConfig:
         distance_bias_signs: what sets the sign of each biased head's ``w``: ``"learned"``
             (the question, as before) or ``"fixed"`` (the head: half the heads look near,
             half far; needs an even ``distance_bias_heads``).
+        distance_bias_exclude: ``None`` (``u`` is free, as before) or a number ``e >= 0``:
+            ``u <= -e``, so the biased hop never turns back to the object the hop before
+            found (:class:`~mmtutorial.models.vqa_heads.DistanceBiasedHop`).
         heads: attention heads.
         dropout: dropout in the classifier (and attention).
         invert_images: feed ``1 - image`` (the white background becomes zero input).
@@ -166,6 +169,7 @@ class VQAConfig:
     distance_bias_heads: int = 1
     distance_positions: str = "centres"
     distance_bias_signs: str = "learned"
+    distance_bias_exclude: float | None = None
     heads: int = 1
     dropout: float = 0.0
     invert_images: bool = True
@@ -217,6 +221,13 @@ class VQAConfig:
             raise ValueError(
                 f"distance_bias_signs='fixed' needs an even distance_bias_heads (half near, half far), "
                 f"got {self.distance_bias_heads}"
+            )
+        exclude = self.distance_bias_exclude
+        if exclude is not None and (
+            isinstance(exclude, bool) or not isinstance(exclude, (int, float)) or not exclude >= 0
+        ):
+            raise ValueError(
+                f"distance_bias_exclude={exclude!r}: expected None (u is free) or a number >= 0 (u <= -exclude)"
             )
         if self.dim % self.heads:
             raise ValueError(f"dim={self.dim} must be divisible by heads={self.heads}")

@@ -208,13 +208,17 @@ class DistanceBiasedHop(nn.Module):
     ``positions="learned"`` the distances are measured between *refined* positions: each
     region's centre plus an offset it predicts from its own features (at most 0.5 either
     way, one step of the 5x5 grid; zero at the start), so two objects seen by neighbouring regions
-    can be told apart by more than the grid's step. ``forward`` returns
+    can be told apart by more than the grid's step.
     With ``signs="fixed"`` (``heads`` even) the sign of each head's ``w`` is the head's, not
     the question's: ``w = -scale * softplus(.)`` for the first half of the heads and
     ``+scale * softplus(.)`` for the second, so one half always reads what is near the found
     object and the other what is far, and the question only has to weigh the two read-outs
     (a learned sign can settle on "far" for *closest* and *furthest* alike and stay there
     once the softmax is sharp: :func:`~mmtutorial.models.vqa_diagnostics.distance_hop_statistics`).
+    With ``exclude`` a number, ``u = -(exclude + scale * softplus(.))``: at most
+    ``-exclude``, so the hop can never turn back to the object already found (a free ``u``
+    can grow positive on the non-relational curriculum, where a second look at the named
+    object helps, and a relational question then starts from a hop that re-reads it).
     ``forward`` returns ``LayerNorm(x + read)`` like :class:`~mmtutorial.fusion.CrossModalAttention`, and keeps
     ``weights (B, heads, 1, N)`` and ``attended (B, 1, d)`` in that class's shapes (one query),
     and ``bias_terms (B, heads, 2)``: the ``w`` and ``u`` it used (scale included).
@@ -228,6 +232,7 @@ class DistanceBiasedHop(nn.Module):
         heads: int = 1,
         positions: str = "centres",
         signs: str = "learned",
+        exclude: float | None = None,
     ) -> None:
         super().__init__()
         if dim % heads:
@@ -237,6 +242,9 @@ class DistanceBiasedHop(nn.Module):
             raise ValueError(
                 f"signs='fixed' needs an even number of heads >= 2 (half near, half far), got heads={heads}"
             )
+        if exclude is not None and (isinstance(exclude, bool) or not exclude >= 0):
+            raise ValueError(f"exclude={exclude!r}: expected None (u is free) or a number >= 0 (u <= -exclude)")
+        self.exclude = exclude
         self.scale = scale
         self.avoid = check_choice("avoid", avoid, AVOID_MODES)
         self.heads = heads
@@ -279,7 +287,10 @@ class DistanceBiasedHop(nn.Module):
             distance2 = ((positions - found_at[:, None]) ** 2).sum(-1)
         found = previous / previous.amax(-1, keepdim=True) if self.avoid == "peak" else previous
         if self.heads == 1:  # kept apart so that one-head runs replay exactly as before the option
-            w, u = (self.scale * self.bias_scales(question)).unbind(-1)
+            raw = self.bias_scales(question)
+            w, u = (self.scale * raw).unbind(-1)
+            if self.exclude is not None:
+                u = -(self.exclude + self.scale * F.softplus(raw[:, 1]))
             self.bias_terms = torch.stack([w, u], -1)[:, None].detach()
             scores = torch.einsum("bd,bnd->bn", self.query(x), self.key(regions)) / math.sqrt(x.shape[-1])
             weights = (scores + w[:, None] * distance2 + u[:, None] * found).softmax(-1)
@@ -292,6 +303,8 @@ class DistanceBiasedHop(nn.Module):
             w, u = (self.scale * raw).unbind(-1)  # (B, H) each
             if self.signs == "fixed":
                 w = self.w_signs * self.scale * F.softplus(raw[..., 0])
+            if self.exclude is not None:
+                u = -(self.exclude + self.scale * F.softplus(raw[..., 1]))
             self.bias_terms = torch.stack([w, u], -1).detach()
             query = self.query(x).view(b, h, d // h)
             key, value = (proj(regions).view(b, n, h, d // h) for proj in (self.key, self.value))
@@ -329,6 +342,7 @@ class CrossAttentionHead(FusionHead):
                 config.distance_bias_heads,
                 config.distance_positions,
                 config.distance_bias_signs,
+                config.distance_bias_exclude,
             )
             for _ in range(config.hops - plain_hops)
         )
