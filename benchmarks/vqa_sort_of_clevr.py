@@ -416,6 +416,7 @@ def build_config(args, device: torch.device) -> dict:
         "distance_bias_heads",
         "distance_positions",
         "distance_bias_signs",
+        "distance_bias_exclude",
     ):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
@@ -428,8 +429,6 @@ def build_config(args, device: torch.device) -> dict:
     config["seed_offset"] = args.seed_offset
     if args.probe_hops:
         config["probe_hops"] = True
-    if args.distance_bias_exclude is not None:
-        config["distance_bias_exclude"] = args.distance_bias_exclude
     if config["precision"] == "bf16" and device.type == "cpu":
         config["precision"] = "fp32"  # bf16 autocast on CPU is slower than fp32
     if device.type == "cpu":

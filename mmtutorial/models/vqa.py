@@ -64,7 +64,15 @@ from ..validation import (
     check_tensor,
     require_keys,
 )
-from .vqa_heads import ATTENTION_HEADS, AVOID_MODES, HEAD_REGISTRY, HEADS, POSITION_MODES, SIGN_MODES
+from .vqa_heads import (
+    ATTENTION_HEADS,
+    AVOID_MODES,
+    HEAD_REGISTRY,
+    HEADS,
+    POSITION_MODES,
+    SIGN_MODES,
+    check_exclude,
+)
 
 __all__ = [
     "HEADS",
@@ -222,13 +230,7 @@ class VQAConfig:
                 f"distance_bias_signs='fixed' needs an even distance_bias_heads (half near, half far), "
                 f"got {self.distance_bias_heads}"
             )
-        exclude = self.distance_bias_exclude
-        if exclude is not None and (
-            isinstance(exclude, bool) or not isinstance(exclude, (int, float)) or not exclude >= 0
-        ):
-            raise ValueError(
-                f"distance_bias_exclude={exclude!r}: expected None (u is free) or a number >= 0 (u <= -exclude)"
-            )
+        check_exclude("distance_bias_exclude", self.distance_bias_exclude)
         if self.dim % self.heads:
             raise ValueError(f"dim={self.dim} must be divisible by heads={self.heads}")
         if self.question_encoder == "gru" and self.dim % 2:

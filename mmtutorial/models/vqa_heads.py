@@ -11,7 +11,8 @@ registry, so adding a head is one class with ``@register_head("name")``.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, ClassVar
+import numbers
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -186,6 +187,16 @@ POSITION_MODES = ("centres", "learned")
 SIGN_MODES = ("learned", "fixed")
 
 
+def check_exclude(name: str, value: Any) -> float | None:
+    """``None`` or a finite number ``>= 0``: the bound ``u <= -value`` of a
+    :class:`DistanceBiasedHop` (``exclude``; ``VQAConfig.distance_bias_exclude``)."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf
+    ):
+        raise ValueError(f"{name}={value!r}: expected None (u is free) or a number >= 0 (u <= -exclude)")
+    return value
+
+
 class DistanceBiasedHop(nn.Module):
     """A hop of attention over the regions whose scores also see *where* each region is
     relative to what the previous hop found:
@@ -217,8 +228,8 @@ class DistanceBiasedHop(nn.Module):
     once the softmax is sharp: :func:`~mmtutorial.models.vqa_diagnostics.distance_hop_statistics`).
     With ``exclude`` a number, ``u = -(exclude + scale * softplus(.))``: at most
     ``-exclude``, so the hop can never turn back to the object already found (a free ``u``
-    can grow positive on the non-relational curriculum, where a second look at the named
-    object helps, and a relational question then starts from a hop that re-reads it).
+    grew positive on the non-relational curriculum in runs with fixed signs, so a relational
+    question started from a hop that re-read the named object).
     ``forward`` returns ``LayerNorm(x + read)`` like :class:`~mmtutorial.fusion.CrossModalAttention`, and keeps
     ``weights (B, heads, 1, N)`` and ``attended (B, 1, d)`` in that class's shapes (one query),
     and ``bias_terms (B, heads, 2)``: the ``w`` and ``u`` it used (scale included).
@@ -242,9 +253,7 @@ class DistanceBiasedHop(nn.Module):
             raise ValueError(
                 f"signs='fixed' needs an even number of heads >= 2 (half near, half far), got heads={heads}"
             )
-        if exclude is not None and (isinstance(exclude, bool) or not exclude >= 0):
-            raise ValueError(f"exclude={exclude!r}: expected None (u is free) or a number >= 0 (u <= -exclude)")
-        self.exclude = exclude
+        self.exclude = check_exclude("exclude", exclude)
         self.scale = scale
         self.avoid = check_choice("avoid", avoid, AVOID_MODES)
         self.heads = heads
@@ -274,6 +283,10 @@ class DistanceBiasedHop(nn.Module):
         self.region_positions: Tensor | None = None
         self.bias_terms: Tensor | None = None  # (B, heads, 2): the last forward's w and u, for diagnostics
 
+    def _bounded_u(self, raw_u: Tensor) -> Tensor:
+        """``u = -(exclude + scale * softplus(raw_u))``: never above ``-exclude``."""
+        return -(self.exclude + self.scale * F.softplus(raw_u))
+
     def forward(self, x: Tensor, regions: Tensor, question: Tensor, previous: Tensor, centres: Tensor) -> Tensor:
         if self.positions == "centres":
             found_at = previous @ centres  # (B, 2): where the previous hop looked
@@ -290,7 +303,7 @@ class DistanceBiasedHop(nn.Module):
             raw = self.bias_scales(question)
             w, u = (self.scale * raw).unbind(-1)
             if self.exclude is not None:
-                u = -(self.exclude + self.scale * F.softplus(raw[:, 1]))
+                u = self._bounded_u(raw[..., 1])
             self.bias_terms = torch.stack([w, u], -1)[:, None].detach()
             scores = torch.einsum("bd,bnd->bn", self.query(x), self.key(regions)) / math.sqrt(x.shape[-1])
             weights = (scores + w[:, None] * distance2 + u[:, None] * found).softmax(-1)
@@ -304,7 +317,7 @@ class DistanceBiasedHop(nn.Module):
             if self.signs == "fixed":
                 w = self.w_signs * self.scale * F.softplus(raw[..., 0])
             if self.exclude is not None:
-                u = -(self.exclude + self.scale * F.softplus(raw[..., 1]))
+                u = self._bounded_u(raw[..., 1])
             self.bias_terms = torch.stack([w, u], -1).detach()
             query = self.query(x).view(b, h, d // h)
             key, value = (proj(regions).view(b, n, h, d // h) for proj in (self.key, self.value))
