@@ -208,6 +208,7 @@ CONFIG_ADDED_LATER = {
     "distance_positions": "centres",
     "distance_bias_signs": "learned",
     "distance_bias_exclude": None,
+    "hold_distance_bias": False,
 }
 
 
@@ -289,6 +290,13 @@ def parse_args(argv=None):
         default=None,
         help="keep u of cross_attention's biased hop at most -E, so it never turns back to the object "
         "found (VQAConfig.distance_bias_exclude; default: the preset's, free u)",
+    )
+    parser.add_argument(
+        "--hold-distance-bias",
+        action=BooleanOptionalAction,
+        default=None,
+        help="cross_attention's biased hop uses but does not train its w and u during the non-relational "
+        "curriculum (train_vqa's hold_distance_bias; default: the preset's, trained throughout)",
     )
     parser.add_argument(
         "--cnn-layers",
@@ -417,6 +425,7 @@ def build_config(args, device: torch.device) -> dict:
         "distance_positions",
         "distance_bias_signs",
         "distance_bias_exclude",
+        "hold_distance_bias",
     ):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
@@ -510,7 +519,8 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
     }
     model = new_model(head, config, splits["train"]).to(device)
     probe = None
-    if config.get("probe_hops") and any(isinstance(m, DistanceBiasedHop) for m in model.modules()):
+    has_biased_hop = any(isinstance(m, DistanceBiasedHop) for m in model.modules())
+    if config.get("probe_hops") and has_biased_hop:
         val_batches = splits["val"].batches(config["images_per_batch"], device=device, by_image=True)
         probe = partial(distance_hop_statistics, batches=val_batches, device=device)
     if device.type == "cuda":
@@ -536,6 +546,7 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         progress=False,
         description=f"{head}/{seed}",
         probe=probe,
+        hold_distance_bias=config.get("hold_distance_bias", False) and has_biased_hop,
     )
     test = evaluate_vqa(model, batches["test"], device=device, precision=config["precision"])
     heldout = evaluate_vqa(model, batches["test_heldout"], device=device, precision=config["precision"])

@@ -10,7 +10,8 @@ from mmtutorial.data import Curriculum, SortOfClevr
 from mmtutorial.data.sort_of_clevr import FAMILY_NAMES
 from mmtutorial.models.vqa import VQAConfig, VQAModel
 from mmtutorial.models.vqa_diagnostics import HOP_STATISTICS, distance_hop_statistics
-from mmtutorial.models.vqa_training import evaluate_vqa, train_vqa
+from mmtutorial.models.vqa_heads import DistanceBiasedHop
+from mmtutorial.models.vqa_training import HeldDistanceBias, evaluate_vqa, train_vqa
 from mmtutorial.training import seed_everything
 from mmtutorial.training.schedules import recalibrated_batchnorm
 
@@ -214,3 +215,74 @@ def test_distance_hop_statistics_per_family(data):
     assert hop.bias_terms.shape == (len(hop.weights), 1, 2)
     with pytest.raises(ValueError, match="needs a cross_attention head with distance_bias=True"):
         distance_hop_statistics(_model(train, head="film"), val.batches(8, by_image=True))
+
+
+def _strengths(model: VQAModel) -> list[torch.Tensor]:
+    hops = [m for m in model.modules() if isinstance(m, DistanceBiasedHop)]
+    return [p.detach().clone() for hop in hops for p in hop.bias_scales.parameters()]
+
+
+@pytest.mark.parametrize("hold", [False, True])
+def test_a_held_distance_bias_trains_only_after_the_curriculum(data, hold):
+    """``hold_distance_bias``: w and u of the biased hop keep their initial weights through
+    the curriculum (every other weight trains) and train from the first epoch on all questions."""
+    train, val = data
+    model = _model(train, head="cross_attention")
+    initial, others = _strengths(model), [p.detach().clone() for p in model.image_encoder.parameters()]
+    seen = []
+    train_vqa(
+        model,
+        train,
+        val,
+        images_per_batch=8,
+        epochs=1,
+        curriculum_epochs=2,
+        lr=3e-3,
+        keep_best=False,
+        generator=seed_everything(0),
+        progress=False,
+        probe=lambda m: seen.append((_strengths(m), [p.detach().clone() for p in m.image_encoder.parameters()])),
+        hold_distance_bias=hold,
+    )
+    for epoch, (strengths, cnn) in enumerate(seen, 1):
+        assert not all(torch.equal(a, b) for a, b in zip(others, cnn, strict=True))  # the rest trains
+        unchanged = all(torch.equal(a, b) for a, b in zip(initial, strengths, strict=True))
+        assert unchanged == (hold and epoch <= 2), f"epoch {epoch}"
+
+
+def test_the_held_strengths_start_with_fresh_optimizer_moments_at_the_switch(data):
+    train, _ = data
+    model = _model(train, head="cross_attention")
+    optimizer = torch.optim.AdamW(model.parameters())
+    batches = Curriculum([], [], switch_epoch=2)
+    held = HeldDistanceBias(batches, model, optimizer, switch_epoch=2)
+    (hop,) = held.hops
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    held.set_epoch(1)
+    assert not hop.learn_strengths and all(p in optimizer.state for p in hop.bias_scales.parameters())
+    held.set_epoch(2)
+    assert hop.learn_strengths and batches.epoch == 2
+    assert not any(p in optimizer.state for p in hop.bias_scales.parameters())
+    assert all(p in optimizer.state for p in model.image_encoder.parameters())  # the rest keep theirs
+
+
+@pytest.mark.parametrize(
+    ("head", "curriculum_epochs", "message"),
+    [
+        ("film", 2, "hold_distance_bias=True needs a cross_attention model with distance_bias=True"),
+        ("cross_attention", 0, "needs curriculum_epochs >= 1, got 0"),
+    ],
+)
+def test_holding_the_distance_bias_needs_a_biased_hop_and_a_curriculum(data, head, curriculum_epochs, message):
+    train, val = data
+    with pytest.raises(ValueError, match=message):
+        train_vqa(
+            _model(train, head=head),
+            train,
+            val,
+            curriculum_epochs=curriculum_epochs,
+            hold_distance_bias=True,
+            progress=False,
+        )

@@ -230,6 +230,10 @@ class DistanceBiasedHop(nn.Module):
     ``-exclude``, so the hop can never turn back to the object already found (a free ``u``
     grew positive on the non-relational curriculum in runs with fixed signs, so a relational
     question started from a hop that re-read the named object).
+    With ``learn_strengths = False`` the question's ``w`` and ``u`` are used but not trained
+    (:func:`~mmtutorial.models.vqa_training.train_vqa`'s ``hold_distance_bias`` sets it during
+    the non-relational curriculum, whose questions otherwise train ``w`` into values that the
+    relational questions then inherit).
     ``forward`` returns ``LayerNorm(x + read)`` like :class:`~mmtutorial.fusion.CrossModalAttention`, and keeps
     ``weights (B, heads, 1, N)`` and ``attended (B, 1, d)`` in that class's shapes (one query),
     and ``bias_terms (B, heads, 2)``: the ``w`` and ``u`` it used (scale included).
@@ -282,6 +286,18 @@ class DistanceBiasedHop(nn.Module):
         self.attended: Tensor | None = None
         self.region_positions: Tensor | None = None
         self.bias_terms: Tensor | None = None  # (B, heads, 2): the last forward's w and u, for diagnostics
+        # False: w and u pass on their values but take no gradient (train_vqa's hold_distance_bias
+        # sets it during the non-relational curriculum, where no question asks about distance)
+        self.learn_strengths = True
+
+    def _raw_strengths(self, question: Tensor) -> Tensor:
+        """The question's raw ``w`` and ``u`` (``(B, 2 * heads)``), cut from the gradient while
+        ``learn_strengths`` is False."""
+        raw = self.bias_scales(question)
+        if not self.learn_strengths:
+            # zero gradients rather than none, so that DistributedDataParallel sees every parameter used
+            raw = raw.detach() + 0.0 * raw
+        return raw
 
     def _bounded_u(self, raw_u: Tensor) -> Tensor:
         """``u = -(exclude + scale * softplus(raw_u))``: never above ``-exclude``."""
@@ -300,7 +316,7 @@ class DistanceBiasedHop(nn.Module):
             distance2 = ((positions - found_at[:, None]) ** 2).sum(-1)
         found = previous / previous.amax(-1, keepdim=True) if self.avoid == "peak" else previous
         if self.heads == 1:  # kept apart so that one-head runs replay exactly as before the option
-            raw = self.bias_scales(question)
+            raw = self._raw_strengths(question)
             w, u = (self.scale * raw).unbind(-1)
             if self.exclude is not None:
                 u = self._bounded_u(raw[..., 1])
@@ -312,7 +328,7 @@ class DistanceBiasedHop(nn.Module):
         else:
             b, n, d = regions.shape
             h = self.heads
-            raw = self.bias_scales(question).view(b, h, 2)
+            raw = self._raw_strengths(question).view(b, h, 2)
             w, u = (self.scale * raw).unbind(-1)  # (B, H) each
             if self.signs == "fixed":
                 w = self.w_signs * self.scale * F.softplus(raw[..., 0])

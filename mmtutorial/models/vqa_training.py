@@ -25,8 +25,17 @@ from ..training.distributed import DistributedContext, ShardedBatches, all_reduc
 from ..training.loop import _autocast
 from ..training.schedules import recalibrated_batchnorm, warmup_cosine
 from ..validation import check_choice, check_nonnegative_int, check_positive_int
+from .vqa_heads import DistanceBiasedHop
 
-__all__ = ["make_adamw", "compile_model", "train_vqa", "evaluate_vqa", "seconds_to_accuracy", "train_throughput"]
+__all__ = [
+    "make_adamw",
+    "compile_model",
+    "train_vqa",
+    "HeldDistanceBias",
+    "evaluate_vqa",
+    "seconds_to_accuracy",
+    "train_throughput",
+]
 
 
 def make_adamw(model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0) -> torch.optim.AdamW:
@@ -56,6 +65,46 @@ def compile_model(model: nn.Module, enabled: bool = True, mode: str | None = Non
     return torch.compile(model, mode=mode) if enabled else model
 
 
+class HeldDistanceBias:
+    """Training batches whose ``set_epoch`` (called by :func:`~mmtutorial.training.fit` before
+    every epoch, also after a resume) holds the ``w`` and ``u`` of ``model``'s distance-biased
+    hops for the first ``switch_epoch`` epochs and lets them learn afterwards.
+
+    At the switch the optimizer forgets those parameters' moments: they were built from
+    zero gradients, and Adam's bias correction, already near 1 by then, would make the first
+    real steps several times ``lr``. A resume lands on the same state, so it stays exact.
+    """
+
+    def __init__(self, batches: Any, model: nn.Module, optimizer: torch.optim.Optimizer, switch_epoch: int) -> None:
+        self.hops = [m for m in model.modules() if isinstance(m, DistanceBiasedHop)]
+        if not self.hops:
+            raise ValueError(
+                "hold_distance_bias=True needs a cross_attention model with distance_bias=True "
+                "(it has no distance-biased hop to hold)"
+            )
+        if switch_epoch < 1:
+            raise ValueError(
+                f"hold_distance_bias=True holds w and u during the curriculum: needs curriculum_epochs >= 1, "
+                f"got {switch_epoch}"
+            )
+        self.batches, self.optimizer, self.switch_epoch = batches, optimizer, switch_epoch
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batches.set_epoch(epoch)
+        for hop in self.hops:
+            hop.learn_strengths = epoch >= self.switch_epoch
+        if epoch == self.switch_epoch:
+            for hop in self.hops:
+                for parameter in hop.bias_scales.parameters():
+                    self.optimizer.state.pop(parameter, None)
+
+
 def train_vqa(
     model: nn.Module,
     train: SortOfClevr,
@@ -81,6 +130,7 @@ def train_vqa(
     progress: bool = True,
     description: str = "vqa",
     probe: Callable[[nn.Module], Any] | None = None,
+    hold_distance_bias: bool = False,
 ) -> History:
     """Train a VQA model on Sort-of-CLEVR with the course's recipe: device-resident
     whole-image batches, fused AdamW, a learning rate that warms up then decays per batch,
@@ -115,6 +165,12 @@ def train_vqa(
             returns is kept as that epoch's ``history.epochs[i]["probe"]``, e.g.
             :func:`~mmtutorial.models.vqa_diagnostics.distance_hop_statistics` of the
             validation split. It must not change the model.
+        hold_distance_bias: during the ``curriculum_epochs``, the distance-biased hops of
+            ``cross_attention`` (:class:`~mmtutorial.models.vqa_heads.DistanceBiasedHop`) use
+            their question-predicted ``w`` and ``u`` without training them; they learn from the
+            first epoch on all questions, with fresh optimizer moments. Non-relational questions
+            otherwise train ``w`` (*near* or *far*) for their own ends, and the relational
+            questions, worded alike, start from it.
 
     The model (not a compiled or DDP wrapper) keeps the trained weights.
     """
@@ -139,6 +195,8 @@ def train_vqa(
         )
 
     batches = ShardedBatches(Curriculum(shuffled((0,)), shuffled(), switch_epoch=curriculum_epochs), context)
+    if hold_distance_bias:
+        batches = HeldDistanceBias(batches, model, optimizer, curriculum_epochs)
     total_epochs = curriculum_epochs + epochs
     scheduler = (
         warmup_cosine(optimizer, total_epochs * len(batches), warmup_fraction) if schedule == "warmup_cosine" else None
