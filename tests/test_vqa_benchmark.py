@@ -346,6 +346,30 @@ def test_the_weight_average_reaches_training_and_the_training_config(tmp_path, m
     assert seen["ema_decay"] == 0.995
 
 
+@pytest.mark.parametrize("head, passed", [("cross_attention", True), ("film", False)])
+def test_holding_the_distance_bias_reaches_training_and_the_training_config(tmp_path, monkeypatch, head, passed):
+    """``--hold-distance-bias`` reaches ``train_vqa`` for a head with a distance-biased hop
+    (the others have nothing to hold); a file from before the option trained ``w`` and ``u``
+    on the curriculum, so its rows merge only into a run that does."""
+    import torch
+
+    bench = load_benchmark()
+    preset, held = cpu_configs(bench, [], ["--hold-distance-bias"])
+    assert (preset.get("hold_distance_bias", False), held["hold_distance_bias"]) == (False, True)
+    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "hold_distance_bias", preset, held)
+    seen = {}
+
+    def train_vqa(model, train, val, **options):
+        seen.update(options)
+        raise RuntimeError("stop after the call")
+
+    monkeypatch.setattr(bench, "train_vqa", train_vqa)
+    tiny = {**held, "n_train": 4, "n_val": 2, "n_test": 2}
+    with pytest.raises(RuntimeError, match="stop after the call"):
+        bench.train_head(head, 0, tiny, torch.device("cpu"))
+    assert seen["hold_distance_bias"] is passed
+
+
 def test_translation_is_part_of_the_training_config(tmp_path):
     """A file from before ``translate`` existed trained without it: its rows merge into an
     untranslated run and not into a translated one; ``--translate`` overrides the preset."""
