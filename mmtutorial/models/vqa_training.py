@@ -72,7 +72,8 @@ class HeldDistanceBias:
 
     At the switch the optimizer forgets those parameters' moments: they were built from
     zero gradients, and Adam's bias correction, already near 1 by then, would make the first
-    real steps several times ``lr``. A resume lands on the same state, so it stays exact.
+    real steps several times ``lr``. Whether the hops are held depends on the epoch alone, and
+    ``fit`` calls ``set_epoch`` after a resume too, so a resumed run holds them as the first did.
     """
 
     def __init__(self, batches: Any, model: nn.Module, optimizer: torch.optim.Optimizer, switch_epoch: int) -> None:
