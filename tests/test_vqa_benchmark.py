@@ -225,6 +225,24 @@ def assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, ke
     assert len(bench.previous_rows(path, without)) == 1 and bench.previous_rows(path, with_option) == []
 
 
+def options_passed_to_train_vqa(bench, monkeypatch, head: str, config: dict) -> dict:
+    """The keyword options ``train_head`` gives ``train_vqa`` for ``head`` under ``config``
+    (on a few images; training stops at the call)."""
+    import torch
+
+    seen = {}
+
+    def train_vqa(model, train, val, **options):
+        seen.update(options)
+        raise RuntimeError("stop after the call")
+
+    monkeypatch.setattr(bench, "train_vqa", train_vqa)
+    tiny = {**config, "n_train": 4, "n_val": 2, "n_test": 2}
+    with pytest.raises(RuntimeError, match="stop after the call"):
+        bench.train_head(head, 0, tiny, torch.device("cpu"))
+    return seen
+
+
 def test_the_distance_bias_scale_reaches_the_model_and_the_training_config(tmp_path):
     """``--distance-bias-scale 4`` builds cross_attention's biased hops with that factor; a
     file from before the option trained at 1, so its rows merge into a run at 1 only."""
@@ -333,17 +351,7 @@ def test_the_weight_average_reaches_training_and_the_training_config(tmp_path, m
         off = bench.build_config(bench.parse_args(["--preset", "cpu", "--ema-decay", "none"]), torch.device("cpu"))
     assert (preset_average["ema_decay"], off["ema_decay"]) == (0.99, None)
     assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "ema_decay", plain, averaged)
-    seen = {}
-
-    def train_vqa(model, train, val, **options):
-        seen.update(options)
-        raise RuntimeError("stop after the call")
-
-    monkeypatch.setattr(bench, "train_vqa", train_vqa)
-    tiny = {**averaged, "n_train": 4, "n_val": 2, "n_test": 2}
-    with pytest.raises(RuntimeError, match="stop after the call"):
-        bench.train_head("film", 0, tiny, torch.device("cpu"))
-    assert seen["ema_decay"] == 0.995
+    assert options_passed_to_train_vqa(bench, monkeypatch, "film", averaged)["ema_decay"] == 0.995
 
 
 @pytest.mark.parametrize("head, passed", [("cross_attention", True), ("film", False)])
@@ -351,23 +359,11 @@ def test_holding_the_distance_bias_reaches_training_and_the_training_config(tmp_
     """``--hold-distance-bias`` reaches ``train_vqa`` for a head with a distance-biased hop
     (the others have nothing to hold); a file from before the option trained ``w`` and ``u``
     on the curriculum, so its rows merge only into a run that does."""
-    import torch
-
     bench = load_benchmark()
     preset, held = cpu_configs(bench, [], ["--hold-distance-bias"])
     assert (preset.get("hold_distance_bias", False), held["hold_distance_bias"]) == (False, True)
     assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "hold_distance_bias", preset, held)
-    seen = {}
-
-    def train_vqa(model, train, val, **options):
-        seen.update(options)
-        raise RuntimeError("stop after the call")
-
-    monkeypatch.setattr(bench, "train_vqa", train_vqa)
-    tiny = {**held, "n_train": 4, "n_val": 2, "n_test": 2}
-    with pytest.raises(RuntimeError, match="stop after the call"):
-        bench.train_head(head, 0, tiny, torch.device("cpu"))
-    assert seen["hold_distance_bias"] is passed
+    assert options_passed_to_train_vqa(bench, monkeypatch, head, held)["hold_distance_bias"] is passed
 
 
 def test_translation_is_part_of_the_training_config(tmp_path):
