@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from mmtutorial.cli import (  # noqa: E402
     ArgumentParser,
+    fail,
     int_at_least,
     nonnegative_float,
     open_unit_float,
@@ -209,6 +210,8 @@ CONFIG_ADDED_LATER = {
     "distance_bias_signs": "learned",
     "distance_bias_exclude": None,
     "hold_distance_bias": False,
+    "curriculum_until": None,
+    "max_curriculum_epochs": None,
 }
 
 
@@ -318,6 +321,20 @@ def parse_args(argv=None):
     parser.add_argument("--run-timeout", type=positive_float, default=3600.0, help="seconds one run may take")
     parser.add_argument("--epochs", type=positive_int, default=None, help="epochs on all questions")
     parser.add_argument("--curriculum-epochs", type=int_at_least(0), default=None, help="non-relational epochs first")
+    parser.add_argument(
+        "--curriculum-until",
+        type=open_unit_float,
+        default=None,
+        help="after --curriculum-epochs, stay on non-relational questions until validation non-relational "
+        "accuracy reaches this, taking the extra epochs from --epochs (train_vqa's curriculum_until; "
+        "default: the preset's, a fixed curriculum)",
+    )
+    parser.add_argument(
+        "--max-curriculum-epochs",
+        type=positive_int,
+        default=None,
+        help="the longest --curriculum-until may make the curriculum (default: curriculum epochs + epochs // 2)",
+    )
     parser.add_argument("--budget-seconds", type=positive_float, default=None, help="a safety stop per run")
     parser.add_argument("--n-train", type=positive_int, default=None, help="training images (20 questions each)")
     parser.add_argument("--n-val", type=positive_int, default=None, help="validation images (picks the best epoch)")
@@ -426,6 +443,8 @@ def build_config(args, device: torch.device) -> dict:
         "distance_bias_signs",
         "distance_bias_exclude",
         "hold_distance_bias",
+        "curriculum_until",
+        "max_curriculum_epochs",
     ):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
@@ -436,6 +455,7 @@ def build_config(args, device: torch.device) -> dict:
     if args.head_hidden:
         config["head_hidden"] = dict(args.head_hidden)
     config["seed_offset"] = args.seed_offset
+    check_adaptive_curriculum(config)
     if args.probe_hops:
         config["probe_hops"] = True
     if config["precision"] == "bf16" and device.type == "cpu":
@@ -497,6 +517,22 @@ def hidden_width(head: str, config: dict) -> int:
     return per_head(head, config, "head_hidden")
 
 
+def check_adaptive_curriculum(config: dict) -> None:
+    """Exit with train_vqa's message if ``config``'s curriculum options do not fit together
+    (before any run starts, not in every child process)."""
+    until, longest = config.get("curriculum_until"), config.get("max_curriculum_epochs")
+    shortest, epochs = config["curriculum_epochs"], config["epochs"]
+    if longest is not None and until is None:
+        fail(f"--max-curriculum-epochs {longest} bounds --curriculum-until's extension: give --curriculum-until too")
+    if until is not None and shortest < 1:
+        fail(f"--curriculum-until needs --curriculum-epochs >= 1, got {shortest}")
+    if longest is not None and not shortest <= longest < shortest + epochs:
+        fail(
+            f"--max-curriculum-epochs {longest}: expected from --curriculum-epochs ({shortest}) to "
+            f"{shortest + epochs - 1}, leaving at least one epoch on all questions"
+        )
+
+
 def learning_rate(head: str, config: dict) -> float:
     """``head``'s peak learning rate: its entry in the preset's ``head_lr``, else ``lr``."""
     return per_head(head, config, "head_lr")
@@ -547,6 +583,8 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         description=f"{head}/{seed}",
         probe=probe,
         hold_distance_bias=config.get("hold_distance_bias", False) and has_biased_hop,
+        curriculum_until=config.get("curriculum_until"),
+        max_curriculum_epochs=config.get("max_curriculum_epochs"),
     )
     test = evaluate_vqa(model, batches["test"], device=device, precision=config["precision"])
     heldout = evaluate_vqa(model, batches["test_heldout"], device=device, precision=config["precision"])
@@ -568,6 +606,7 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         "hidden": hidden_width(head, config),
         "parameters": sum(p.numel() for p in model.parameters()),
         "epochs": len(history.epochs),
+        "curriculum_epochs_run": history.column("phase").count("non-relational"),
         "best_epoch": history.best_epoch,
         "train_seconds": round(sum(row["seconds"] for row in history.epochs), 2),
         "wall_seconds": round(time.perf_counter() - started, 2),

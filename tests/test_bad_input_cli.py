@@ -146,6 +146,16 @@ def _cases(t):
             ["--head", "mlp", "--checkpoint", f"{t}/x.pt"],
             "argument --head: invalid choice: 'mlp'",
         ),
+        "train_vqa: curriculum-until 1": (
+            train_vqa.main,
+            ["--curriculum-until", "1", "--checkpoint", f"{t}/x.pt"],
+            "argument --curriculum-until: expected a number strictly between 0 and 1, got '1'",
+        ),
+        "train_vqa: max-curriculum-epochs alone": (
+            train_vqa.main,
+            ["--max-curriculum-epochs", "25", "--n-train", "4", "--checkpoint", f"{t}/x.pt"],
+            "max_curriculum_epochs=25 bounds curriculum_until's extension: set curriculum_until too",
+        ),
         "train_vqa: checkpoint is a folder": (train_vqa.main, ["--checkpoint", str(t)], "is a folder, expected a file"),
         "train_vqa: odd dim": (
             train_vqa.main,

@@ -108,7 +108,7 @@ def test_early_stopping_restores_the_best_weights():
         )
 
 
-def run_training(tmp_path, epochs, resume, name="ckpt.pt"):
+def run_training(tmp_path, epochs, resume, name="ckpt.pt", after_epoch=None):
     seed_everything(0)
     model = Linear()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
@@ -123,6 +123,7 @@ def run_training(tmp_path, epochs, resume, name="ckpt.pt"):
         resume=resume,
         generator=generator,
         progress=False,
+        after_epoch=after_epoch,
     )
     return model, history
 
@@ -137,6 +138,22 @@ def test_resume_reaches_the_same_result_as_an_uninterrupted_run(tmp_path):
     assert resumed_history.column("val_loss") == full_history.column("val_loss")
     state = load_checkpoint(tmp_path / "ckpt.pt")  # weights_only=True
     assert set(state) >= {"model", "optimizer", "history", "rng"}
+
+
+def test_after_epoch_sees_every_finished_epoch_and_the_restored_ones_after_a_resume(tmp_path):
+    seen = []
+
+    def after_epoch(history):
+        seen.append([row["epoch"] for row in history.epochs])
+        assert all("val_acc" in row for row in history.epochs)  # validation included
+
+    run_training(tmp_path, epochs=2, resume=False, after_epoch=after_epoch)
+    assert seen == [[1], [1, 2]]
+    seen.clear()
+    run_training(tmp_path, epochs=3, resume=True, after_epoch=after_epoch)
+    assert seen == [[1, 2], [1, 2, 3]]  # once for the restored epochs, then after the new one
+    with pytest.raises(TypeError, match="after_epoch=3: expected a function of the history"):
+        run_training(tmp_path, epochs=1, resume=False, after_epoch=3)
 
 
 def test_bad_arguments():

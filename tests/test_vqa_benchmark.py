@@ -366,6 +366,40 @@ def test_holding_the_distance_bias_reaches_training_and_the_training_config(tmp_
     assert options_passed_to_train_vqa(bench, monkeypatch, head, held)["hold_distance_bias"] is passed
 
 
+def test_an_adaptive_curriculum_reaches_training_and_the_training_config(tmp_path, monkeypatch):
+    """``--curriculum-until`` and ``--max-curriculum-epochs`` reach ``train_vqa`` for every head;
+    a file from before them trained a fixed curriculum, so its rows merge only into one that does."""
+    bench = load_benchmark()
+    preset, adaptive = cpu_configs(bench, [], ["--curriculum-until", "0.98", "--max-curriculum-epochs", "25"])
+    assert (preset.get("curriculum_until"), adaptive["curriculum_until"], adaptive["max_curriculum_epochs"]) == (
+        None,
+        0.98,
+        25,
+    )
+    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "curriculum_until", preset, adaptive)
+    passed = options_passed_to_train_vqa(bench, monkeypatch, "concat", adaptive)
+    assert (passed["curriculum_until"], passed["max_curriculum_epochs"]) == (0.98, 25)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--max-curriculum-epochs", "25"], "--max-curriculum-epochs 25 bounds --curriculum-until's extension"),
+        (["--curriculum-until", "0.98", "--max-curriculum-epochs", "19"], "--max-curriculum-epochs 19: expected from"),
+        (["--curriculum-until", "0.98", "--curriculum-epochs", "0"], "needs --curriculum-epochs >= 1, got 0"),
+        (["--curriculum-until", "1.5"], "expected a number strictly between 0 and 1, got '1.5'"),
+    ],
+)
+def test_bad_adaptive_curriculum_flags_are_one_line_errors(capsys, flags, message):
+    import torch
+
+    bench = load_benchmark()
+    with pytest.raises(SystemExit):
+        bench.build_config(bench.parse_args(["--preset", "cpu", *flags]), torch.device("cpu"))
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
 def test_translation_is_part_of_the_training_config(tmp_path):
     """A file from before ``translate`` existed trained without it: its rows merge into an
     untranslated run and not into a translated one; ``--translate`` overrides the preset."""
@@ -521,6 +555,7 @@ def test_probing_the_hops_is_recorded_per_epoch_and_is_not_a_training_setting():
     tiny = {**probed, "n_train": 8, "n_val": 4, "n_test": 4, "epochs": 1, "curriculum_epochs": 1}
     row = bench.train_head("cross_attention", 0, tiny, cpu)
     assert [len(point["probe"]) > 0 for point in row["val_curve"]] == [True, True]
+    assert row["curriculum_epochs_run"] == 1
     assert all(
         set(stats) == {"acc", "w", "u", "hop1_peak", "hop2_peak", "hop2_on_found"}
         for point in row["val_curve"]

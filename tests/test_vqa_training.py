@@ -11,8 +11,8 @@ from mmtutorial.data.sort_of_clevr import FAMILY_NAMES
 from mmtutorial.models.vqa import VQAConfig, VQAModel
 from mmtutorial.models.vqa_diagnostics import HOP_STATISTICS, distance_hop_statistics
 from mmtutorial.models.vqa_heads import DistanceBiasedHop
-from mmtutorial.models.vqa_training import HeldDistanceBias, evaluate_vqa, train_vqa
-from mmtutorial.training import seed_everything
+from mmtutorial.models.vqa_training import HeldDistanceBias, curriculum_switch_epoch, evaluate_vqa, train_vqa
+from mmtutorial.training import History, seed_everything
 from mmtutorial.training.schedules import recalibrated_batchnorm
 
 SIZES = {"n_train": 40, "n_val": 10, "n_test": 4, "data_seed": 5}
@@ -286,3 +286,81 @@ def test_holding_the_distance_bias_needs_a_biased_hop_and_a_curriculum(data, hea
             hold_distance_bias=True,
             progress=False,
         )
+
+
+def _history(nonrelational: list[float]) -> History:
+    rows = [{"epoch": e, "val_acc_by_group": {"non-relational": a}} for e, a in enumerate(nonrelational, 1)]
+    return History(epochs=rows)
+
+
+@pytest.mark.parametrize(
+    ("nonrelational", "switch"),
+    [
+        ([0.5, 0.99, 0.99], 2),  # reached at the minimum: the curriculum ends there
+        ([0.99, 0.5, 0.7, 0.98], 4),  # reached before the minimum does not count
+        ([0.5, 0.6, 0.7], 5),  # not yet reached: as long as it may be
+        ([0.5, 0.6, 0.7, 0.8, 0.99, 0.99], 5),  # never in time: the maximum
+        ([], 5),
+    ],
+)
+def test_an_adaptive_curriculum_ends_at_the_first_good_epoch_from_its_minimum(nonrelational, switch):
+    assert curriculum_switch_epoch(_history(nonrelational), 2, 5, 0.98) == switch
+
+
+def _adaptive_run(data, **options):
+    train, val = data
+    generator = seed_everything(0)  # before the model: its initial weights too
+    model = _model(train, head="cross_attention")
+    seen = []
+    history = train_vqa(
+        model,
+        train,
+        val,
+        images_per_batch=8,
+        epochs=3,
+        curriculum_epochs=1,
+        lr=3e-3,
+        keep_best=False,
+        generator=generator,
+        progress=False,
+        probe=lambda m: seen.append(_strengths(m)),
+        hold_distance_bias=True,
+        **options,
+    )
+    return model, history, seen
+
+
+def test_a_curriculum_reached_in_time_trains_exactly_as_a_fixed_one(data):
+    fixed, fixed_history, _ = _adaptive_run(data)
+    adaptive, adaptive_history, _ = _adaptive_run(data, curriculum_until=1e-6)
+    assert adaptive_history.column("phase") == fixed_history.column("phase") == ["non-relational"] + ["all"] * 3
+    assert all(
+        torch.equal(a, b) for a, b in zip(fixed.state_dict().values(), adaptive.state_dict().values(), strict=True)
+    )
+
+
+def test_a_curriculum_not_reached_lasts_its_maximum_and_holds_the_distance_bias_throughout(data):
+    model, history, seen = _adaptive_run(data, curriculum_until=1.0, max_curriculum_epochs=3)
+    assert max(history.column("val_acc_by_group"), key=lambda g: g["non-relational"])["non-relational"] < 1.0
+    assert history.column("phase") == ["non-relational"] * 3 + ["all"]
+    initial = seen[0]  # validated after epoch 1: still the initial strengths while held
+    assert [all(torch.equal(a, b) for a, b in zip(initial, s, strict=True)) for s in seen] == [True] * 3 + [False]
+    assert history.column("epoch") == [1, 2, 3, 4]  # the total stays curriculum_epochs + epochs
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_curriculum_epochs": 3}, "max_curriculum_epochs=3 bounds curriculum_until's extension"),
+        ({"curriculum_until": 0.0}, "curriculum_until=0.0"),
+        ({"curriculum_until": 1.5}, "curriculum_until=1.5"),
+        ({"curriculum_until": 0.9, "max_curriculum_epochs": 4}, "max_curriculum_epochs=4: expected from"),
+        ({"curriculum_until": 0.9, "curriculum_epochs": 0}, "curriculum_until needs curriculum_epochs >= 1, got 0"),
+        ({"curriculum_until": 0.9, "val": None, "keep_best": False}, "curriculum_until needs val"),
+    ],
+)
+def test_bad_adaptive_curriculum_values_are_clear_errors(data, options, message):
+    train, val = data
+    options = {"val": val, "curriculum_epochs": 1, "epochs": 3, **options}
+    with pytest.raises(ValueError, match=message):
+        train_vqa(_model(train), train, progress=False, **options)

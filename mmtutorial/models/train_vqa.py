@@ -44,6 +44,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--images-per-batch", type=positive_int, default=16, help="global batch, in images")
     parser.add_argument("--epochs", type=positive_int, default=16, help="epochs on all questions")
     parser.add_argument("--curriculum-epochs", type=int_at_least(0), default=20, help="non-relational epochs first")
+    parser.add_argument(
+        "--curriculum-until",
+        type=open_unit_float,
+        default=None,
+        help="then stay on non-relational questions until validation non-relational accuracy reaches this, "
+        "taking the extra epochs from --epochs",
+    )
+    parser.add_argument(
+        "--max-curriculum-epochs",
+        type=positive_int,
+        default=None,
+        help="the longest --curriculum-until may make the curriculum (default: curriculum epochs + epochs // 2)",
+    )
     parser.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate")
     parser.add_argument("--weight-decay", type=nonnegative_float, default=0.0)
     parser.add_argument("--schedule", choices=("warmup_cosine", "constant"), default="warmup_cosine")
@@ -111,6 +124,8 @@ def _train(args: argparse.Namespace) -> int:
             images_per_batch=args.images_per_batch,
             epochs=args.epochs,
             curriculum_epochs=args.curriculum_epochs,
+            curriculum_until=args.curriculum_until,
+            max_curriculum_epochs=args.max_curriculum_epochs,
             lr=args.lr,
             weight_decay=args.weight_decay,
             schedule=args.schedule,

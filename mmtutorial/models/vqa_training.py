@@ -24,7 +24,7 @@ from ..training.benchmarking import synchronize
 from ..training.distributed import DistributedContext, ShardedBatches, all_reduce_mean, wrap_model
 from ..training.loop import _autocast
 from ..training.schedules import recalibrated_batchnorm, warmup_cosine
-from ..validation import check_choice, check_nonnegative_int, check_positive_int
+from ..validation import check_choice, check_float, check_nonnegative_int, check_positive_int
 from .vqa_heads import DistanceBiasedHop
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "compile_model",
     "train_vqa",
     "HeldDistanceBias",
+    "curriculum_switch_epoch",
     "evaluate_vqa",
     "seconds_to_accuracy",
     "train_throughput",
@@ -106,6 +107,25 @@ class HeldDistanceBias:
                     self.optimizer.state.pop(parameter, None)
 
 
+def curriculum_switch_epoch(history: History, curriculum_epochs: int, max_curriculum_epochs: int, until: float) -> int:
+    """How many epochs the curriculum of :func:`train_vqa` with ``curriculum_until=until``
+    lasts, as far as ``history`` tells: the first epoch from the ``curriculum_epochs``-th on
+    whose validation non-relational accuracy reached ``until``, else ``max_curriculum_epochs``
+    (also while that epoch is still to come: training stays on the curriculum until then).
+
+    Example::
+
+        rows = [{"epoch": e, "val_acc_by_group": {"non-relational": a}} for e, a in [(1, 0.6), (2, 0.99)]]
+        curriculum_switch_epoch(History(epochs=rows), 1, 5, 0.98)  # 2: epoch 3 is on all questions
+    """
+    for row in history.epochs:
+        if row["epoch"] >= max_curriculum_epochs:
+            break
+        if row["epoch"] >= curriculum_epochs and row["val_acc_by_group"][QUESTION_TYPES[0]] >= until:
+            return row["epoch"]
+    return max_curriculum_epochs
+
+
 def train_vqa(
     model: nn.Module,
     train: SortOfClevr,
@@ -132,6 +152,8 @@ def train_vqa(
     description: str = "vqa",
     probe: Callable[[nn.Module], Any] | None = None,
     hold_distance_bias: bool = False,
+    curriculum_until: float | None = None,
+    max_curriculum_epochs: int | None = None,
 ) -> History:
     """Train a VQA model on Sort-of-CLEVR with the course's recipe: device-resident
     whole-image batches, fused AdamW, a learning rate that warms up then decays per batch,
@@ -172,6 +194,14 @@ def train_vqa(
             first epoch on all questions, with fresh optimizer moments. Non-relational questions
             otherwise train ``w`` (*near* or *far*) for their own ends, and the relational
             questions, worded alike, start from it.
+        curriculum_until: end the curriculum only once validation non-relational accuracy
+            reaches this: after ``curriculum_epochs``, training stays on the non-relational
+            questions while it is lower, up to ``max_curriculum_epochs`` epochs in all
+            (default: ``curriculum_epochs + epochs // 2``). The extra epochs come out of
+            the phase on all questions, so the total and the learning-rate schedule stay;
+            a run that reaches it in time trains exactly as without it. Each epoch's
+            ``"phase"`` in the history says where the switch fell
+            (:func:`curriculum_switch_epoch`).
 
     The model (not a compiled or DDP wrapper) keeps the trained weights.
     """
@@ -180,6 +210,28 @@ def train_vqa(
     check_positive_int("epochs", epochs)
     if keep_best and val is None:
         raise ValueError("keep_best=True needs val (the split that picks the best epoch)")
+    if curriculum_until is None:
+        if max_curriculum_epochs is not None:
+            raise ValueError(
+                f"max_curriculum_epochs={max_curriculum_epochs!r} bounds curriculum_until's extension: "
+                "set curriculum_until too"
+            )
+        max_curriculum_epochs = curriculum_epochs
+    else:
+        check_float("curriculum_until", curriculum_until, minimum=0.0, maximum=1.0, min_inclusive=False)
+        if val is None:
+            raise ValueError("curriculum_until needs val (the split whose non-relational accuracy ends the curriculum)")
+        if curriculum_epochs < 1:
+            raise ValueError(f"curriculum_until needs curriculum_epochs >= 1, got {curriculum_epochs}")
+        if max_curriculum_epochs is None:
+            max_curriculum_epochs = curriculum_epochs + epochs // 2
+        check_positive_int("max_curriculum_epochs", max_curriculum_epochs)
+        if not curriculum_epochs <= max_curriculum_epochs < curriculum_epochs + epochs:
+            raise ValueError(
+                f"max_curriculum_epochs={max_curriculum_epochs}: expected from curriculum_epochs "
+                f"({curriculum_epochs}) to {curriculum_epochs + epochs - 1}, leaving at least one epoch "
+                "on all questions"
+            )
     context = context or DistributedContext(device=next(model.parameters()).device)
     step_model = compile_model(wrap_model(model, context), compile)
     optimizer = make_adamw(model, lr, weight_decay)
@@ -195,10 +247,21 @@ def train_vqa(
             translate=translate,
         )
 
-    batches = ShardedBatches(Curriculum(shuffled((0,)), shuffled(), switch_epoch=curriculum_epochs), context)
+    # an adaptive curriculum starts as long as it may be; after_epoch shortens it
+    curriculum = Curriculum(shuffled((0,)), shuffled(), switch_epoch=max_curriculum_epochs)
+    batches = ShardedBatches(curriculum, context)
+    held = None
     if hold_distance_bias:
-        batches = HeldDistanceBias(batches, model, optimizer, curriculum_epochs)
+        batches = held = HeldDistanceBias(batches, model, optimizer, curriculum_epochs)
+        held.switch_epoch = max_curriculum_epochs
     total_epochs = curriculum_epochs + epochs
+
+    def after_epoch(history: History) -> None:
+        switch = curriculum_switch_epoch(history, curriculum_epochs, max_curriculum_epochs, curriculum_until)
+        curriculum.switch_epoch = switch
+        if held is not None:
+            held.switch_epoch = switch
+
     scheduler = (
         warmup_cosine(optimizer, total_epochs * len(batches), warmup_fraction) if schedule == "warmup_cosine" else None
     )
@@ -235,11 +298,12 @@ def train_vqa(
         progress=progress and context.is_main,
         description=description,
         max_seconds=budget_seconds,
+        after_epoch=after_epoch if curriculum_until is not None else None,
     )
     for row in history.epochs:  # each rank saw its own shard: report the mean over ranks
         row["train_loss"] = all_reduce_mean(row["train_loss"], context)
         row["train_acc"] = all_reduce_mean(row["train_acc"], context)
-        row["phase"] = "non-relational" if row["epoch"] <= curriculum_epochs else "all"
+        row["phase"] = "non-relational" if row["epoch"] <= curriculum.switch_epoch else "all"
     for row, result in zip(history.epochs, probed, strict=False):
         row["probe"] = result
     return history

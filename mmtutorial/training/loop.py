@@ -177,6 +177,7 @@ def fit(
     progress: bool = True,
     description: str = "training",
     max_seconds: float | None = None,
+    after_epoch: Callable[[History], Any] | None = None,
 ) -> History:
     """Train ``model`` for ``epochs`` epochs and return its :class:`History`.
 
@@ -210,6 +211,10 @@ def fit(
             ``keep_best`` and the returned model then use the *averaged* weights, which
             smooth out the swings of single steps; training itself is unchanged. The
             average is saved in checkpoints, so a resume stays exact.
+        after_epoch: called with the history after every epoch (its last row complete,
+            validation included), and once after a resume with the restored history, before
+            training goes on: e.g. to end a curriculum when validation accuracy is high
+            enough (:func:`~mmtutorial.models.vqa_training.train_vqa`'s ``curriculum_until``).
 
     ``train_batches`` may have a ``set_epoch(epoch)`` method (like PyTorch's
     ``DistributedSampler``): it is called before each epoch, also after a resume, so a
@@ -230,6 +235,8 @@ def fit(
         raise ValueError(f"keep_best / monitor={monitor!r} need val_batches to watch")
     if before_evaluation is not None and not callable(before_evaluation):
         raise TypeError(f"before_evaluation={before_evaluation!r}: expected a function of the model")
+    if after_epoch is not None and not callable(after_epoch):
+        raise TypeError(f"after_epoch={after_epoch!r}: expected a function of the history")
     better = (lambda new, old: new < old) if monitor == "val_loss" else (lambda new, old: new > old)
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision={precision!r}: expected 'fp32' or 'bf16'")
@@ -277,6 +284,8 @@ def fit(
             best_state = state.get("best_model")
             start_epoch = len(history.epochs)
             _set_rng_state(state["rng"], generator)
+            if after_epoch is not None:
+                after_epoch(history)  # what it decided from the restored epochs, decided again
 
     check_every = 1 if device.type == "cpu" else 32  # steps between NaN checks (each one syncs a GPU)
     spent = 0.0
@@ -349,6 +358,8 @@ def fit(
         row["seconds"] = time.perf_counter() - started
         spent += row["seconds"]
         history.epochs.append(row)
+        if after_epoch is not None:
+            after_epoch(history)
         epoch_bar.set_postfix({k: round(v, 4) for k, v in row.items() if k in ("train_loss", "val_loss", "val_acc")})
         if checkpoint_path is not None:
             save_checkpoint(
