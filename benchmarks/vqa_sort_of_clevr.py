@@ -210,6 +210,7 @@ CONFIG_ADDED_LATER = {
     "distance_bias_signs": "learned",
     "distance_bias_exclude": None,
     "hold_distance_bias": False,
+    "hold_biased_hop": False,
     "curriculum_until": None,
     "max_curriculum_epochs": None,
 }
@@ -300,6 +301,13 @@ def parse_args(argv=None):
         default=None,
         help="cross_attention's biased hop uses but does not train its w and u during the non-relational "
         "curriculum (train_vqa's hold_distance_bias; default: the preset's, trained throughout)",
+    )
+    parser.add_argument(
+        "--hold-biased-hop",
+        action=BooleanOptionalAction,
+        default=None,
+        help="cross_attention's biased hop trains none of its weights during the non-relational curriculum, "
+        "w and u included (train_vqa's hold_biased_hop; default: the preset's, trained throughout)",
     )
     parser.add_argument(
         "--cnn-layers",
@@ -443,6 +451,7 @@ def build_config(args, device: torch.device) -> dict:
         "distance_bias_signs",
         "distance_bias_exclude",
         "hold_distance_bias",
+        "hold_biased_hop",
         "curriculum_until",
         "max_curriculum_epochs",
     ):
@@ -583,6 +592,7 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         description=f"{head}/{seed}",
         probe=probe,
         hold_distance_bias=config.get("hold_distance_bias", False) and has_biased_hop,
+        hold_biased_hop=config.get("hold_biased_hop", False) and has_biased_hop,
         curriculum_until=config.get("curriculum_until"),
         max_curriculum_epochs=config.get("max_curriculum_epochs"),
     )

@@ -355,15 +355,16 @@ def test_the_weight_average_reaches_training_and_the_training_config(tmp_path, m
 
 
 @pytest.mark.parametrize("head, passed", [("cross_attention", True), ("film", False)])
-def test_holding_the_distance_bias_reaches_training_and_the_training_config(tmp_path, monkeypatch, head, passed):
-    """``--hold-distance-bias`` reaches ``train_vqa`` for a head with a distance-biased hop
-    (the others have nothing to hold); a file from before the option trained ``w`` and ``u``
-    on the curriculum, so its rows merge only into a run that does."""
+@pytest.mark.parametrize("key", ["hold_distance_bias", "hold_biased_hop"])
+def test_holding_the_distance_bias_reaches_training_and_the_training_config(tmp_path, monkeypatch, head, passed, key):
+    """``--hold-distance-bias`` and ``--hold-biased-hop`` reach ``train_vqa`` for a head with a
+    distance-biased hop (the others have nothing to hold); a file from before the option
+    trained the hop on the curriculum, so its rows merge only into a run that does."""
     bench = load_benchmark()
-    preset, held = cpu_configs(bench, [], ["--hold-distance-bias"])
-    assert (preset.get("hold_distance_bias", False), held["hold_distance_bias"]) == (False, True)
-    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "hold_distance_bias", preset, held)
-    assert options_passed_to_train_vqa(bench, monkeypatch, head, held)["hold_distance_bias"] is passed
+    preset, held = cpu_configs(bench, [], ["--" + key.replace("_", "-")])
+    assert (preset.get(key, False), held[key]) == (False, True)
+    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, key, preset, held)
+    assert options_passed_to_train_vqa(bench, monkeypatch, head, held)[key] is passed
 
 
 def test_an_adaptive_curriculum_reaches_training_and_the_training_config(tmp_path, monkeypatch):

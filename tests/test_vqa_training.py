@@ -268,6 +268,78 @@ def test_the_held_strengths_start_with_fresh_optimizer_moments_at_the_switch(dat
     assert all(p in optimizer.state for p in model.image_encoder.parameters())  # the rest keep theirs
 
 
+def _hop_weights(model: VQAModel, name: str) -> list[torch.Tensor]:
+    hops = [m for m in model.modules() if isinstance(m, DistanceBiasedHop)]
+    return [p.detach().clone() for hop in hops for p in getattr(hop, name).parameters()]
+
+
+@pytest.mark.parametrize("whole_hop", [False, True])
+def test_a_held_biased_hop_keeps_every_weight_through_the_curriculum(data, whole_hop):
+    """``hold_biased_hop``: the hop's queries, keys, values, output and norm keep their
+    initial weights through the curriculum as w and u do (``hold_distance_bias`` alone
+    trains them), and all of them train on all questions."""
+    train, val = data
+    generator = seed_everything(0)
+    model = _model(train, head="cross_attention")
+    parts = ("bias_scales", "query", "key", "value", "out", "norm")
+    initial = {name: _hop_weights(model, name) for name in parts}
+    seen = []
+    train_vqa(
+        model,
+        train,
+        val,
+        images_per_batch=8,
+        epochs=1,
+        curriculum_epochs=2,
+        lr=3e-3,
+        keep_best=False,
+        generator=generator,
+        progress=False,
+        probe=lambda m: seen.append({name: _hop_weights(m, name) for name in parts}),
+        hold_distance_bias=not whole_hop,
+        hold_biased_hop=whole_hop,
+    )
+    for epoch, weights in enumerate(seen, 1):
+        for name in parts:
+            unchanged = all(torch.equal(a, b) for a, b in zip(initial[name], weights[name], strict=True))
+            held = epoch <= 2 and (whole_hop or name == "bias_scales")
+            assert unchanged == held, f"{name}, epoch {epoch}"
+    hop = next(m for m in model.modules() if isinstance(m, DistanceBiasedHop))
+    assert all(p.grad is None or p.grad.abs().sum() > 0 for p in hop.parameters())  # no hook left behind
+
+
+def test_a_held_biased_hop_starts_with_fresh_optimizer_moments_and_no_hooks_at_the_switch(data):
+    train, _ = data
+    model = _model(train, head="cross_attention")
+    optimizer = torch.optim.AdamW(model.parameters())
+    held = HeldDistanceBias(Curriculum([], [], switch_epoch=1), model, optimizer, switch_epoch=1, whole_hop=True)
+    (hop,) = held.hops
+    held.set_epoch(0)
+    model(next(iter(train.batches(4, by_image=True)))).sum().backward()
+    assert all(p.grad is not None and not p.grad.any() for p in hop.parameters())  # zeros, not None (DDP)
+    assert any(p.grad.any() for p in model.image_encoder.parameters())  # the rest trains
+    optimizer.step()
+    held.set_epoch(1)
+    assert not any(p in optimizer.state for p in hop.parameters()) and not held._hooks
+    optimizer.zero_grad()
+    model(next(iter(train.batches(4, by_image=True)))).sum().backward()
+    assert any(p.grad.any() for p in hop.query.parameters())
+
+
+def test_holding_the_hop_refuses_weight_decay(data):
+    train, val = data
+    with pytest.raises(ValueError, match="hold_biased_hop=True with weight_decay=0.01: AdamW would shrink"):
+        train_vqa(
+            _model(train, head="cross_attention"),
+            train,
+            val,
+            curriculum_epochs=1,
+            weight_decay=0.01,
+            hold_biased_hop=True,
+            progress=False,
+        )
+
+
 @pytest.mark.parametrize(
     ("head", "curriculum_epochs", "message"),
     [

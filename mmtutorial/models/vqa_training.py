@@ -69,27 +69,41 @@ def compile_model(model: nn.Module, enabled: bool = True, mode: str | None = Non
 class HeldDistanceBias:
     """Training batches whose ``set_epoch`` (called by :func:`~mmtutorial.training.fit` before
     every epoch, also after a resume) holds the ``w`` and ``u`` of ``model``'s distance-biased
-    hops for the first ``switch_epoch`` epochs and lets them learn afterwards.
+    hops for the first ``switch_epoch`` epochs and lets them learn afterwards; with
+    ``whole_hop=True`` it holds every weight of those hops (queries, keys, values, output,
+    norm), whose gradients are then zeroed by hooks until the switch.
 
-    At the switch the optimizer forgets those parameters' moments: they were built from
+    At the switch the optimizer forgets the held parameters' moments: they were built from
     zero gradients, and Adam's bias correction, already near 1 by then, would make the first
     real steps several times ``lr``. Whether the hops are held depends on the epoch alone, and
     ``fit`` calls ``set_epoch`` after a resume too, so a resumed run holds them as the first did.
+    Zero gradients hold a weight exactly only without weight decay (AdamW decays it anyway):
+    :func:`train_vqa` refuses the two together.
     """
 
-    def __init__(self, batches: Any, model: nn.Module, optimizer: torch.optim.Optimizer, switch_epoch: int) -> None:
+    def __init__(
+        self,
+        batches: Any,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        switch_epoch: int,
+        whole_hop: bool = False,
+    ) -> None:
         self.hops = [m for m in model.modules() if isinstance(m, DistanceBiasedHop)]
+        option = "hold_biased_hop" if whole_hop else "hold_distance_bias"
         if not self.hops:
             raise ValueError(
-                "hold_distance_bias=True needs a cross_attention model with distance_bias=True "
+                f"{option}=True needs a cross_attention model with distance_bias=True "
                 "(it has no distance-biased hop to hold)"
             )
         if switch_epoch < 1:
             raise ValueError(
-                f"hold_distance_bias=True holds w and u during the curriculum: needs curriculum_epochs >= 1, "
+                f"{option}=True holds the hop's weights during the curriculum: needs curriculum_epochs >= 1, "
                 f"got {switch_epoch}"
             )
         self.batches, self.optimizer, self.switch_epoch = batches, optimizer, switch_epoch
+        self.whole_hop = whole_hop
+        self._hooks: list[Any] = []
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -97,14 +111,25 @@ class HeldDistanceBias:
     def __iter__(self):
         return iter(self.batches)
 
+    def held_parameters(self) -> list[nn.Parameter]:
+        """The parameters held until the switch."""
+        return [p for hop in self.hops for p in (hop.parameters() if self.whole_hop else hop.bias_scales.parameters())]
+
     def set_epoch(self, epoch: int) -> None:
         self.batches.set_epoch(epoch)
+        holding = epoch < self.switch_epoch
         for hop in self.hops:
-            hop.learn_strengths = epoch >= self.switch_epoch
+            hop.learn_strengths = not holding
+        if self.whole_hop and holding and not self._hooks:
+            # zeros rather than None, so that DistributedDataParallel sees every parameter used
+            self._hooks = [p.register_hook(torch.zeros_like) for p in self.held_parameters()]
+        elif not holding:
+            for hook in self._hooks:
+                hook.remove()
+            self._hooks = []
         if epoch == self.switch_epoch:
-            for hop in self.hops:
-                for parameter in hop.bias_scales.parameters():
-                    self.optimizer.state.pop(parameter, None)
+            for parameter in self.held_parameters():
+                self.optimizer.state.pop(parameter, None)
 
 
 def curriculum_switch_epoch(history: History, curriculum_epochs: int, max_curriculum_epochs: int, until: float) -> int:
@@ -152,6 +177,7 @@ def train_vqa(
     description: str = "vqa",
     probe: Callable[[nn.Module], Any] | None = None,
     hold_distance_bias: bool = False,
+    hold_biased_hop: bool = False,
     curriculum_until: float | None = None,
     max_curriculum_epochs: int | None = None,
 ) -> History:
@@ -194,6 +220,10 @@ def train_vqa(
             first epoch on all questions, with fresh optimizer moments. Non-relational questions
             otherwise train ``w`` (*near* or *far*) for their own ends, and the relational
             questions, worded alike, start from it.
+        hold_biased_hop: hold every weight of those hops during the curriculum, not only
+            ``w`` and ``u`` (:class:`HeldDistanceBias` with ``whole_hop=True``): non-relational
+            questions are answered by the first hop, and a free second hop can take over its
+            job on the curriculum.
         curriculum_until: end the curriculum only once validation non-relational accuracy
             reaches this: after ``curriculum_epochs``, training stays on the non-relational
             questions while it is lower, up to ``max_curriculum_epochs`` epochs in all
@@ -251,8 +281,15 @@ def train_vqa(
     curriculum = Curriculum(shuffled((0,)), shuffled(), switch_epoch=max_curriculum_epochs)
     batches = ShardedBatches(curriculum, context)
     held = None
-    if hold_distance_bias:
-        batches = held = HeldDistanceBias(batches, model, optimizer, curriculum_epochs)
+    if hold_distance_bias or hold_biased_hop:
+        if weight_decay:
+            option = "hold_biased_hop" if hold_biased_hop else "hold_distance_bias"
+            raise ValueError(
+                f"{option}=True with weight_decay={weight_decay!r}: AdamW would shrink the held weights "
+                "all the same; hold them with weight_decay=0"
+            )
+        held = HeldDistanceBias(batches, model, optimizer, curriculum_epochs, whole_hop=hold_biased_hop)
+        batches = held
         held.switch_epoch = max_curriculum_epochs
     total_epochs = curriculum_epochs + epochs
 
