@@ -288,9 +288,7 @@ def train_vqa(
                 f"{option}=True with weight_decay={weight_decay!r}: AdamW would shrink the held weights "
                 "all the same; hold them with weight_decay=0"
             )
-        held = HeldDistanceBias(batches, model, optimizer, curriculum_epochs, whole_hop=hold_biased_hop)
-        batches = held
-        held.switch_epoch = max_curriculum_epochs
+        batches = held = HeldDistanceBias(batches, model, optimizer, max_curriculum_epochs, whole_hop=hold_biased_hop)
     total_epochs = curriculum_epochs + epochs
 
     def after_epoch(history: History) -> None:
