@@ -217,37 +217,50 @@ def test_distance_hop_statistics_per_family(data):
         distance_hop_statistics(_model(train, head="film"), val.batches(8, by_image=True))
 
 
-def _strengths(model: VQAModel) -> list[torch.Tensor]:
+def _hop_weights(model: VQAModel, name: str) -> list[torch.Tensor]:
+    """Copies of the parameters of submodule ``name`` (e.g. ``"bias_scales"``: w and u) of
+    every distance-biased hop."""
     hops = [m for m in model.modules() if isinstance(m, DistanceBiasedHop)]
-    return [p.detach().clone() for hop in hops for p in hop.bias_scales.parameters()]
+    return [p.detach().clone() for hop in hops for p in getattr(hop, name).parameters()]
+
+
+def _unchanged(before: list[torch.Tensor], after: list[torch.Tensor]) -> bool:
+    return all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def _probed_cross_attention(data, snapshot, **options):
+    """Train a seeded cross_attention model (by default 2 curriculum epochs and 1 on all
+    questions); return it, its history, ``snapshot(model)`` before training and after
+    each epoch (taken when the model is validated)."""
+    train, val = data
+    generator = seed_everything(0)  # before the model: its initial weights too
+    model = _model(train, head="cross_attention")
+    initial, seen = snapshot(model), []
+    recipe = {"images_per_batch": 8, "epochs": 1, "curriculum_epochs": 2, "lr": 3e-3, "keep_best": False}
+    history = train_vqa(
+        model,
+        train,
+        val,
+        generator=generator,
+        progress=False,
+        probe=lambda m: seen.append(snapshot(m)),
+        **{**recipe, **options},
+    )
+    return model, history, initial, seen
 
 
 @pytest.mark.parametrize("hold", [False, True])
 def test_a_held_distance_bias_trains_only_after_the_curriculum(data, hold):
     """``hold_distance_bias``: w and u of the biased hop keep their initial weights through
     the curriculum (every other weight trains) and train from the first epoch on all questions."""
-    train, val = data
-    model = _model(train, head="cross_attention")
-    initial, others = _strengths(model), [p.detach().clone() for p in model.image_encoder.parameters()]
-    seen = []
-    train_vqa(
-        model,
-        train,
-        val,
-        images_per_batch=8,
-        epochs=1,
-        curriculum_epochs=2,
-        lr=3e-3,
-        keep_best=False,
-        generator=seed_everything(0),
-        progress=False,
-        probe=lambda m: seen.append((_strengths(m), [p.detach().clone() for p in m.image_encoder.parameters()])),
-        hold_distance_bias=hold,
-    )
+
+    def snapshot(m):
+        return _hop_weights(m, "bias_scales"), [p.detach().clone() for p in m.image_encoder.parameters()]
+
+    _, _, (initial, others), seen = _probed_cross_attention(data, snapshot, hold_distance_bias=hold)
     for epoch, (strengths, cnn) in enumerate(seen, 1):
-        assert not all(torch.equal(a, b) for a, b in zip(others, cnn, strict=True))  # the rest trains
-        unchanged = all(torch.equal(a, b) for a, b in zip(initial, strengths, strict=True))
-        assert unchanged == (hold and epoch <= 2), f"epoch {epoch}"
+        assert not _unchanged(others, cnn)  # the rest trains
+        assert _unchanged(initial, strengths) == (hold and epoch <= 2), f"epoch {epoch}"
 
 
 def test_the_held_strengths_start_with_fresh_optimizer_moments_at_the_switch(data):
@@ -268,42 +281,22 @@ def test_the_held_strengths_start_with_fresh_optimizer_moments_at_the_switch(dat
     assert all(p in optimizer.state for p in model.image_encoder.parameters())  # the rest keep theirs
 
 
-def _hop_weights(model: VQAModel, name: str) -> list[torch.Tensor]:
-    hops = [m for m in model.modules() if isinstance(m, DistanceBiasedHop)]
-    return [p.detach().clone() for hop in hops for p in getattr(hop, name).parameters()]
-
-
 @pytest.mark.parametrize("whole_hop", [False, True])
 def test_a_held_biased_hop_keeps_every_weight_through_the_curriculum(data, whole_hop):
     """``hold_biased_hop``: the hop's queries, keys, values, output and norm keep their
     initial weights through the curriculum as w and u do (``hold_distance_bias`` alone
     trains them), and all of them train on all questions."""
-    train, val = data
-    generator = seed_everything(0)
-    model = _model(train, head="cross_attention")
     parts = ("bias_scales", "query", "key", "value", "out", "norm")
-    initial = {name: _hop_weights(model, name) for name in parts}
-    seen = []
-    train_vqa(
-        model,
-        train,
-        val,
-        images_per_batch=8,
-        epochs=1,
-        curriculum_epochs=2,
-        lr=3e-3,
-        keep_best=False,
-        generator=generator,
-        progress=False,
-        probe=lambda m: seen.append({name: _hop_weights(m, name) for name in parts}),
+    model, _, initial, seen = _probed_cross_attention(
+        data,
+        lambda m: {name: _hop_weights(m, name) for name in parts},
         hold_distance_bias=not whole_hop,
         hold_biased_hop=whole_hop,
     )
     for epoch, weights in enumerate(seen, 1):
         for name in parts:
-            unchanged = all(torch.equal(a, b) for a, b in zip(initial[name], weights[name], strict=True))
             held = epoch <= 2 and (whole_hop or name == "bias_scales")
-            assert unchanged == held, f"{name}, epoch {epoch}"
+            assert _unchanged(initial[name], weights[name]) == held, f"{name}, epoch {epoch}"
     hop = next(m for m in model.modules() if isinstance(m, DistanceBiasedHop))
     assert all(p.grad is None or p.grad.abs().sum() > 0 for p in hop.parameters())  # no hook left behind
 
@@ -380,43 +373,28 @@ def test_an_adaptive_curriculum_ends_at_the_first_good_epoch_from_its_minimum(no
 
 
 def _adaptive_run(data, **options):
-    train, val = data
-    generator = seed_everything(0)  # before the model: its initial weights too
-    model = _model(train, head="cross_attention")
-    seen = []
-    history = train_vqa(
-        model,
-        train,
-        val,
-        images_per_batch=8,
+    return _probed_cross_attention(
+        data,
+        lambda m: _hop_weights(m, "bias_scales"),
         epochs=3,
         curriculum_epochs=1,
-        lr=3e-3,
-        keep_best=False,
-        generator=generator,
-        progress=False,
-        probe=lambda m: seen.append(_strengths(m)),
         hold_distance_bias=True,
         **options,
     )
-    return model, history, seen
 
 
 def test_a_curriculum_reached_in_time_trains_exactly_as_a_fixed_one(data):
-    fixed, fixed_history, _ = _adaptive_run(data)
-    adaptive, adaptive_history, _ = _adaptive_run(data, curriculum_until=1e-6)
+    fixed, fixed_history, _, _ = _adaptive_run(data)
+    adaptive, adaptive_history, _, _ = _adaptive_run(data, curriculum_until=1e-6)
     assert adaptive_history.column("phase") == fixed_history.column("phase") == ["non-relational"] + ["all"] * 3
-    assert all(
-        torch.equal(a, b) for a, b in zip(fixed.state_dict().values(), adaptive.state_dict().values(), strict=True)
-    )
+    assert _unchanged(list(fixed.state_dict().values()), list(adaptive.state_dict().values()))
 
 
 def test_a_curriculum_not_reached_lasts_its_maximum_and_holds_the_distance_bias_throughout(data):
-    model, history, seen = _adaptive_run(data, curriculum_until=1.0, max_curriculum_epochs=3)
+    _, history, initial, seen = _adaptive_run(data, curriculum_until=1.0, max_curriculum_epochs=3)
     assert max(history.column("val_acc_by_group"), key=lambda g: g["non-relational"])["non-relational"] < 1.0
     assert history.column("phase") == ["non-relational"] * 3 + ["all"]
-    initial = seen[0]  # validated after epoch 1: still the initial strengths while held
-    assert [all(torch.equal(a, b) for a, b in zip(initial, s, strict=True)) for s in seen] == [True] * 3 + [False]
+    assert [_unchanged(initial, s) for s in seen] == [True] * 3 + [False]  # held while on the curriculum
     assert history.column("epoch") == [1, 2, 3, 4]  # the total stays curriculum_epochs + epochs
 
 
