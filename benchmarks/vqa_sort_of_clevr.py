@@ -527,8 +527,8 @@ def hidden_width(head: str, config: dict) -> int:
 
 
 def check_adaptive_curriculum(config: dict) -> None:
-    """Exit with train_vqa's message if ``config``'s curriculum options do not fit together
-    (before any run starts, not in every child process)."""
+    """Exit, naming the flags, if ``config``'s curriculum options do not fit together (before
+    any run starts, not in every child process); the same rules as train_vqa's checks."""
     until, longest = config.get("curriculum_until"), config.get("max_curriculum_epochs")
     shortest, epochs = config["curriculum_epochs"], config["epochs"]
     if longest is not None and until is None:
