@@ -118,7 +118,7 @@ def test_runs_in_parallel_processes_aggregate_seeds_and_merge_with_earlier_runs(
     # its row replaces the earlier one, the training rows stay
     asked = []
 
-    def stand_in(head, config, device):
+    def stand_in(head, config, device, on_mode=None):
         asked.append((head, config))
         return {"measurement": "throughput", "head": head, "train_samples_per_s_fp32": 123.0}
 
@@ -132,6 +132,18 @@ def test_runs_in_parallel_processes_aggregate_seeds_and_merge_with_earlier_runs(
         {"measurement": "throughput", "head": best, "train_samples_per_s_fp32": 123.0}
     ]
     assert measured["summary"]["train_samples_per_s_fp32"] == 123.0
+
+    # a measurement stopped part-way (a timeout on a lent GPU) keeps the modes it measured
+    def stopped(head, config, device, on_mode=None):
+        on_mode({"measurement": "throughput", "head": head, "train_samples_per_s_fp32": 7.0, "unfinished": ["bf16"]})
+        raise KeyboardInterrupt  # what a timeout's signal would end it with
+
+    monkeypatch.setattr(bench, "throughput_rows", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        bench.main(["--throughput-only", "--device", "cpu", *out])
+    kept = json.loads(path.read_text())["results"]
+    assert kept[:-1] == training and kept[-1]["train_samples_per_s_fp32"] == 7.0
+    assert kept[-1]["unfinished"] == ["bf16"]
     assert bench.main(["--throughput-only", "--device", "cpu", "--out", str(tmp_path / "none")]) == 2
     assert not (tmp_path / "none").exists()
 
@@ -464,6 +476,52 @@ def test_the_summary_reports_the_fastest_configuration_measured():
     summary = bench.summarize([], row)
     assert summary["fastest_configuration"] == "bf16_compile" and summary["train_samples_per_s_fastest"] == 4500.0
     assert bench.summarize([], None)["train_samples_per_s_fastest"] is None
+
+
+def test_the_gpu_preset_builds_every_head_and_trains_the_cpu_recipe():
+    """The GPU preset (never run in CI) builds a model of every head, passes the curriculum
+    checks, and trains the recipe of the CPU ablation it cites at the paper's data size."""
+    import torch
+
+    bench = load_benchmark()
+    config = bench.build_config(bench.parse_args(["--preset", "gpu"]), torch.device("cuda"))
+    for head in HEADS:
+        bench.model_config(head, config, TRAIN_SPLIT)
+    ablation = ROOT / "benchmarks/results/ablations/n-train-9000-10+10ep-exclude-8-hold-hop-until-0.98"
+    (path,) = ablation.glob("vqa_sort_of_clevr-*.json")
+    cpu = bench.training_config(json.loads(path.read_text())["config"])
+    gpu = bench.training_config(config)
+    differ = {k for k in cpu.keys() | gpu.keys() if cpu.get(k) != gpu.get(k)}
+    assert differ == {"preset", "n_train"}, differ
+    assert gpu["n_train"] == 9800
+
+
+def test_throughput_hands_over_the_row_so_far_before_each_later_mode(monkeypatch):
+    """``on_mode`` sees what was measured before each mode after the first, and what is still
+    to come; a mode that fails is recorded and the next still runs."""
+    import torch
+
+    bench = load_benchmark()
+    config = bench.build_config(bench.parse_args(["--preset", "cpu", *TINY]), torch.device("cpu"))
+    speeds = iter([100.0, RuntimeError("no bf16 here"), 300.0, 400.0])
+
+    def measure(model, batches, **options):
+        speed = next(speeds)
+        if isinstance(speed, Exception):
+            raise speed
+        return {"samples_per_s": speed, "warmup_seconds": 0.1}
+
+    monkeypatch.setattr(bench, "train_throughput", measure)
+    seen = []
+    row = bench.throughput_rows("concat", config, torch.device("cpu"), on_mode=seen.append)
+    assert [s["unfinished"] for s in seen] == [
+        ["bf16", "bf16_compile", "fastest"],
+        ["bf16_compile", "fastest"],
+        ["fastest"],
+    ]
+    assert seen[0]["train_samples_per_s_fp32"] == 100.0 and "train_samples_per_s_bf16" not in seen[0]
+    assert seen[1]["train_samples_per_s_bf16"] is None and seen[1]["error_bf16"] == "RuntimeError: no bf16 here"
+    assert "unfinished" not in row and row["fastest_configuration"] == "fastest"
 
 
 def test_targets_are_judged_by_the_numbers():
