@@ -9,11 +9,37 @@
 # The step timeouts add up to 575 s, under the 600 s a lent machine gives one command
 # (VQA_BUDGET=330 SKIP_ATTENTION=1: 570 s).
 # What comes back: $OUT/status.txt, the two results files and one archive of the logs.
+#
+# First, in the same lease (a machine stays warm 30 s after a call): PROBE=1 trains the 18 runs
+# for one curriculum epoch and one on all questions (about 1.5 minutes) and prints each run's
+# seconds per epoch while all share the GPU. With t the slowest second epoch, the 20 epochs
+# take about 20 t: up to 240 s, run this as it is; up to 320 s, with VQA_BUDGET=330
+# SKIP_ATTENTION=1; beyond, also with VQA_ARGS="--heads cross_attention film relation" (9
+# runs, so each gets more of the GPU) and say which heads are still owed.
 set -u
 OUT=${OUT:-build/gpu-run}
 mkdir -p "$OUT/logs"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/logs/gpu.txt" 2>&1
+if [ -n "${PROBE:-}" ]; then
+    nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 3 > "$OUT/probe-load.csv" 2>&1 &
+    LOAD=$!
+    timeout 110 python3 benchmarks/vqa_sort_of_clevr.py --preset gpu --jobs 18 --epochs 1 --curriculum-epochs 1 \
+        --throughput none --run-timeout 100 --out "$OUT/probe" > "$OUT/probe.log" 2>&1
+    echo "probe exit $?"
+    kill $LOAD 2>/dev/null
+    cp "$OUT"/probe/*.json "$OUT"/ 2>/dev/null
+    python3 - "$OUT"/probe/*.json <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))["results"]
+for r in rows:
+    seconds = [c["seconds"] for c in r.get("val_curve", [])]
+    print(r["head"], r["seed"], r.get("error", ""), "epoch seconds:", [round(b - a, 1) for a, b in zip([0] + seconds, seconds)])
+second = [c[1]["seconds"] - c[0]["seconds"] for c in (r.get("val_curve", []) for r in rows) if len(c) > 1]
+print(f"slowest epoch on all questions: {max(second):.1f} s; 20 epochs: about {20 * max(second):.0f} s" if second else "no run finished")
+PY
+    exit 0
+fi
 # the GPU's load every 5 s while the 18 runs share it (how far they fill it)
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 > "$OUT/logs/gpu-load.csv" 2>&1 &
 LOAD=$!
