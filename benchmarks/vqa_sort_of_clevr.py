@@ -72,7 +72,7 @@ NAME = "vqa_sort_of_clevr"
 NONREL, REL = QUESTION_TYPES[0], QUESTION_TYPES[1]
 
 #: The recipe and sizes per preset. "gpu" is the paper's data (9,800 training images, 196k
-#: questions). Why each training value: notebook 09 and the issue-15 note in the README.
+#: questions). Why each training value: notebook 09 and the README's *The VQA model and its training recipe*.
 PRESETS = {
     "cpu": {
         # 9000 with 10 + 8 epochs: non-relational >= 0.990 on all 4 seeds, but the distance hop
