@@ -31,11 +31,12 @@ if [ -n "${PROBE:-}" ]; then
     cp "$OUT"/probe/*.json "$OUT"/ 2>/dev/null
     python3 - "$OUT"/probe/*.json <<'PY'
 import json, sys
-rows = json.load(open(sys.argv[1]))["results"]
-for r in rows:
-    seconds = [c["seconds"] for c in r.get("val_curve", [])]
-    print(r["head"], r["seed"], r.get("error", ""), "epoch seconds:", [round(b - a, 1) for a, b in zip([0] + seconds, seconds)])
-second = [c[1]["seconds"] - c[0]["seconds"] for c in (r.get("val_curve", []) for r in rows) if len(c) > 1]
+second = []  # each finished run's epoch on all questions
+for r in json.load(open(sys.argv[1]))["results"]:
+    seconds = [c["seconds"] for c in r.get("val_curve", [])]  # cumulative
+    epochs = [b - a for a, b in zip([0] + seconds, seconds)]
+    second += epochs[1:2]
+    print(r["head"], r["seed"], r.get("error", ""), "epoch seconds:", [round(e, 1) for e in epochs])
 print(f"slowest epoch on all questions: {max(second):.1f} s; 20 epochs: about {20 * max(second):.0f} s" if second else "no run finished")
 PY
     exit 0
