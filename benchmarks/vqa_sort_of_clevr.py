@@ -53,7 +53,7 @@ from mmtutorial.cli import (  # noqa: E402
     positive_int,
 )
 from mmtutorial.data import SortOfClevr  # noqa: E402
-from mmtutorial.data.sort_of_clevr import QUESTION_TYPES  # noqa: E402
+from mmtutorial.data.sort_of_clevr import COLORS, QUESTION_TYPES  # noqa: E402
 from mmtutorial.models.vqa import ATTENTION_HEADS, HEADS, VQAConfig, VQAModel  # noqa: E402
 from mmtutorial.models.vqa_diagnostics import distance_hop_statistics  # noqa: E402
 from mmtutorial.models.vqa_heads import AVOID_MODES, POSITION_MODES, SIGN_MODES, DistanceBiasedHop  # noqa: E402
@@ -232,6 +232,7 @@ CONFIG_ADDED_LATER = {
     "hold_biased_hop": False,
     "curriculum_until": None,
     "max_curriculum_epochs": None,
+    "num_objects": 6,
 }
 
 
@@ -366,6 +367,14 @@ def parse_args(argv=None):
     parser.add_argument("--n-train", type=positive_int, default=None, help="training images (20 questions each)")
     parser.add_argument("--n-val", type=positive_int, default=None, help="validation images (picks the best epoch)")
     parser.add_argument("--n-test", type=positive_int, default=None, help="test images (and held-out paraphrases)")
+    parser.add_argument(
+        "--num-objects",
+        type=int,
+        choices=range(2, len(COLORS) + 1),
+        metavar=f"2..{len(COLORS)}",
+        default=None,
+        help="objects per image (default 6, the paper's): how hard finding the named one is",
+    )
     parser.add_argument("--images-per-batch", type=positive_int, default=None)
     parser.add_argument(
         "--lr", type=positive_float, default=None, help="peak learning rate of every head (replaces head_lr)"
@@ -473,6 +482,7 @@ def build_config(args, device: torch.device) -> dict:
         "hold_biased_hop",
         "curriculum_until",
         "max_curriculum_epochs",
+        "num_objects",
     ):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
@@ -497,6 +507,7 @@ def load_splits(config: dict) -> dict[str, SortOfClevr]:
     """The data, the same for every run: a run's seed changes its initialisation and shuffling."""
     tokenizer = "minilm" if config["question_encoder"] == "minilm" else "words"
     sizes = {k: config[k] for k in ("n_train", "n_val", "n_test")}
+    sizes["num_objects"] = config.get("num_objects", 6)  # files from before the option had 6
     return {
         split: SortOfClevr(split, tokenizer=tokenizer, data_seed=0, **sizes)
         for split in ("train", "val", "test", "test_heldout")

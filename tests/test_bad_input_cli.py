@@ -172,6 +172,11 @@ def _cases(t):
             ["--n-train", "0", "--out", f"{t}/b"],
             "argument --n-train: expected an int >= 1",
         ),
+        "benchmark vqa: num-objects 7": (
+            _benchmark("vqa_sort_of_clevr.py"),
+            ["--num-objects", "7", "--out", f"{t}/b"],
+            "argument --num-objects: invalid choice: 7 (choose from 2, 3, 4, 5, 6)",
+        ),
         "benchmark vqa: n-val 0": (
             _benchmark("vqa_sort_of_clevr.py"),
             ["--n-val", "0", "--out", f"{t}/b"],

@@ -413,6 +413,20 @@ def test_bad_adaptive_curriculum_flags_are_one_line_errors(capsys, flags, messag
     assert message in err and err.count("\n") == 1
 
 
+def test_the_number_of_objects_reaches_the_data_and_the_training_config(tmp_path, monkeypatch):
+    """``--num-objects 2`` draws every split with two objects an image; a file from before
+    the option had the paper's six, so its rows merge into a six-object run only."""
+    bench = load_benchmark()
+    preset, two = cpu_configs(bench, [], ["--num-objects", "2"])
+    assert "num_objects" not in preset and two["num_objects"] == 2
+    drawn = []
+    monkeypatch.setattr(bench, "SortOfClevr", lambda split, **options: drawn.append(options["num_objects"]))
+    for config in (preset, two):
+        bench.load_splits(config)
+    assert drawn == [6] * 4 + [2] * 4
+    assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "num_objects", preset, two)
+
+
 def test_translation_is_part_of_the_training_config(tmp_path):
     """A file from before ``translate`` existed trained without it: its rows merge into an
     untranslated run and not into a translated one; ``--translate`` overrides the preset."""
