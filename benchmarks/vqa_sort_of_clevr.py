@@ -59,6 +59,7 @@ from mmtutorial.models.vqa_diagnostics import distance_hop_statistics  # noqa: E
 from mmtutorial.models.vqa_heads import AVOID_MODES, POSITION_MODES, SIGN_MODES, DistanceBiasedHop  # noqa: E402
 from mmtutorial.models.vqa_training import (  # noqa: E402
     evaluate_vqa,
+    longest_curriculum,
     seconds_to_accuracy,
     train_throughput,
     train_vqa,
@@ -559,20 +560,23 @@ def hidden_width(head: str, config: dict) -> int:
     return per_head(head, config, "head_hidden")
 
 
+#: The options whose fit longest_curriculum checks, by their config keys (the flags' names).
+CURRICULUM_OPTIONS = ("curriculum_epochs", "curriculum_until", "max_curriculum_epochs")
+
+
 def check_adaptive_curriculum(config: dict) -> None:
     """Exit, naming the flags, if ``config``'s curriculum options do not fit together (before
-    any run starts, not in every child process); the same rules as train_vqa's checks."""
-    until, longest = config.get("curriculum_until"), config.get("max_curriculum_epochs")
-    shortest, epochs = config["curriculum_epochs"], config["epochs"]
-    if longest is not None and until is None:
-        fail(f"--max-curriculum-epochs {longest} bounds --curriculum-until's extension: give --curriculum-until too")
-    if until is not None and shortest < 1:
-        fail(f"--curriculum-until needs --curriculum-epochs >= 1, got {shortest}")
-    if longest is not None and not shortest <= longest < shortest + epochs:
-        fail(
-            f"--max-curriculum-epochs {longest}: expected from --curriculum-epochs ({shortest}) to "
-            f"{shortest + epochs - 1}, leaving at least one epoch on all questions"
+    any run starts, not in every child process): train_vqa's own rules (longest_curriculum)."""
+    try:
+        longest_curriculum(
+            config["curriculum_epochs"],
+            config["epochs"],
+            config.get("curriculum_until"),
+            config.get("max_curriculum_epochs"),
+            names={key: "--" + key.replace("_", "-") for key in CURRICULUM_OPTIONS},
         )
+    except ValueError as error:
+        fail(str(error))
 
 
 def learning_rate(head: str, config: dict) -> float:

@@ -397,8 +397,8 @@ def test_an_adaptive_curriculum_reaches_training_and_the_training_config(tmp_pat
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--max-curriculum-epochs", "25"], "--max-curriculum-epochs 25 bounds --curriculum-until's extension"),
-        (["--curriculum-until", "0.98", "--max-curriculum-epochs", "19"], "--max-curriculum-epochs 19: expected from"),
+        (["--max-curriculum-epochs", "25"], "--max-curriculum-epochs=25 bounds --curriculum-until's extension"),
+        (["--curriculum-until", "0.98", "--max-curriculum-epochs", "19"], "--max-curriculum-epochs=19: expected from"),
         (["--curriculum-until", "0.98", "--curriculum-epochs", "0"], "needs --curriculum-epochs >= 1, got 0"),
         (["--curriculum-until", "1.5"], "expected a number strictly between 0 and 1, got '1.5'"),
     ],

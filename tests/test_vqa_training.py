@@ -11,7 +11,13 @@ from mmtutorial.data.sort_of_clevr import FAMILY_NAMES
 from mmtutorial.models.vqa import VQAConfig, VQAModel
 from mmtutorial.models.vqa_diagnostics import HOP_STATISTICS, distance_hop_statistics
 from mmtutorial.models.vqa_heads import DistanceBiasedHop
-from mmtutorial.models.vqa_training import HeldDistanceBias, curriculum_switch_epoch, evaluate_vqa, train_vqa
+from mmtutorial.models.vqa_training import (
+    HeldDistanceBias,
+    curriculum_switch_epoch,
+    evaluate_vqa,
+    longest_curriculum,
+    train_vqa,
+)
 from mmtutorial.training import History, seed_everything
 from mmtutorial.training.schedules import recalibrated_batchnorm
 
@@ -396,6 +402,21 @@ def test_a_curriculum_not_reached_lasts_its_maximum_and_holds_the_distance_bias_
     assert history.column("phase") == ["non-relational"] * 3 + ["all"]
     assert [_unchanged(initial, s) for s in seen] == [True] * 3 + [False]  # held while on the curriculum
     assert history.column("epoch") == [1, 2, 3, 4]  # the total stays curriculum_epochs + epochs
+
+
+def test_the_longest_curriculum_is_the_fixed_one_or_the_bound_and_errors_use_the_callers_names():
+    """Without curriculum_until the curriculum is curriculum_epochs long; with it, at most
+    max_curriculum_epochs (default half the epochs more); errors name the options as asked."""
+    assert longest_curriculum(10, 10) == 10
+    assert longest_curriculum(10, 10, curriculum_until=0.98) == 15
+    assert longest_curriculum(10, 10, curriculum_until=0.98, max_curriculum_epochs=19) == 19
+    flags = {"max_curriculum_epochs": "--max-curriculum-epochs", "curriculum_epochs": "--curriculum-epochs"}
+    with pytest.raises(
+        ValueError, match=r"^--max-curriculum-epochs=20: expected from --curriculum-epochs \(10\) to 19"
+    ):
+        longest_curriculum(10, 10, curriculum_until=0.98, max_curriculum_epochs=20, names=flags)
+    with pytest.raises(ValueError, match="^max_curriculum_epochs=12 bounds curriculum_until's extension"):
+        longest_curriculum(10, 10, max_curriculum_epochs=12)
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,7 @@ __all__ = [
     "train_vqa",
     "HeldDistanceBias",
     "curriculum_switch_epoch",
+    "longest_curriculum",
     "evaluate_vqa",
     "seconds_to_accuracy",
     "train_throughput",
@@ -130,6 +131,45 @@ class HeldDistanceBias:
         if epoch == self.switch_epoch:
             for parameter in self.held_parameters():
                 self.optimizer.state.pop(parameter, None)
+
+
+def longest_curriculum(
+    curriculum_epochs: int,
+    epochs: int,
+    curriculum_until: float | None = None,
+    max_curriculum_epochs: int | None = None,
+    names: Mapping[str, str] | None = None,
+) -> int:
+    """The most epochs :func:`train_vqa`'s curriculum may take: ``curriculum_epochs`` without
+    ``curriculum_until``; with it, ``max_curriculum_epochs`` (default ``curriculum_epochs +
+    epochs // 2``), which must leave at least one epoch on all questions. Raises a one-line
+    ``ValueError`` when the options do not fit together; ``names`` words it with other names
+    for the options (the benchmark's flags: ``{"curriculum_until": "--curriculum-until", ...}``).
+
+    Example::
+
+        longest_curriculum(10, 10)  # 10
+        longest_curriculum(10, 10, curriculum_until=0.98)  # 15
+    """
+    name = {**{key: key for key in ("curriculum_epochs", "curriculum_until", "max_curriculum_epochs")}, **(names or {})}
+    if curriculum_until is None:
+        if max_curriculum_epochs is not None:
+            raise ValueError(
+                f"{name['max_curriculum_epochs']}={max_curriculum_epochs!r} bounds {name['curriculum_until']}'s "
+                f"extension: set {name['curriculum_until']} too"
+            )
+        return curriculum_epochs
+    if curriculum_epochs < 1:
+        raise ValueError(f"{name['curriculum_until']} needs {name['curriculum_epochs']} >= 1, got {curriculum_epochs}")
+    if max_curriculum_epochs is None:
+        max_curriculum_epochs = curriculum_epochs + epochs // 2
+    check_positive_int(name["max_curriculum_epochs"], max_curriculum_epochs)
+    if not curriculum_epochs <= max_curriculum_epochs < curriculum_epochs + epochs:
+        raise ValueError(
+            f"{name['max_curriculum_epochs']}={max_curriculum_epochs}: expected from {name['curriculum_epochs']} "
+            f"({curriculum_epochs}) to {curriculum_epochs + epochs - 1}, leaving at least one epoch on all questions"
+        )
+    return max_curriculum_epochs
 
 
 def curriculum_switch_epoch(history: History, curriculum_epochs: int, max_curriculum_epochs: int, until: float) -> int:
@@ -240,28 +280,11 @@ def train_vqa(
     check_positive_int("epochs", epochs)
     if keep_best and val is None:
         raise ValueError("keep_best=True needs val (the split that picks the best epoch)")
-    if curriculum_until is None:
-        if max_curriculum_epochs is not None:
-            raise ValueError(
-                f"max_curriculum_epochs={max_curriculum_epochs!r} bounds curriculum_until's extension: "
-                "set curriculum_until too"
-            )
-        max_curriculum_epochs = curriculum_epochs
-    else:
+    if curriculum_until is not None:
         check_float("curriculum_until", curriculum_until, minimum=0.0, maximum=1.0, min_inclusive=False)
         if val is None:
             raise ValueError("curriculum_until needs val (the split whose non-relational accuracy ends the curriculum)")
-        if curriculum_epochs < 1:
-            raise ValueError(f"curriculum_until needs curriculum_epochs >= 1, got {curriculum_epochs}")
-        if max_curriculum_epochs is None:
-            max_curriculum_epochs = curriculum_epochs + epochs // 2
-        check_positive_int("max_curriculum_epochs", max_curriculum_epochs)
-        if not curriculum_epochs <= max_curriculum_epochs < curriculum_epochs + epochs:
-            raise ValueError(
-                f"max_curriculum_epochs={max_curriculum_epochs}: expected from curriculum_epochs "
-                f"({curriculum_epochs}) to {curriculum_epochs + epochs - 1}, leaving at least one epoch "
-                "on all questions"
-            )
+    max_curriculum_epochs = longest_curriculum(curriculum_epochs, epochs, curriculum_until, max_curriculum_epochs)
     context = context or DistributedContext(device=next(model.parameters()).device)
     step_model = compile_model(wrap_model(model, context), compile)
     optimizer = make_adamw(model, lr, weight_decay)
