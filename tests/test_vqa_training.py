@@ -272,7 +272,7 @@ def test_a_held_distance_bias_trains_only_after_the_curriculum(data, hold):
 def test_the_held_strengths_start_with_fresh_optimizer_moments_at_the_switch(data):
     train, _ = data
     model = _model(train, head="cross_attention")
-    optimizer = torch.optim.AdamW(model.parameters())
+    optimizer = torch.optim.AdamW(model.parameters(), weight_decay=0.0)  # AdamW's default 0.01 is refused
     batches = Curriculum([], [], switch_epoch=2)
     held = HeldDistanceBias(batches, model, optimizer, switch_epoch=2)
     (hop,) = held.hops
@@ -310,7 +310,7 @@ def test_a_held_biased_hop_keeps_every_weight_through_the_curriculum(data, whole
 def test_a_held_biased_hop_starts_with_fresh_optimizer_moments_and_no_hooks_at_the_switch(data):
     train, _ = data
     model = _model(train, head="cross_attention")
-    optimizer = torch.optim.AdamW(model.parameters())
+    optimizer = torch.optim.AdamW(model.parameters(), weight_decay=0.0)
     held = HeldDistanceBias(Curriculum([], [], switch_epoch=1), model, optimizer, switch_epoch=1, whole_hop=True)
     (hop,) = held.hops
     held.set_epoch(0)
@@ -325,18 +325,33 @@ def test_a_held_biased_hop_starts_with_fresh_optimizer_moments_and_no_hooks_at_t
     assert any(p.grad.any() for p in hop.query.parameters())
 
 
-def test_holding_the_hop_refuses_weight_decay(data):
+@pytest.mark.parametrize("option", ["hold_biased_hop", "hold_distance_bias"])
+def test_holding_the_hop_refuses_weight_decay(data, option):
     train, val = data
-    with pytest.raises(ValueError, match="hold_biased_hop=True with weight_decay=0.01: AdamW would shrink"):
+    with pytest.raises(ValueError, match=f"{option}=True with weight_decay=0.01: AdamW would shrink"):
         train_vqa(
             _model(train, head="cross_attention"),
             train,
             val,
             curriculum_epochs=1,
             weight_decay=0.01,
-            hold_biased_hop=True,
             progress=False,
+            **{option: True},
         )
+
+
+def test_a_hold_built_directly_refuses_an_optimizer_that_decays_a_held_weight(data):
+    """The check is the hold's own: only a group that decays a held parameter is refused."""
+    train, _ = data
+    model = _model(train, head="cross_attention")
+    (hop,) = [m for m in model.modules() if isinstance(m, DistanceBiasedHop)]
+    held = list(hop.bias_scales.parameters())
+    others = [p for p in model.parameters() if all(p is not q for q in held)]
+    batches = train.batches(4, by_image=True)
+    decays_others = torch.optim.AdamW([{"params": others, "weight_decay": 0.1}, {"params": held, "weight_decay": 0.0}])
+    HeldDistanceBias(batches, model, decays_others, switch_epoch=1)  # the held weights are not decayed
+    with pytest.raises(ValueError, match="hold_distance_bias=True with weight_decay=0.1: AdamW"):
+        HeldDistanceBias(batches, model, torch.optim.AdamW(model.parameters(), weight_decay=0.1), switch_epoch=1)
 
 
 @pytest.mark.parametrize(

@@ -78,8 +78,8 @@ class HeldDistanceBias:
     zero gradients, and Adam's bias correction, already near 1 by then, would make the first
     real steps several times ``lr``. Whether the hops are held depends on the epoch alone, and
     ``fit`` calls ``set_epoch`` after a resume too, so a resumed run holds them as the first did.
-    Zero gradients hold a weight exactly only without weight decay (AdamW decays it anyway):
-    :func:`train_vqa` refuses the two together.
+    Zero gradients hold a weight exactly only without weight decay (AdamW decays it anyway), so
+    an optimizer that decays a held parameter is refused.
     """
 
     def __init__(
@@ -105,6 +105,13 @@ class HeldDistanceBias:
         self.batches, self.optimizer, self.switch_epoch = batches, optimizer, switch_epoch
         self.whole_hop = whole_hop
         self._hooks: list[Any] = []
+        held = {id(p) for p in self.held_parameters()}
+        for group in optimizer.param_groups:
+            if group.get("weight_decay") and any(id(p) in held for p in group["params"]):
+                raise ValueError(
+                    f"{option}=True with weight_decay={group['weight_decay']!r}: AdamW would shrink the held "
+                    "weights all the same; hold them with weight_decay=0"
+                )
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -305,12 +312,6 @@ def train_vqa(
     batches = ShardedBatches(curriculum, context)
     held = None
     if hold_distance_bias or hold_biased_hop:
-        if weight_decay:
-            option = "hold_biased_hop" if hold_biased_hop else "hold_distance_bias"
-            raise ValueError(
-                f"{option}=True with weight_decay={weight_decay!r}: AdamW would shrink the held weights "
-                "all the same; hold them with weight_decay=0"
-            )
         batches = held = HeldDistanceBias(batches, model, optimizer, max_curriculum_epochs, whole_hop=hold_biased_hop)
     total_epochs = curriculum_epochs + epochs
 
