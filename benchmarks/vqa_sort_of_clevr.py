@@ -979,14 +979,22 @@ def _merge_and_write(path: Path, rows: list[dict], config: dict, args, device, s
         if r.get("measurement") == "training" and (r["head"], r["seed"]) not in done and "error" not in r
     ]
     rows = sorted(kept + rows, key=lambda r: (list(HEADS).index(r["head"]), r["seed"]))
-    summary = summarize(rows, None)
-    throughput = None
+    summary = finish_summary(rows, None, target_kind(device))
     if args.throughput != "none" and summary["best_head"]:
+        # the training rows first, then each throughput mode as it is measured (as
+        # --throughput-only does): a timeout while measuring loses only what was left
+        write_results(NAME, device, config, rows, summary, folder=args.out)
+        measured: list[dict] = []
+
+        def keep(row_so_far: dict) -> None:
+            write_results(NAME, device, config, rows + measured + [row_so_far], summary, folder=args.out)
+
         heads = [summary["best_head"]] if args.throughput == "best" else list(dict.fromkeys(r["head"] for r in rows))
-        measured = [throughput_rows(head, config, device) for head in heads]  # one at a time: nothing shares it
+        for head in heads:  # one at a time: nothing shares the device
+            measured.append(throughput_rows(head, config, device, on_mode=keep))
         rows += measured
         throughput = next(r for r in measured if r["head"] == summary["best_head"])
-    summary = finish_summary(rows, throughput, target_kind(device))
+        summary = finish_summary(rows, throughput, target_kind(device))
     missed = [f"{key} = {v['value']} (target {v['target']})" for key, v in summary["targets"].items() if not v["met"]]
     write = write_results(NAME, device, config, rows, summary, folder=args.out)
     print(json.dumps(summary, indent=2))

@@ -148,6 +148,33 @@ def test_runs_in_parallel_processes_aggregate_seeds_and_merge_with_earlier_runs(
     assert not (tmp_path / "none").exists()
 
 
+def test_a_run_stopped_while_measuring_throughput_keeps_its_training_rows_and_the_modes_measured(tmp_path, monkeypatch):
+    """The in-run path writes the training rows before the throughput and saves each mode as
+    it is measured: a timeout there (on a lent GPU) keeps both."""
+    bench = load_benchmark()
+    template = next(r for r in json.loads(RESULTS[0].read_text())["results"] if r["measurement"] == "training")
+    monkeypatch.setattr(
+        bench, "train_head", lambda head, seed, config, device: {**template, "head": head, "seed": seed}
+    )
+
+    def stopped(head, config, device, on_mode=None):
+        on_mode({"measurement": "throughput", "head": head, "train_samples_per_s_fp32": 7.0, "unfinished": ["bf16"]})
+        raise KeyboardInterrupt  # what a timeout's signal would end it with
+
+    monkeypatch.setattr(bench, "throughput_rows", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        bench.main(["--heads", "cross_attention", "--seeds", "2", "--jobs", "1", *TINY, "--out", str(tmp_path)])
+    (path,) = tmp_path.glob("vqa_sort_of_clevr-*.json")
+    payload = json.loads(path.read_text())
+    assert [(r["measurement"], r["seed"] if "seed" in r else None) for r in payload["results"]] == [
+        ("training", 0),
+        ("training", 1),
+        ("throughput", None),
+    ]
+    assert payload["results"][-1]["unfinished"] == ["bf16"]
+    assert payload["summary"]["best_head"] == "cross_attention"
+
+
 def test_two_runs_into_one_folder_at_once_keep_each_others_rows(tmp_path, monkeypatch):
     """Runs sharing ``--out`` read the results file, add their rows and write it back. Here
     both read it at once and take their time before writing: without the lock each would
