@@ -58,6 +58,7 @@ from mmtutorial.models.vqa import ATTENTION_HEADS, HEADS, VQAConfig, VQAModel  #
 from mmtutorial.models.vqa_diagnostics import distance_hop_statistics  # noqa: E402
 from mmtutorial.models.vqa_heads import AVOID_MODES, POSITION_MODES, SIGN_MODES, DistanceBiasedHop  # noqa: E402
 from mmtutorial.models.vqa_training import (  # noqa: E402
+    CURRICULUM_OPTIONS,
     evaluate_vqa,
     longest_curriculum,
     seconds_to_accuracy,
@@ -560,10 +561,6 @@ def hidden_width(head: str, config: dict) -> int:
     return per_head(head, config, "head_hidden")
 
 
-#: The options whose fit longest_curriculum checks, by their config keys (the flags' names).
-CURRICULUM_OPTIONS = ("curriculum_epochs", "curriculum_until", "max_curriculum_epochs")
-
-
 def check_adaptive_curriculum(config: dict) -> None:
     """Exit, naming the flags, if ``config``'s curriculum options do not fit together (before
     any run starts, not in every child process): train_vqa's own rules (longest_curriculum)."""
@@ -573,7 +570,7 @@ def check_adaptive_curriculum(config: dict) -> None:
             config["epochs"],
             config.get("curriculum_until"),
             config.get("max_curriculum_epochs"),
-            names={key: "--" + key.replace("_", "-") for key in CURRICULUM_OPTIONS},
+            names={key: "--" + key.replace("_", "-") for key in CURRICULUM_OPTIONS},  # the flags
         )
     except ValueError as error:
         fail(str(error))

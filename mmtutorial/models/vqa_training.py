@@ -34,6 +34,7 @@ __all__ = [
     "HeldDistanceBias",
     "curriculum_switch_epoch",
     "longest_curriculum",
+    "CURRICULUM_OPTIONS",
     "evaluate_vqa",
     "seconds_to_accuracy",
     "train_throughput",
@@ -140,6 +141,10 @@ class HeldDistanceBias:
                 self.optimizer.state.pop(parameter, None)
 
 
+#: The options of :func:`train_vqa` whose fit :func:`longest_curriculum` checks.
+CURRICULUM_OPTIONS = ("curriculum_epochs", "curriculum_until", "max_curriculum_epochs")
+
+
 def longest_curriculum(
     curriculum_epochs: int,
     epochs: int,
@@ -158,7 +163,7 @@ def longest_curriculum(
         longest_curriculum(10, 10)  # 10
         longest_curriculum(10, 10, curriculum_until=0.98)  # 15
     """
-    name = {**{key: key for key in ("curriculum_epochs", "curriculum_until", "max_curriculum_epochs")}, **(names or {})}
+    name = {**{key: key for key in CURRICULUM_OPTIONS}, **(names or {})}
     if curriculum_until is None:
         if max_curriculum_epochs is not None:
             raise ValueError(
