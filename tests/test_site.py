@@ -22,7 +22,9 @@ from mmtutorial.course.site import SITE_TITLE, build_site, main
 
 pytestmark = pytest.mark.browser  # drives Chromium: left out of `make check`
 ROOT = Path(__file__).resolve().parents[1]
-SITE = ROOT / "build" / "site"
+# one folder per xdist worker: each builds the site for its own share of the tests, and a shared
+# folder was rebuilt under the other worker's server (404s, seen on a loaded 2-core CPU)
+SITE = ROOT / "build" / f"site-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 SCREENSHOTS = ROOT / "build" / "site-screenshots"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 CHROMIUM = os.environ.get("MMTUTORIAL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
