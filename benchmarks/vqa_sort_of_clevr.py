@@ -223,6 +223,9 @@ NOT_TRAINING = (
 #: trained with.
 CONFIG_ADDED_LATER = {
     "translate": False,
+    "head_lr": {},
+    "relate_hop": "first",  # runs before the option related the first hop
+    "distance_bias": False,
     "head_hidden": {},
     "distance_bias_scale": 1.0,
     "ema_decay": None,
@@ -241,10 +244,16 @@ CONFIG_ADDED_LATER = {
 }
 
 
+def with_later_keys(config: dict) -> dict:
+    """``config`` with every key added later filled in (:data:`CONFIG_ADDED_LATER`): the one
+    place that says what a file from before an option trained with."""
+    return {**CONFIG_ADDED_LATER, **config}
+
+
 def training_config(config: dict) -> dict:
     """What of a results file's ``config`` decides accuracy, with every key added later
     filled in for files from before it, so runs made apart (or on other machines) compare."""
-    return {k: v for k, v in {**CONFIG_ADDED_LATER, **config}.items() if k not in NOT_TRAINING}
+    return {k: v for k, v in with_later_keys(config).items() if k not in NOT_TRAINING}
 
 
 def parse_args(argv=None):
@@ -511,8 +520,7 @@ def build_config(args, device: torch.device) -> dict:
 def load_splits(config: dict) -> dict[str, SortOfClevr]:
     """The data, the same for every run: a run's seed changes its initialisation and shuffling."""
     tokenizer = "minilm" if config["question_encoder"] == "minilm" else "words"
-    sizes = {k: config[k] for k in ("n_train", "n_val", "n_test")}
-    sizes["num_objects"] = config.get("num_objects", 6)  # files from before the option had 6
+    sizes = {k: with_later_keys(config)[k] for k in ("n_train", "n_val", "n_test", "num_objects")}
     return {
         split: SortOfClevr(split, tokenizer=tokenizer, data_seed=0, **sizes)
         for split in ("train", "val", "test", "test_heldout")
@@ -521,6 +529,7 @@ def load_splits(config: dict) -> dict[str, SortOfClevr]:
 
 def model_config(head: str, config: dict, train: SortOfClevr) -> VQAConfig:
     """``head``'s :class:`VQAConfig` under the benchmark ``config`` (its checks run here)."""
+    config = with_later_keys(config)
     return VQAConfig(
         head=head,
         question_encoder=config["question_encoder"],
@@ -529,16 +538,16 @@ def model_config(head: str, config: dict, train: SortOfClevr) -> VQAConfig:
         pad_id=getattr(train, "pad_token_id", 0),
         dim=config["dim"],
         hidden=hidden_width(head, config),
-        cnn_layers=config.get("cnn_layers", 4),
-        cnn_merge=config.get("cnn_merge", 1),
-        relate_hop=config.get("relate_hop", "first"),  # runs before the option related the first hop
-        distance_bias=config.get("distance_bias", False),
-        distance_bias_scale=config.get("distance_bias_scale", 1.0),
-        distance_bias_avoid=config.get("distance_bias_avoid", "weights"),
-        distance_bias_heads=config.get("distance_bias_heads", 1),
-        distance_positions=config.get("distance_positions", "centres"),
-        distance_bias_signs=config.get("distance_bias_signs", "learned"),
-        distance_bias_exclude=config.get("distance_bias_exclude"),
+        cnn_layers=config["cnn_layers"],
+        cnn_merge=config["cnn_merge"],
+        relate_hop=config["relate_hop"],
+        distance_bias=config["distance_bias"],
+        distance_bias_scale=config["distance_bias_scale"],
+        distance_bias_avoid=config["distance_bias_avoid"],
+        distance_bias_heads=config["distance_bias_heads"],
+        distance_positions=config["distance_positions"],
+        distance_bias_signs=config["distance_bias_signs"],
+        distance_bias_exclude=config["distance_bias_exclude"],
     )
 
 
@@ -568,8 +577,8 @@ def check_adaptive_curriculum(config: dict) -> None:
         longest_curriculum(
             config["curriculum_epochs"],
             config["epochs"],
-            config.get("curriculum_until"),
-            config.get("max_curriculum_epochs"),
+            with_later_keys(config)["curriculum_until"],
+            with_later_keys(config)["max_curriculum_epochs"],
             names={key: "--" + key.replace("_", "-") for key in CURRICULUM_OPTIONS},  # the flags
         )
     except ValueError as error:
@@ -590,6 +599,7 @@ def late_val_drop(curve: list[dict]) -> float:
 
 def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict:
     """Train one head from scratch with one seed; return its result row."""
+    config = with_later_keys(config)
     splits = load_splits(config)
     generator = seed_everything(seed, deterministic=False)
     batches = {
@@ -615,7 +625,7 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         lr=learning_rate(head, config),
         weight_decay=config["weight_decay"],
         warmup_fraction=config["warmup_fraction"],
-        ema_decay=config.get("ema_decay"),
+        ema_decay=config["ema_decay"],
         translate=config["translate"],
         precision=config["precision"],
         compile=config["compile"],
@@ -625,10 +635,10 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         progress=False,
         description=f"{head}/{seed}",
         probe=probe,
-        hold_distance_bias=config.get("hold_distance_bias", False) and has_biased_hop,
-        hold_biased_hop=config.get("hold_biased_hop", False) and has_biased_hop,
-        curriculum_until=config.get("curriculum_until"),
-        max_curriculum_epochs=config.get("max_curriculum_epochs"),
+        hold_distance_bias=config["hold_distance_bias"] and has_biased_hop,
+        hold_biased_hop=config["hold_biased_hop"] and has_biased_hop,
+        curriculum_until=config["curriculum_until"],
+        max_curriculum_epochs=config["max_curriculum_epochs"],
     )
     test = evaluate_vqa(model, batches["test"], device=device, precision=config["precision"])
     heldout = evaluate_vqa(model, batches["test_heldout"], device=device, precision=config["precision"])

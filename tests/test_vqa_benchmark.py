@@ -662,3 +662,17 @@ def test_probing_the_hops_is_recorded_per_epoch_and_is_not_a_training_setting():
         for stats in point["probe"].values()
     )
     assert all("probe" not in point for point in bench.train_head("film", 0, tiny, cpu)["val_curve"])
+
+
+def test_a_file_from_before_the_options_rebuilds_the_model_it_trained():
+    """The committed relate-hop-first ablation predates ``distance_bias``, ``head_lr`` and
+    ``translate``: its config still builds the model it trained (first hop related, no distance
+    bias), from the one table of later keys' old values."""
+    bench = load_benchmark()
+    path = ROOT / "benchmarks" / "results" / "ablations" / "relate-hop-first" / "vqa_sort_of_clevr-cpu-2core.json"
+    old = json.loads(path.read_text())["config"]
+    assert "distance_bias" not in old and "head_lr" not in old
+    built = bench.model_config("cross_attention", old, TRAIN_SPLIT)
+    assert built.relate_hop == "first" and built.distance_bias is False
+    assert bench.learning_rate("transformer", bench.with_later_keys(old)) == old["lr"]
+    assert bench.training_config(old)["distance_bias"] is False
