@@ -241,6 +241,7 @@ CONFIG_ADDED_LATER = {
     "curriculum_until": None,
     "max_curriculum_epochs": None,
     "num_objects": 6,
+    "relational_first_hop_delay": 0,
 }
 
 
@@ -342,6 +343,14 @@ def parse_args(argv=None):
         default=None,
         help="cross_attention's biased hop trains none of its weights during the non-relational curriculum, "
         "w and u included (train_vqa's hold_biased_hop; default: the preset's, trained throughout)",
+    )
+    parser.add_argument(
+        "--relational-first-hop-delay",
+        type=int_at_least(0),
+        default=None,
+        metavar="EPOCHS",
+        help="for this many epochs after the curriculum, relational questions read cross_attention's first "
+        "hop without training it (train_vqa's relational_first_hop_delay; default: the preset's, 0)",
     )
     parser.add_argument(
         "--cnn-layers",
@@ -497,6 +506,7 @@ def build_config(args, device: torch.device) -> dict:
         "curriculum_until",
         "max_curriculum_epochs",
         "num_objects",
+        "relational_first_hop_delay",
     ):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
@@ -639,6 +649,7 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         hold_biased_hop=config["hold_biased_hop"] and has_biased_hop,
         curriculum_until=config["curriculum_until"],
         max_curriculum_epochs=config["max_curriculum_epochs"],
+        relational_first_hop_delay=config["relational_first_hop_delay"] if has_biased_hop else 0,
     )
     test = evaluate_vqa(model, batches["test"], device=device, precision=config["precision"])
     heldout = evaluate_vqa(model, batches["test_heldout"], device=device, precision=config["precision"])

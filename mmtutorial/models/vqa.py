@@ -71,6 +71,7 @@ from .vqa_heads import (
     HEADS,
     POSITION_MODES,
     SIGN_MODES,
+    CrossAttentionHead,
     check_exclude,
 )
 
@@ -86,6 +87,9 @@ __all__ = [
 ]
 
 IMAGE_ENCODERS = ("cnn", "resnet18")
+#: The batch key of the questions whose loss may train cross_attention's first hop (``(B,)``
+#: bool; :func:`~mmtutorial.models.vqa_training.train_vqa`'s ``relational_first_hop_delay``).
+FIRST_HOP_ROWS = "first_hop_rows"
 QUESTION_ENCODERS = ("gru", "transformer", "minilm", "structured")
 
 
@@ -381,7 +385,14 @@ class VQAModel(nn.Module):
                 f"the batch has {len(question)} questions but batch[{source!r}] gives {len(regions)} "
                 "(one per question): expected equal lengths"
             )
-        logits, maps = self.head(regions, self.grid, tokens, mask, question, return_attention=return_attention)
+        # train_vqa's relational_first_hop_delay: which questions may train the first hop
+        extra = {FIRST_HOP_ROWS: batch[FIRST_HOP_ROWS]} if FIRST_HOP_ROWS in batch else {}
+        if extra and not isinstance(self.head, CrossAttentionHead):
+            raise ValueError(
+                f"batch[{FIRST_HOP_ROWS!r}] is read by the cross_attention head only; this model's head is "
+                f"{self.config.head!r}"
+            )
+        logits, maps = self.head(regions, self.grid, tokens, mask, question, return_attention=return_attention, **extra)
         return (logits, maps) if return_attention else logits
 
 

@@ -381,9 +381,14 @@ class CrossAttentionHead(FusionHead):
         self.relate = nn.Sequential(nn.Linear(width, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
         self.classify = _mlp(h + 2 * d, h, config.num_answers, depth=2, dropout=config.dropout)
 
-    def forward(self, regions, grid, tokens, mask, question, return_attention=False):
+    def forward(self, regions, grid, tokens, mask, question, return_attention=False, first_hop_rows=None):
+        """``first_hop_rows`` (``(B,)`` bool, optional, with ``distance_bias``): the questions whose
+        loss may train the first hop; the others read it unchanged but send it no gradient
+        (:func:`~mmtutorial.models.vqa_training.train_vqa`'s ``relational_first_hop_delay``)."""
         regions = self.regions(regions)
         final = self.attend(question[:, None], regions)[:, 0]
+        if first_hop_rows is not None:
+            final = self._cut_first_hop_gradient(final, first_hop_rows)
         hops = [*self.attend.hops, *self.biased_hops]
         if self.biased_hops:
             centres = coordinate_grid(*grid, device=regions.device).to(regions.dtype)
@@ -398,6 +403,28 @@ class CrossAttentionHead(FusionHead):
         related = self.relate(pairs).sum(1)
         maps = {f"hop{i + 1}": hop.weights.mean(1)[:, 0] for i, hop in enumerate(hops)}
         return self.classify(torch.cat([related, final, question], dim=-1)), maps
+
+    def _cut_first_hop_gradient(self, final: Tensor, rows: Tensor) -> Tensor:
+        """The first hop's output, weights and read-out, unchanged, with the gradient cut on
+        the rows where ``rows`` is False: all the first hop gives the rest of the model passes
+        through these three, so those questions cannot move it."""
+        if not self.biased_hops:
+            raise ValueError(
+                "first_hop_rows needs distance_bias=True (the first hop is then the only plain hop, "
+                "and the distance-biased hops read it)"
+            )
+        if rows.dtype != torch.bool or rows.shape != final.shape[:1]:
+            raise ValueError(
+                f"first_hop_rows: expected a bool tensor of shape ({final.shape[0]},), "
+                f"got {rows.dtype} of shape {tuple(rows.shape)}"
+            )
+
+        def cut(t: Tensor) -> Tensor:
+            return torch.where(rows.view(-1, *[1] * (t.dim() - 1)), t, t.detach())
+
+        first = self.attend.hops[0]
+        first.weights, first.attended = cut(first.weights), cut(first.attended)
+        return cut(final)
 
 
 @register_head("co_attention")
