@@ -177,6 +177,11 @@ def _cases(t):
             ["--num-objects", "7", "--out", f"{t}/b"],
             "argument --num-objects: invalid choice: 7 (choose from 2, 3, 4, 5, 6)",
         ),
+        "benchmark vqa: relational-first-hop-delay -1": (
+            _benchmark("vqa_sort_of_clevr.py"),
+            ["--relational-first-hop-delay", "-1", "--out", f"{t}/b"],
+            "argument --relational-first-hop-delay: expected an int >= 0, got '-1'",
+        ),
         "benchmark vqa: n-val 0": (
             _benchmark("vqa_sort_of_clevr.py"),
             ["--n-val", "0", "--out", f"{t}/b"],

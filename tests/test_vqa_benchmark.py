@@ -676,3 +676,18 @@ def test_a_file_from_before_the_options_rebuilds_the_model_it_trained():
     assert built.relate_hop == "first" and built.distance_bias is False
     assert bench.learning_rate("transformer", bench.with_later_keys(old)) == old["lr"]
     assert bench.training_config(old)["distance_bias"] is False
+
+
+@pytest.mark.parametrize("head, passed", [("cross_attention", 2), ("film", 0)])
+def test_the_relational_first_hop_delay_reaches_training_and_the_training_config(tmp_path, monkeypatch, head, passed):
+    """``--relational-first-hop-delay 2`` reaches ``train_vqa`` for the head with a
+    distance-biased hop (the others have no such first hop: 0); a file from before the option
+    let the relational questions train the first hop at once, so its rows merge only into a
+    run without a delay."""
+    bench = load_benchmark()
+    preset, delayed = cpu_configs(bench, [], ["--relational-first-hop-delay", "2"])
+    assert ("relational_first_hop_delay" in preset, delayed["relational_first_hop_delay"]) == (False, 2)
+    assert_rows_from_before_the_option_merge_only_without_it(
+        bench, tmp_path, "relational_first_hop_delay", {**preset, "relational_first_hop_delay": 0}, delayed
+    )
+    assert options_passed_to_train_vqa(bench, monkeypatch, head, delayed)["relational_first_hop_delay"] == passed

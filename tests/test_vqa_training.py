@@ -8,11 +8,12 @@ import torch
 
 from mmtutorial.data import Curriculum, SortOfClevr
 from mmtutorial.data.sort_of_clevr import FAMILY_NAMES
-from mmtutorial.models.vqa import VQAConfig, VQAModel
+from mmtutorial.models.vqa import FIRST_HOP_ROWS, VQAConfig, VQAModel
 from mmtutorial.models.vqa_diagnostics import HOP_STATISTICS, distance_hop_statistics
 from mmtutorial.models.vqa_heads import DistanceBiasedHop
 from mmtutorial.models.vqa_training import (
     HeldDistanceBias,
+    RelationalFirstHopDelay,
     curriculum_switch_epoch,
     evaluate_vqa,
     longest_curriculum,
@@ -450,3 +451,110 @@ def test_bad_adaptive_curriculum_values_are_clear_errors(data, options, message)
     options = {"val": val, "curriculum_epochs": 1, "epochs": 3, **options}
     with pytest.raises(ValueError, match=message):
         train_vqa(_model(train), train, progress=False, **options)
+
+
+def _first_hop_gradient(model: VQAModel, batch: dict, rows: torch.Tensor | None, which: torch.Tensor) -> float:
+    """The size of the gradient that the loss of the questions ``which`` sends the first hop."""
+    model.zero_grad()
+    given = batch if rows is None else {**batch, FIRST_HOP_ROWS: rows}
+    logits = model(given)
+    torch.nn.functional.cross_entropy(logits[which], batch["answer"][which]).backward()
+    return sum(float(p.grad.abs().sum()) for p in model.head.attend.parameters() if p.grad is not None)
+
+
+def test_rows_left_out_of_first_hop_rows_read_the_first_hop_but_cannot_train_it(data):
+    """``batch["first_hop_rows"]``: the same answers; the relational questions left out send
+    the first hop no gradient, the non-relational ones still do."""
+    train, _ = data
+    torch.manual_seed(0)
+    model = _model(train, head="cross_attention")
+    assert model.head.biased_hops  # the distance-biased head, as train_vqa's option needs
+    batch = next(iter(train.batches(4, by_image=True)))
+    relational = batch["qtype"] == 1
+    with torch.no_grad():
+        assert torch.equal(model(batch), model({**batch, FIRST_HOP_ROWS: ~relational}))
+    assert _first_hop_gradient(model, batch, None, relational) > 0
+    assert _first_hop_gradient(model, batch, ~relational, relational) == 0.0
+    assert _first_hop_gradient(model, batch, ~relational, ~relational) > 0
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (torch.ones(3, dtype=torch.bool), r"first_hop_rows: expected a bool tensor of shape \(80,\), got torch.bool"),
+        (torch.ones(80), r"expected a bool tensor of shape \(80,\), got torch.float32 of shape \(80,\)"),
+    ],
+)
+def test_first_hop_rows_of_the_wrong_kind_are_refused(data, rows, message):
+    train, _ = data
+    batch = next(iter(train.batches(4, by_image=True)))
+    assert len(batch["qtype"]) == 80
+    with pytest.raises(ValueError, match=message):
+        _model(train, head="cross_attention")({**batch, FIRST_HOP_ROWS: rows})
+    with pytest.raises(ValueError, match="read by the cross_attention head only; this model's head is 'film'"):
+        _model(train, head="film")({**batch, FIRST_HOP_ROWS: rows})
+
+
+def test_relational_first_hop_delay_marks_relational_rows_from_the_switch_plus_the_delay():
+    """Non-relational rows always train the first hop; relational ones from epoch
+    ``switch_epoch + delay`` (0-based) on; ``set_epoch`` reaches the batches it wraps."""
+    batch = {"qtype": torch.tensor([0, 1, 1, 0])}
+    inner = Curriculum([batch], [batch], switch_epoch=2)
+    delayed = RelationalFirstHopDelay(inner, switch_epoch=2, delay=2)
+    marked = []
+    for epoch in range(6):
+        delayed.set_epoch(epoch)
+        (seen,) = list(delayed)
+        marked.append(seen[FIRST_HOP_ROWS].tolist())
+    assert inner.epoch == 5 and len(delayed) == 1
+    assert marked == [[True, False, False, True]] * 4 + [[True] * 4] * 2
+    with pytest.raises(ValueError, match="relational_first_hop_delay"):
+        RelationalFirstHopDelay(inner, switch_epoch=2, delay=0)
+
+
+def test_train_vqa_leaves_the_relational_questions_out_of_the_first_hop_for_the_delay(data):
+    """Through ``train_vqa`` (1 curriculum epoch, a delay of 1, 2 epochs on all questions):
+    every training batch carries the rows; in the first epoch on all questions exactly the
+    relational ones are left out, in the next none is."""
+    train, val = data
+    model = _model(train, head="cross_attention")
+    forward, seen = model.forward, []
+
+    def recording(batch, **options):
+        if FIRST_HOP_ROWS in batch:  # training batches (validation ones never carry it)
+            seen.append((batch[FIRST_HOP_ROWS].clone(), batch["qtype"].clone()))
+        return forward(batch, **options)
+
+    model.forward = recording
+    train_vqa(
+        model,
+        train,
+        val,
+        images_per_batch=8,
+        epochs=2,
+        curriculum_epochs=1,
+        relational_first_hop_delay=1,
+        generator=seed_everything(0),
+        recalibrate_bn=False,
+        progress=False,
+    )
+    per_epoch = len(seen) // 3
+    assert len(seen) == 3 * per_epoch > 0
+    curriculum, delayed, free = seen[:per_epoch], seen[per_epoch : 2 * per_epoch], seen[2 * per_epoch :]
+    assert all(rows.all() and (qtype == 0).all() for rows, qtype in curriculum)
+    assert all(torch.equal(rows, qtype == 0) for rows, qtype in delayed)
+    assert any((qtype == 1).any() for _, qtype in delayed)
+    assert all(rows.all() for rows, _ in free)
+
+
+@pytest.mark.parametrize(
+    ("head", "delay", "message"),
+    [
+        ("film", 1, "relational_first_hop_delay=1 needs a cross_attention model with distance_bias=True"),
+        ("cross_attention", -1, "relational_first_hop_delay"),
+    ],
+)
+def test_a_relational_first_hop_delay_needs_a_biased_cross_attention_head(data, head, delay, message):
+    train, val = data
+    with pytest.raises(ValueError, match=message):
+        train_vqa(_model(train, head=head), train, val, relational_first_hop_delay=delay, progress=False)
