@@ -528,7 +528,9 @@ def test_the_gpu_preset_builds_every_head_and_trains_the_cpu_recipe():
     config = bench.build_config(bench.parse_args(["--preset", "gpu"]), torch.device("cuda"))
     for head in HEADS:
         bench.model_config(head, config, TRAIN_SPLIT)
-    ablation = ROOT / "benchmarks/results/ablations/n-train-9000-10+10ep-exclude-8-hold"
+    ablation = (
+        ROOT / "benchmarks/results/ablations/n-train-9000-10+10ep-exclude-8-hold-learned-positions-first-hop-delay-1"
+    )
     (path,) = ablation.glob("vqa_sort_of_clevr-*.json")
     cpu = bench.training_config(json.loads(path.read_text())["config"])
     gpu = bench.training_config(config)
