@@ -814,24 +814,44 @@ def summarize(rows: list[dict], throughput: dict | None) -> dict:
     return summary
 
 
+#: Settings that only the cross_attention head reads (its relate hop and distance-biased hops,
+#: and their training): the other heads build and train alike whatever their values, so
+#: their rows stay valid when one of these changes (a test builds and trains them to check).
+CROSS_ATTENTION_ONLY = (
+    "relate_hop",
+    "distance_bias",
+    "distance_bias_scale",
+    "distance_bias_avoid",
+    "distance_bias_heads",
+    "distance_positions",
+    "distance_bias_signs",
+    "distance_bias_exclude",
+    "hold_distance_bias",
+    "hold_biased_hop",
+    "relational_first_hop_delay",
+)
+
+
 def previous_rows(path: Path, config: dict) -> list[dict]:
     """Rows of an earlier run trained as they would be now (to merge runs made apart): the
     same training config, and per head the same learning rate and MLP width (a ``head_lr``
-    or ``head_hidden`` entry added for one head leaves the other heads' rows valid)."""
+    or ``head_hidden`` entry added for one head leaves the other heads' rows valid); the
+    settings only cross_attention reads (:data:`CROSS_ATTENTION_ONLY`) must match for its
+    rows alone."""
     if not path.exists():
         return []
     payload = json.loads(path.read_text())
     earlier = payload.get("config", {})
 
-    def training(values: dict) -> dict:
-        return {k: v for k, v in training_config(values).items() if k not in PER_HEAD}
+    def training(values: dict, head: str) -> dict:
+        skipped = (*PER_HEAD, *(CROSS_ATTENTION_ONLY if head != "cross_attention" else ()))
+        return {k: v for k, v in training_config(values).items() if k not in skipped}
 
-    if training(earlier) != training(config):
-        return []
     return [
         r
         for r in payload["results"]
-        if all(per_head(r["head"], earlier, table) == per_head(r["head"], config, table) for table in PER_HEAD)
+        if training(earlier, r["head"]) == training(config, r["head"])
+        and all(per_head(r["head"], earlier, table) == per_head(r["head"], config, table) for table in PER_HEAD)
     ]
 
 

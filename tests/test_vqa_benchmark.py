@@ -257,11 +257,18 @@ def cpu_configs(bench, *flag_sets: list[str]) -> list[dict]:
 
 def assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, key, without, with_option):
     """A results file written before ``key`` existed (its config lacks the key) trained with
-    the key's old value: its rows merge into a run with that value (``without``) only."""
+    the key's old value: its rows merge into a run with that value (``without``) only. For a
+    setting only cross_attention reads, that holds for its rows; the other heads' rows merge
+    either way."""
     earlier = {k: v for k, v in without.items() if k != key}
     path = tmp_path / "results.json"
-    path.write_text(json.dumps({"config": earlier, "results": [{"measurement": "training", "head": "film"}]}))
-    assert len(bench.previous_rows(path, without)) == 1 and bench.previous_rows(path, with_option) == []
+    only_cross_attention = key in bench.CROSS_ATTENTION_ONLY
+    head = "cross_attention" if only_cross_attention else "film"
+    rows = [{"measurement": "training", "head": head}, {"measurement": "training", "head": "concat"}]
+    path.write_text(json.dumps({"config": earlier, "results": rows}))
+    assert len(bench.previous_rows(path, without)) == 2
+    merged = [r["head"] for r in bench.previous_rows(path, with_option)]
+    assert merged == (["concat"] if only_cross_attention else [])
 
 
 def options_passed_to_train_vqa(bench, monkeypatch, head: str, config: dict) -> dict:
@@ -693,3 +700,46 @@ def test_the_relational_first_hop_delay_reaches_training_and_the_training_config
         bench, tmp_path, "relational_first_hop_delay", {**preset, "relational_first_hop_delay": 0}, delayed
     )
     assert options_passed_to_train_vqa(bench, monkeypatch, head, delayed)["relational_first_hop_delay"] == passed
+
+
+def test_settings_only_cross_attention_reads_leave_every_other_head_as_it_was(monkeypatch):
+    """Why rows of the other heads merge across ``CROSS_ATTENTION_ONLY`` changes: with every
+    one of those settings changed, each other head builds the same weights from the same seed
+    and gets the same training options; cross_attention does not."""
+    import torch
+
+    bench = load_benchmark()
+    (preset,) = cpu_configs(bench, [])
+    changed = {
+        **preset,
+        "relate_hop": "all",
+        "distance_bias": True,
+        "distance_bias_scale": 2.0,
+        "distance_bias_avoid": "peak",
+        "distance_bias_heads": 2,
+        "distance_positions": "learned",
+        "distance_bias_signs": "fixed",
+        "distance_bias_exclude": 4.0,
+        "hold_distance_bias": True,
+        "hold_biased_hop": True,
+        "relational_first_hop_delay": 3,
+    }
+    no_bias = {**preset, "distance_bias": not preset["distance_bias"]}
+    variants = (changed, no_bias)
+    assert set(bench.CROSS_ATTENTION_ONLY) <= {k for c in variants for k in c if c[k] != preset.get(k)}
+
+    def weights(head, config):
+        torch.manual_seed(0)
+        return bench.new_model(head, config, TRAIN_SPLIT).state_dict()
+
+    for head in HEADS:
+        before = weights(head, preset)
+        for variant in variants:
+            after = weights(head, variant)
+            same = before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+            assert same == (head != "cross_attention"), head
+            if head != "cross_attention":
+                options = [options_passed_to_train_vqa(bench, monkeypatch, head, c) for c in (preset, variant)]
+                assert options[0].keys() == options[1].keys()
+                differ = {k for k in options[0] if not callable(options[0][k]) and options[0][k] != options[1][k]}
+                assert differ <= {"generator", "context"}, (head, differ)
