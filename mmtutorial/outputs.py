@@ -51,6 +51,11 @@ def _marker_tool(folder: Path) -> str | None:
         return ""
 
 
+def _is_marker_in_progress(path: Path) -> bool:
+    """Whether ``path`` is the temporary file of a :data:`MARKER` that is being written."""
+    return path.name.startswith(f".{MARKER}.") and path.name.endswith(".tmp")
+
+
 def prepare_output_folder(folder: str | os.PathLike, tool: str, *, clean: bool = False) -> Path:
     """Make ``folder`` ready for ``tool``'s output, or refuse it.
 
@@ -69,7 +74,9 @@ def prepare_output_folder(folder: str | os.PathLike, tool: str, *, clean: bool =
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OutputFolderError(f"--out {folder}: is a file, expected a folder")
-    if folder.is_dir() and any(folder.iterdir()):
+    # a marker being written by another run of the tool at this moment (its temporary file,
+    # see atomic_write_bytes) does not make the folder someone else's
+    if folder.is_dir() and any(not _is_marker_in_progress(child) for child in folder.iterdir()):
         owner = _marker_tool(folder)
         if owner != tool:
             made_by = f"it was made by '{owner}'" if owner else f"it has no {MARKER} file, so {tool} did not make it"

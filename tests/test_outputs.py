@@ -26,6 +26,21 @@ def test_a_new_or_empty_folder_is_taken_and_marked(tmp_path):
     assert (prepare_output_folder(tmp_path / "empty", "site") / MARKER).exists()
 
 
+def test_a_folder_whose_marker_another_run_is_writing_is_taken(tmp_path):
+    """Two runs started at once into one new folder: the second may see only the first's
+    marker half-written (its temporary file); that folder is empty, not someone else's.
+    Any other file still makes it foreign."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / f".{MARKER}.abc123.tmp").write_text("")
+    assert json.loads((prepare_output_folder(tmp_path / "out", "benchmarks") / MARKER).read_text())["tool"] == (
+        "benchmarks"
+    )
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / ".notes.abc123.tmp").write_text("")
+    with pytest.raises(OutputFolderError, match="refusing to write into a non-empty folder"):
+        prepare_output_folder(tmp_path / "other", "benchmarks")
+
+
 def test_a_marked_folder_is_reused_and_emptied_only_when_asked(tmp_path):
     out = prepare_output_folder(tmp_path / "out", "classroom")
     (out / "old.txt").write_text("old")
