@@ -589,12 +589,13 @@ def hidden_width(head: str, config: dict) -> int:
 def check_adaptive_curriculum(config: dict) -> None:
     """Exit, naming the flags, if ``config``'s curriculum options do not fit together (before
     any run starts, not in every child process): train_vqa's own rules (longest_curriculum)."""
+    config = with_later_keys(config)
     try:
         longest_curriculum(
             config["curriculum_epochs"],
             config["epochs"],
-            with_later_keys(config)["curriculum_until"],
-            with_later_keys(config)["max_curriculum_epochs"],
+            config["curriculum_until"],
+            config["max_curriculum_epochs"],
             names={key: "--" + key.replace("_", "-") for key in CURRICULUM_OPTIONS},  # the flags
         )
     except ValueError as error:
@@ -843,14 +844,18 @@ def previous_rows(path: Path, config: dict) -> list[dict]:
     payload = json.loads(path.read_text())
     earlier = payload.get("config", {})
 
-    def training(values: dict, head: str) -> dict:
-        skipped = (*PER_HEAD, *(CROSS_ATTENTION_ONLY if head != "cross_attention" else ()))
+    def training(values: dict, skipped: tuple[str, ...]) -> dict:
         return {k: v for k, v in training_config(values).items() if k not in skipped}
 
+    # whether the two configs match, for cross_attention's rows and for the other heads' rows
+    matches = {
+        is_cross_attention: training(earlier, skipped) == training(config, skipped)
+        for is_cross_attention, skipped in ((True, tuple(PER_HEAD)), (False, (*PER_HEAD, *CROSS_ATTENTION_ONLY)))
+    }
     return [
         r
         for r in payload["results"]
-        if training(earlier, r["head"]) == training(config, r["head"])
+        if matches[r["head"] == "cross_attention"]
         and all(per_head(r["head"], earlier, table) == per_head(r["head"], config, table) for table in PER_HEAD)
     ]
 

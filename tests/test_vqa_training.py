@@ -500,7 +500,7 @@ def test_relational_first_hop_delay_marks_relational_rows_from_the_switch_plus_t
     ``switch_epoch + delay`` (0-based) on; ``set_epoch`` reaches the batches it wraps."""
     batch = {"qtype": torch.tensor([0, 1, 1, 0])}
     inner = Curriculum([batch], [batch], switch_epoch=2)
-    delayed = RelationalFirstHopDelay(inner, switch_epoch=2, delay=2)
+    delayed = RelationalFirstHopDelay(inner, inner, delay=2)
     marked = []
     for epoch in range(6):
         delayed.set_epoch(epoch)
@@ -509,7 +509,7 @@ def test_relational_first_hop_delay_marks_relational_rows_from_the_switch_plus_t
     assert inner.epoch == 5 and len(delayed) == 1
     assert marked == [[True, False, False, True]] * 4 + [[True] * 4] * 2
     with pytest.raises(ValueError, match="relational_first_hop_delay"):
-        RelationalFirstHopDelay(inner, switch_epoch=2, delay=0)
+        RelationalFirstHopDelay(inner, inner, delay=0)
 
 
 def test_train_vqa_leaves_the_relational_questions_out_of_the_first_hop_for_the_delay(data):
