@@ -16,7 +16,12 @@ TRAINING = {"curriculum_epochs": 1, "epochs": 1, "images_per_batch": 8, "lr": 2e
 def _config(head: str) -> VQAConfig:
     train = SortOfClevr("train", **DATA)
     return VQAConfig(
-        head=head, vocab_size=len(train.tokenizer), pad_id=train.pad_token_id, num_answers=len(train.answers), dim=16, hidden=16
+        head=head,
+        vocab_size=len(train.tokenizer),
+        pad_id=train.pad_token_id,
+        num_answers=len(train.answers),
+        dim=16,
+        hidden=16,
     )
 
 
