@@ -15,6 +15,11 @@ from mmtutorial.models.vqa import HEADS
 ROOT = Path(__file__).resolve().parents[1]
 NB00 = str(ROOT / "notebooks" / "00_welcome.ipynb")
 EXPERIMENT = str(ROOT / "notebooks" / "experiments" / "fusion_experiment.ipynb")
+#: train_vqa's smallest run: errors that only the data and the model reveal come after it is built
+TINY_RUN = [
+    *("--n-train", "8", "--n-val", "4", "--n-test", "4", "--images-per-batch", "4"),
+    *("--epochs", "1", "--curriculum-epochs", "1", "--dim", "16", "--hidden", "16", "--device", "cpu", "--no-progress"),
+]
 
 
 @pytest.fixture
@@ -140,6 +145,31 @@ def _cases(t):
             train_vqa.main,
             ["--budget-seconds", "0", "--checkpoint", f"{t}/x.pt"],
             "argument --budget-seconds",
+        ),
+        "train_vqa: relational-first-hop-delay -1": (
+            train_vqa.main,
+            ["--relational-first-hop-delay", "-1", "--checkpoint", f"{t}/x.pt"],
+            "argument --relational-first-hop-delay: expected an int >= 0, got '-1'",
+        ),
+        "train_vqa: distance-bias-exclude -1": (
+            train_vqa.main,
+            ["--distance-bias-exclude", "-1", "--checkpoint", f"{t}/x.pt"],
+            "argument --distance-bias-exclude",
+        ),
+        "train_vqa: distance-positions": (
+            train_vqa.main,
+            ["--distance-positions", "grid", "--checkpoint", f"{t}/x.pt"],
+            "argument --distance-positions: invalid choice: 'grid'",
+        ),
+        "train_vqa: hold without a distance-biased hop": (
+            train_vqa.main,
+            ["--head", "concat", "--hold-distance-bias", *TINY_RUN, "--checkpoint", f"{t}/x.pt"],
+            "hold_distance_bias=True needs a cross_attention model with distance_bias=True",
+        ),
+        "train_vqa: first-hop delay without a distance-biased hop": (
+            train_vqa.main,
+            ["--head", "film", "--relational-first-hop-delay", "1", *TINY_RUN, "--checkpoint", f"{t}/x.pt"],
+            "relational_first_hop_delay=1 needs a cross_attention model with distance_bias=True",
         ),
         "train_vqa: head": (
             train_vqa.main,

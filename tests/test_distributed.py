@@ -167,3 +167,18 @@ def test_a_torchrun_worker_exits_with_its_status_and_its_output_flushed():
     script = "from mmtutorial.training.distributed import exit_process\nprint('saved', end='')\nexit_process(3)"
     ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert (ended.returncode, ended.stdout) == (3, "saved")
+
+
+def test_the_distance_hop_options_reach_the_model(tmp_path):
+    """The command line trains notebook 09's setting: the options land in the saved config."""
+    checkpoint = tmp_path / "hop.pt"
+    hop = ["--distance-bias-scale", "4", "--distance-positions", "learned", "--distance-bias-exclude", "8"]
+    waits = ["--hold-distance-bias", "--relational-first-hop-delay", "1"]
+    assert train_main([*TINY, *hop, *waits, "--checkpoint", str(checkpoint)]) == 0
+    _, info = load_vqa_checkpoint(checkpoint)
+    config = info["config"]
+    assert (config["distance_bias_scale"], config["distance_positions"], config["distance_bias_exclude"]) == (
+        4.0,
+        "learned",
+        8.0,
+    )

@@ -4,7 +4,13 @@ data-parallel under ``torchrun``, and save a checkpoint (config, weights, answer
     python -m mmtutorial.models.train_vqa --head cross_attention --checkpoint runs/vqa.pt
     torchrun --standalone --nproc_per_node 2 -m mmtutorial.models.train_vqa --checkpoint runs/vqa.pt
     torchrun --nnodes 2 --nproc_per_node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
-        -m mmtutorial.models.train_vqa --preset gpu --checkpoint runs/vqa.pt
+        -m mmtutorial.models.train_vqa --checkpoint runs/vqa.pt
+
+The settings of notebook 09's run (the distance hop learned on 8 of 8 seeds on one CPU)::
+
+    python -m mmtutorial.models.train_vqa --n-train 9000 --n-val 200 --curriculum-epochs 10 \\
+        --epochs 10 --lr 2e-3 --ema-decay 0.995 --distance-bias-scale 4 --distance-positions learned \\
+        --distance-bias-exclude 8 --hold-distance-bias --relational-first-hop-delay 1 --checkpoint runs/vqa.pt
 
 ``--images-per-batch`` is the *global* batch: with N processes each takes 1/N of its
 images (with their questions). Rank 0 evaluates, prints the metrics as JSON and writes the
@@ -26,6 +32,7 @@ from ..data import SortOfClevr
 from ..training import seed_everything
 from ..training.distributed import cleanup, exit_process, init_distributed
 from .vqa import HEADS, QUESTION_ENCODERS, VQAConfig, VQAModel, save_vqa_checkpoint
+from .vqa_heads import POSITION_MODES
 from .vqa_training import evaluate_vqa, train_vqa
 
 __all__ = ["main"]
@@ -56,6 +63,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=positive_int,
         default=None,
         help="the longest --curriculum-until may make the curriculum (default: curriculum epochs + epochs // 2)",
+    )
+    # cross-attention's distance-biased second hop (notebook 09, section 4)
+    parser.add_argument("--distance-bias-scale", type=positive_float, default=1.0, help="multiplies w and u")
+    parser.add_argument(
+        "--distance-positions", choices=POSITION_MODES, default="centres", help="where distances are measured from"
+    )
+    parser.add_argument(
+        "--distance-bias-exclude",
+        type=nonnegative_float,
+        default=None,
+        help="keep hop 2 off hop 1's object: u <= -this",
+    )
+    parser.add_argument(
+        "--hold-distance-bias", action="store_true", help="hold w and u during the curriculum (cross_attention)"
+    )
+    parser.add_argument(
+        "--relational-first-hop-delay",
+        type=int_at_least(0),
+        default=0,
+        help="epochs after the curriculum in which relational questions do not train hop 1 (cross_attention)",
     )
     parser.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate")
     parser.add_argument("--weight-decay", type=nonnegative_float, default=0.0)
@@ -114,6 +141,9 @@ def _train(args: argparse.Namespace) -> int:
             cnn_norm=args.cnn_norm,
             dim=args.dim,
             hidden=args.hidden,
+            distance_bias_scale=args.distance_bias_scale,
+            distance_positions=args.distance_positions,
+            distance_bias_exclude=args.distance_bias_exclude,
         )
         model = VQAModel(config)
         started = time.perf_counter()
@@ -142,6 +172,8 @@ def _train(args: argparse.Namespace) -> int:
             context=context,
             progress=not args.no_progress,
             description=args.head,
+            hold_distance_bias=args.hold_distance_bias,
+            relational_first_hop_delay=args.relational_first_hop_delay,
         )
         if context.is_main:
             result = evaluate_vqa(
