@@ -127,6 +127,8 @@ PRESETS = {
         # n-train-9000-10+10ep-exclude-8-hold-learned-positions-first-hop-delay-1: w and u held
         # during a fixed 10-epoch curriculum, learned positions, and the relational questions
         # kept from training the first hop for one epoch; relational 0.944 +- 0.015, min 0.9135);
+        # this preset's cross-attention rehearsed on a 2-core CPU in fp32 (exploratory/gpu-preset-
+        # cross-attention-on-cpu): seed 0 0.952, seed 1 0.797 relational (w took one sign for both);
         # with the grid's centres and no wait 7 of 8 (...-exclude-8-hold, min 0.759);
         # the hop-2 hold with the curriculum until 0.98 also gave 7 of 8 seeds, but the 0.98 rule
         # lengthens the curriculum of every head that takes off late and cost FiLM 0.16-0.19
@@ -156,7 +158,8 @@ PRESETS = {
         "distance_bias_heads": 1,
         # learned positions with the hold alone: 0.9445-0.946 relational on the 4 seeds that learn
         # the hop under both, but 5 of 8 seeds meeting both CPU targets against the centres' 7
-        # (...-exclude-8-hold-learned-positions); with the one-epoch wait below, 8 of 8
+        # (...-exclude-8-hold-learned-positions); with the one-epoch wait below, 8 of 8 (9 of 10
+        # with seeds 8-9: exploratory/...-first-hop-delay-1-seeds-8-9, seed 8 lost w's sign)
         "distance_positions": "learned",
         "distance_bias_signs": "learned",
         "distance_bias_exclude": 8.0,

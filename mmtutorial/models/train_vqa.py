@@ -6,7 +6,7 @@ data-parallel under ``torchrun``, and save a checkpoint (config, weights, answer
     torchrun --nnodes 2 --nproc_per_node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
         -m mmtutorial.models.train_vqa --checkpoint runs/vqa.pt
 
-The settings of notebook 09's run (the distance hop learned on 8 of 8 seeds on one CPU)::
+The settings of notebook 09's run (the distance hop learned on 9 of 10 seeds on one CPU)::
 
     python -m mmtutorial.models.train_vqa --n-train 9000 --n-val 200 --curriculum-epochs 10 \\
         --epochs 10 --lr 2e-3 --ema-decay 0.995 --distance-bias-scale 4 --distance-positions learned \\
