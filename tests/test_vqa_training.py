@@ -275,7 +275,7 @@ def test_the_held_strengths_start_with_fresh_optimizer_moments_at_the_switch(dat
     model = _model(train, head="cross_attention")
     optimizer = torch.optim.AdamW(model.parameters(), weight_decay=0.0)  # AdamW's default 0.01 is refused
     batches = Curriculum([], [], switch_epoch=2)
-    held = HeldDistanceBias(batches, model, optimizer, switch_epoch=2)
+    held = HeldDistanceBias(batches, model, optimizer, batches)
     (hop,) = held.hops
     for p in model.parameters():
         p.grad = torch.ones_like(p)
@@ -286,6 +286,23 @@ def test_the_held_strengths_start_with_fresh_optimizer_moments_at_the_switch(dat
     assert hop.learn_strengths and batches.epoch == 2
     assert not any(p in optimizer.state for p in hop.bias_scales.parameters())
     assert all(p in optimizer.state for p in model.image_encoder.parameters())  # the rest keep theirs
+
+
+def test_the_hold_ends_where_the_curriculum_switches_even_when_the_switch_moves(data):
+    """An adaptive curriculum moves its switch; the hold reads it, so it ends there too."""
+    train, _ = data
+    model = _model(train, head="cross_attention")
+    optimizer = torch.optim.AdamW(model.parameters(), weight_decay=0.0)
+    curriculum = Curriculum([], [], switch_epoch=5)
+    held = HeldDistanceBias(curriculum, model, optimizer, curriculum)
+    (hop,) = held.hops
+    held.set_epoch(3)
+    assert not hop.learn_strengths
+    curriculum.switch_epoch = 3  # what train_vqa's after_epoch does when the curriculum ends early
+    held.set_epoch(3)
+    assert hop.learn_strengths
+    with pytest.raises(TypeError, match="curriculum=int: expected the Curriculum whose switch ends the hold"):
+        HeldDistanceBias(curriculum, model, optimizer, 3)
 
 
 @pytest.mark.parametrize("whole_hop", [False, True])
@@ -312,7 +329,8 @@ def test_a_held_biased_hop_starts_with_fresh_optimizer_moments_and_no_hooks_at_t
     train, _ = data
     model = _model(train, head="cross_attention")
     optimizer = torch.optim.AdamW(model.parameters(), weight_decay=0.0)
-    held = HeldDistanceBias(Curriculum([], [], switch_epoch=1), model, optimizer, switch_epoch=1, whole_hop=True)
+    curriculum = Curriculum([], [], switch_epoch=1)
+    held = HeldDistanceBias(curriculum, model, optimizer, curriculum, whole_hop=True)
     (hop,) = held.hops
     held.set_epoch(0)
     model(next(iter(train.batches(4, by_image=True)))).sum().backward()
@@ -350,9 +368,10 @@ def test_a_hold_built_directly_refuses_an_optimizer_that_decays_a_held_weight(da
     others = [p for p in model.parameters() if all(p is not q for q in held)]
     batches = train.batches(4, by_image=True)
     decays_others = torch.optim.AdamW([{"params": others, "weight_decay": 0.1}, {"params": held, "weight_decay": 0.0}])
-    HeldDistanceBias(batches, model, decays_others, switch_epoch=1)  # the held weights are not decayed
+    curriculum = Curriculum([], [], switch_epoch=1)
+    HeldDistanceBias(batches, model, decays_others, curriculum)  # the held weights are not decayed
     with pytest.raises(ValueError, match="hold_distance_bias=True with weight_decay=0.1: AdamW"):
-        HeldDistanceBias(batches, model, torch.optim.AdamW(model.parameters(), weight_decay=0.1), switch_epoch=1)
+        HeldDistanceBias(batches, model, torch.optim.AdamW(model.parameters(), weight_decay=0.1), curriculum)
 
 
 @pytest.mark.parametrize(

@@ -73,7 +73,8 @@ def compile_model(model: nn.Module, enabled: bool = True, mode: str | None = Non
 class HeldDistanceBias:
     """Training batches whose ``set_epoch`` (called by :func:`~mmtutorial.training.fit` before
     every epoch, also after a resume) holds the ``w`` and ``u`` of ``model``'s distance-biased
-    hops for the first ``switch_epoch`` epochs and lets them learn afterwards; with
+    hops until ``curriculum.switch_epoch`` (read every epoch, so the switch of an adaptive
+    curriculum moves it too) and lets them learn afterwards; with
     ``whole_hop=True`` it holds every weight of those hops (queries, keys, values, output,
     norm), whose gradients are then zeroed by hooks until the switch.
 
@@ -90,7 +91,7 @@ class HeldDistanceBias:
         batches: Any,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        switch_epoch: int,
+        curriculum: Curriculum,
         whole_hop: bool = False,
     ) -> None:
         self.hops = [m for m in model.modules() if isinstance(m, DistanceBiasedHop)]
@@ -100,12 +101,16 @@ class HeldDistanceBias:
                 f"{option}=True needs a cross_attention model with distance_bias=True "
                 "(it has no distance-biased hop to hold)"
             )
-        if switch_epoch < 1:
+        if not isinstance(curriculum, Curriculum):
+            raise TypeError(
+                f"curriculum={type(curriculum).__name__}: expected the Curriculum whose switch ends the hold"
+            )
+        if curriculum.switch_epoch < 1:
             raise ValueError(
                 f"{option}=True holds the hop's weights during the curriculum: needs curriculum_epochs >= 1, "
-                f"got {switch_epoch}"
+                f"got {curriculum.switch_epoch}"
             )
-        self.batches, self.optimizer, self.switch_epoch = batches, optimizer, switch_epoch
+        self.batches, self.optimizer, self.curriculum = batches, optimizer, curriculum
         self.whole_hop = whole_hop
         self._hooks: list[Any] = []
         held = {id(p) for p in self.held_parameters()}
@@ -128,7 +133,8 @@ class HeldDistanceBias:
 
     def set_epoch(self, epoch: int) -> None:
         self.batches.set_epoch(epoch)
-        holding = epoch < self.switch_epoch
+        switch_epoch = self.curriculum.switch_epoch
+        holding = epoch < switch_epoch
         for hop in self.hops:
             hop.learn_strengths = not holding
         if self.whole_hop and holding and not self._hooks:
@@ -138,7 +144,7 @@ class HeldDistanceBias:
             for hook in self._hooks:
                 hook.remove()
             self._hooks = []
-        if epoch == self.switch_epoch:
+        if epoch == switch_epoch:
             for parameter in self.held_parameters():
                 self.optimizer.state.pop(parameter, None)
 
@@ -365,16 +371,13 @@ def train_vqa(
     batches = ShardedBatches(curriculum, context)
     if relational_first_hop_delay:
         batches = RelationalFirstHopDelay(batches, curriculum, relational_first_hop_delay)
-    held = None
     if hold_distance_bias or hold_biased_hop:
-        batches = held = HeldDistanceBias(batches, model, optimizer, max_curriculum_epochs, whole_hop=hold_biased_hop)
+        batches = HeldDistanceBias(batches, model, optimizer, curriculum, whole_hop=hold_biased_hop)
     total_epochs = curriculum_epochs + epochs
 
     def after_epoch(history: History) -> None:
         switch = curriculum_switch_epoch(history, curriculum_epochs, max_curriculum_epochs, curriculum_until)
-        curriculum.switch_epoch = switch
-        if held is not None:
-            held.switch_epoch = switch
+        curriculum.switch_epoch = switch  # the hold and the first-hop delay read it from here
 
     scheduler = (
         warmup_cosine(optimizer, total_epochs * len(batches), warmup_fraction) if schedule == "warmup_cosine" else None
