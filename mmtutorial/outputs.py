@@ -51,9 +51,15 @@ def _marker_tool(folder: Path) -> str | None:
         return ""
 
 
+def _temporary_name(name: str) -> tuple[str, str]:
+    """The prefix and suffix of the temporary file :func:`atomic_write_bytes` writes ``name`` through."""
+    return f".{name}.", ".tmp"
+
+
 def _is_marker_in_progress(path: Path) -> bool:
     """Whether ``path`` is the temporary file of a :data:`MARKER` that is being written."""
-    return path.name.startswith(f".{MARKER}.") and path.name.endswith(".tmp")
+    prefix, suffix = _temporary_name(MARKER)
+    return path.name.startswith(prefix) and path.name.endswith(suffix)
 
 
 def prepare_output_folder(folder: str | os.PathLike, tool: str, *, clean: bool = False) -> Path:
@@ -109,7 +115,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename (never half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    prefix, suffix = _temporary_name(path.name)
+    handle, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
