@@ -296,7 +296,8 @@ def parse_args(argv=None):
         choices=AVOID_MODES,
         default=None,
         help="what the distance bias's avoid-the-found-object strength multiplies: the previous hop's "
-        "weights, or those over their peak (VQAConfig.distance_bias_avoid; default: the preset's)",
+        "weights, those over their peak, or a kernel on the distance from the found position "
+        "(VQAConfig.distance_bias_avoid; default: the preset's)",
     )
     parser.add_argument(
         "--ema-decay",

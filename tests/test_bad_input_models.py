@@ -141,7 +141,7 @@ BAD = [
         "VQAConfig distance_bias_avoid='max'",
         lambda: VQAConfig(vocab_size=12, distance_bias_avoid="max"),
         ValueError,
-        "distance_bias_avoid='max': expected one of ('weights', 'peak')",
+        "distance_bias_avoid='max': expected one of ('weights', 'peak', 'radius')",
     ),
     (
         "VQAConfig distance_bias_scale=0",

@@ -140,7 +140,9 @@ class VQAConfig:
             reached >= 0.9165 relational (``benchmarks/results/ablations/distance-bias-scale-4``).
         distance_bias_avoid: what the biased hop's ``u`` multiplies: ``"weights"`` (the
             previous hop's weights) or ``"peak"`` (those weights over their maximum: the
-            object found counts fully however many regions it covers, as on a finer grid).
+            object found counts fully however many regions it covers, as on a finer grid)
+            or ``"radius"`` (a kernel on the distance from the found position: every region
+            on the object found, whatever weight the previous hop gave it).
         distance_bias_heads: heads of the biased hop, each with its own ``w`` and ``u``,
             their ``w`` starting spread from near to far (1: one head, as before).
         distance_positions: where the biased hop measures distances from: ``"centres"``

@@ -177,7 +177,11 @@ class FiLMHead(FusionHead):
 
 
 #: What a :class:`DistanceBiasedHop`'s ``u`` multiplies (its ``avoid`` argument).
-AVOID_MODES = ("weights", "peak")
+AVOID_MODES = ("weights", "peak", "radius")
+#: The width of ``avoid="radius"``'s kernel ``exp(-d^2 / r^2)`` in the image's [-1, 1]
+#: coordinates: about a Sort-of-CLEVR object's radius (5 px of 75 is 0.13). At the
+#: nearest another object can be (centres 11 px apart, 0.29) the kernel is 0.01.
+AVOID_RADIUS = 0.14
 #: Where :class:`DistanceBiasedHop` measures distances from: the region centres, or the
 #: centres moved by an offset each region predicts from its features.
 POSITION_MODES = ("centres", "learned")
@@ -212,7 +216,11 @@ class DistanceBiasedHop(nn.Module):
     grow decisive in fewer steps (:attr:`~mmtutorial.models.vqa.VQAConfig.distance_bias_scale`).
     ``avoid="peak"`` uses ``a_i / max_j a_j`` in the last term, so the object found counts
     fully however many regions it covers (on a 10x10 grid it covers about four, each with
-    a quarter of the weight); ``"weights"`` (the default) uses ``a_i`` itself.
+    a quarter of the weight); ``"weights"`` (the default) uses ``a_i`` itself;
+    ``avoid="radius"`` uses ``exp(-|p_i - p_found|^2 / r^2)`` (``r`` = :data:`AVOID_RADIUS`):
+    every region whose position lies on the object found, whatever weight the previous hop
+    gave it, so that a strong "near" ``w`` cannot pull the hop back onto that object's
+    other regions (which lie at distance ~0 from it).
     With ``heads > 1`` each head has its own query and key slice and its own ``w`` and
     ``u``, and the heads' ``w`` start spread from near to far (``-1`` to ``1`` for a
     question that predicts zero), like ALiBi's per-head slopes. With
@@ -314,7 +322,12 @@ class DistanceBiasedHop(nn.Module):
             self.region_positions = positions
             found_at = torch.einsum("bn,bnc->bc", previous, positions)
             distance2 = ((positions - found_at[:, None]) ** 2).sum(-1)
-        found = previous / previous.amax(-1, keepdim=True) if self.avoid == "peak" else previous
+        if self.avoid == "peak":
+            found = previous / previous.amax(-1, keepdim=True)
+        elif self.avoid == "radius":
+            found = torch.exp(-distance2 / AVOID_RADIUS**2)
+        else:
+            found = previous
         if self.heads == 1:  # kept apart so that one-head runs replay exactly as before the option
             raw = self._raw_strengths(question)
             w, u = (self.scale * raw).unbind(-1)
