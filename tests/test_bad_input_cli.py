@@ -156,6 +156,11 @@ def _cases(t):
             ["--distance-bias-exclude", "-1", "--checkpoint", f"{t}/x.pt"],
             "argument --distance-bias-exclude",
         ),
+        "train_vqa: distance-bias-avoid": (
+            train_vqa.main,
+            ["--distance-bias-avoid", "max", "--checkpoint", f"{t}/x.pt"],
+            "argument --distance-bias-avoid: invalid choice: 'max'",
+        ),
         "train_vqa: distance-positions": (
             train_vqa.main,
             ["--distance-positions", "grid", "--checkpoint", f"{t}/x.pt"],

@@ -177,6 +177,35 @@ def test_avoid_peak_lets_the_hop_leave_an_object_spread_over_several_regions():
     assert [hop.avoid for hop in model.head.biased_hops] == ["peak"]
 
 
+def test_avoid_radius_keeps_a_near_hop_off_every_region_on_the_object_found():
+    """Regions that see the same object sit at (about) the same position, but the previous
+    hop puts its weight on one of them: ``u * a_i`` then avoids only that one, and a
+    strong "closest" ``w`` pulls the hop onto the others (distance 0). ``avoid="radius"``
+    avoids every region within about an object's radius of the found position, so the
+    hop moves on to the nearest *other* object."""
+    from mmtutorial.models.vqa_heads import AVOID_RADIUS, DistanceBiasedHop
+
+    # regions 0-2 see the object found, 3 the nearest other object, 4 a far one
+    centres = torch.tensor([[0.0, 0.0], [0.02, 0.0], [0.0, -0.02], [0.4, 0.0], [-0.9, 0.9]])
+    previous = torch.tensor([[1.0, 0.0, 0.0, 0.0, 0.0]])
+    picked = {}
+    for avoid in ("weights", "radius"):
+        hop = DistanceBiasedHop(8, avoid=avoid)
+        with torch.no_grad():
+            hop.key.weight.zero_()
+            hop.key.bias.zero_()
+            hop.bias_scales.weight.zero_()
+            hop.bias_scales.bias.copy_(torch.tensor([-40.0, -20.0]))  # closest, and not the object found
+        hop(torch.randn(1, 8), torch.randn(1, 5, 8), torch.randn(1, 8), previous, centres)
+        picked[avoid] = hop.weights[0, 0, 0]
+    assert picked["weights"][1:3].sum() > 0.9, picked  # back on the object found
+    assert picked["radius"][3] > 0.9, picked  # on the nearest other object
+    # the kernel is (almost) zero where the next object can be: centres at least 11 px of 75 apart
+    assert math.exp(-((2 * 11 / 75) ** 2) / AVOID_RADIUS**2) < 0.02
+    model = VQAModel(VQAConfig(vocab_size=12, distance_bias_avoid="radius"))
+    assert [hop.avoid for hop in model.head.biased_hops] == ["radius"]
+
+
 def test_the_distance_bias_scale_multiplies_the_question_predicted_strengths():
     """A hop with ``scale=4`` and strengths ``(w, u) / 4`` attends exactly like a hop with
     ``scale=1`` and ``(w, u)``: the factor only changes how fast training can move them."""

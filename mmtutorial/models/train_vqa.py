@@ -32,7 +32,7 @@ from ..data import SortOfClevr
 from ..training import seed_everything
 from ..training.distributed import cleanup, exit_process, init_distributed
 from .vqa import HEADS, QUESTION_ENCODERS, VQAConfig, VQAModel, save_vqa_checkpoint
-from .vqa_heads import POSITION_MODES
+from .vqa_heads import AVOID_MODES, POSITION_MODES
 from .vqa_training import evaluate_vqa, train_vqa
 
 __all__ = ["main"]
@@ -74,6 +74,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=nonnegative_float,
         default=None,
         help="keep hop 2 off hop 1's object: u <= -this",
+    )
+    parser.add_argument(
+        "--distance-bias-avoid",
+        choices=AVOID_MODES,
+        default="weights",
+        help="what u multiplies: hop 1's weights, those over their peak, or a kernel around the found position",
     )
     parser.add_argument(
         "--hold-distance-bias", action="store_true", help="hold w and u during the curriculum (cross_attention)"
@@ -143,6 +149,7 @@ def _train(args: argparse.Namespace) -> int:
             hidden=args.hidden,
             distance_bias_scale=args.distance_bias_scale,
             distance_positions=args.distance_positions,
+            distance_bias_avoid=args.distance_bias_avoid,
             distance_bias_exclude=args.distance_bias_exclude,
         )
         model = VQAModel(config)
