@@ -14,6 +14,7 @@ throughput (questions/s) in fp32, bf16, bf16 + torch.compile and the fastest con
     python benchmarks/vqa_sort_of_clevr.py                    # CPU preset: 3 seeds x 6 heads, 2 at a time
     python benchmarks/vqa_sort_of_clevr.py --preset gpu       # GPU: the paper's 9,800 images, all runs at once
     python benchmarks/vqa_sort_of_clevr.py --heads film --seeds 1   # some heads / seeds only
+    python benchmarks/vqa_sort_of_clevr.py --merge a/*.json b/*.json --out c   # runs made apart, same flags
 
 Independent runs (head, seed) go to ``--jobs`` child processes at once (each with its share
 of the CPU threads; one GPU holds them all), each under a ``--run-timeout``; their rows
@@ -67,7 +68,13 @@ from mmtutorial.models.vqa_training import (  # noqa: E402
 )
 from mmtutorial.outputs import OutputFolderError, atomic_write_json, prepare_output_folder  # noqa: E402
 from mmtutorial.training import pick_device, seed_everything  # noqa: E402
-from mmtutorial.training.benchmarking import device_label, results_lock, results_path, write_results  # noqa: E402
+from mmtutorial.training.benchmarking import (  # noqa: E402
+    device_label,
+    processor_name,
+    results_lock,
+    results_path,
+    write_results,
+)
 from mmtutorial.training.distributed import DistributedContext  # noqa: E402
 
 NAME = "vqa_sort_of_clevr"
@@ -445,6 +452,14 @@ def parse_args(argv=None):
         action="store_true",
         help="train nothing: measure the best head of the results file in --out (under that file's config) "
         "and add its throughput row",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="train nothing: add the training rows of these results files (runs made apart, e.g. one seed "
+        "each, on this kind of machine and with these flags) to the file in --out",
     )
     parser.add_argument("--worker", default=None, help=argparse_hidden())
     return parser.parse_args(argv)
@@ -939,6 +954,40 @@ def _read_results(path: Path, flag: str) -> dict | None:
     return json.loads(path.read_text())
 
 
+def rows_to_merge(files: list[str], config: dict, device) -> list[dict]:
+    """The training rows of ``files`` (results of runs made apart, for ``--merge``): each file
+    from this kind of device and processor, every row trained under ``config`` (the flags
+    given), no head and seed in two files. Anything else is a one-line ``ValueError``."""
+    machine = (device_label(device), processor_name())
+    rows, source = [], {}
+    for file in files:
+        path = Path(file)
+        if not path.is_file():
+            raise ValueError(f"--merge: {file}: no such file, expected a {NAME} results file")
+        payload = json.loads(path.read_text())
+        if payload.get("name") != NAME:
+            raise ValueError(f"--merge: {file} holds {payload.get('name')!r} results, expected {NAME!r}")
+        if (payload.get("device"), payload.get("processor")) != machine:
+            raise ValueError(
+                f"--merge: {file} was measured on {payload.get('device')} ({payload.get('processor')}), "
+                f"this run is on {machine[0]} ({machine[1]}): rows from another machine do not merge"
+            )
+        training = [r for r in payload["results"] if r.get("measurement") == "training" and "error" not in r]
+        kept = [r for r in previous_rows(path, config) if r in training]
+        if len(kept) < len(training):
+            raise ValueError(
+                f"--merge: {len(training) - len(kept)} of the {len(training)} rows of {file} were trained "
+                "under another config than these flags give: pass the flags those runs were made with"
+            )
+        for row in kept:
+            key = (row["head"], row["seed"])
+            if key in source:
+                raise ValueError(f"--merge: {row['head']} seed {row['seed']} is in both {source[key]} and {file}")
+            source[key] = file
+            rows.append(row)
+    return rows
+
+
 def resummarize(path: Path) -> int:
     """Rewrite the summary of an existing results file from its rows (after the summary's
     keys or the targets changed); everything else in the file stays as it was."""
@@ -1002,6 +1051,17 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     started = time.perf_counter()
+    if args.merge:
+        try:
+            rows = rows_to_merge(args.merge, config, device)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        path = results_path(NAME, device, args.out)
+        with results_lock(path):  # merged rows replace rows of the same head and seed already there
+            return _merge_and_write(
+                path, rows, config, SimpleNamespace(**{**vars(args), "throughput": "none"}), device, started
+            )
     print(f"{device_label(device)}: {config}", flush=True)
     runs = [
         (head, seed)

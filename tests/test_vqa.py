@@ -200,8 +200,8 @@ def test_avoid_radius_keeps_a_near_hop_off_every_region_on_the_object_found():
         picked[avoid] = hop.weights[0, 0, 0]
     assert picked["weights"][1:3].sum() > 0.9, picked  # back on the object found
     assert picked["radius"][3] > 0.9, picked  # on the nearest other object
-    # the kernel is (almost) zero where the next object can be: centres at least 11 px of 75 apart
-    assert math.exp(-((2 * 11 / 75) ** 2) / AVOID_RADIUS**2) < 0.02
+    # the kernel is (almost) zero where the next object can be: centres at least 11 px apart, 32 px a unit
+    assert math.exp(-((11 / 32) ** 2) / AVOID_RADIUS**2) < 0.01
     model = VQAModel(VQAConfig(vocab_size=12, distance_bias_avoid="radius"))
     assert [hop.avoid for hop in model.head.biased_hops] == ["radius"]
 

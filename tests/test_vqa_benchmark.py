@@ -148,6 +148,41 @@ def test_runs_in_parallel_processes_aggregate_seeds_and_merge_with_earlier_runs(
     assert not (tmp_path / "none").exists()
 
 
+@pytest.mark.slow
+def test_runs_made_apart_merge_into_one_file(tmp_path, capsys):
+    """Two seeds run into two folders (two machines of one kind, or two sessions) merge with
+    ``--merge`` into one file and one summary; rows trained otherwise, a head and seed in two
+    files, or a file from another machine are refused in one line."""
+    bench = load_benchmark()
+    apart = [tmp_path / "seed0", tmp_path / "seed1"]
+    for seed, folder in enumerate(apart):
+        flags = ["--heads", "concat", "--seeds", "1", "--seed-offset", str(seed), "--jobs", "1"]
+        assert bench.main([*flags, *TINY, "--throughput", "none", "--out", str(folder)]) == 0
+    files = [str(next(folder.glob("vqa_sort_of_clevr-*.json"))) for folder in apart]
+    merged_folder = tmp_path / "merged"
+    assert bench.main(["--merge", *files, *TINY, "--out", str(merged_folder)]) == 0
+    (merged,) = merged_folder.glob("vqa_sort_of_clevr-*.json")
+    payload = json.loads(merged.read_text())
+    rows = [json.loads(Path(f).read_text())["results"][0] for f in files]
+    assert payload["results"] == rows  # both rows as trained, nothing measured again
+    relational = [r["relational_acc"] for r in rows]
+    assert payload["summary"]["concat_relational_acc"] == pytest.approx(sum(relational) / 2)
+    capsys.readouterr()
+    refused = {
+        "trained otherwise": (["--merge", files[0], *TINY, "--epochs", "2"], "were trained under another config"),
+        "twice": (["--merge", files[0], files[0], *TINY], "concat seed 0 is in both"),
+        "missing": (["--merge", str(tmp_path / "none.json"), *TINY], "no such file"),
+    }
+    for flags, message in refused.values():
+        assert bench.main([*flags, "--out", str(tmp_path / "refused")]) == 2
+        error = capsys.readouterr().err.strip()
+        assert message in error and len(error.splitlines()) == 1, error
+    elsewhere = json.loads(Path(files[0]).read_text()) | {"processor": "another CPU"}
+    (tmp_path / "elsewhere.json").write_text(json.dumps(elsewhere))
+    assert bench.main(["--merge", str(tmp_path / "elsewhere.json"), *TINY, "--out", str(tmp_path / "refused")]) == 2
+    assert "rows from another machine do not merge" in capsys.readouterr().err
+
+
 def test_a_run_stopped_while_measuring_throughput_keeps_its_training_rows_and_the_modes_measured(tmp_path, monkeypatch):
     """The in-run path writes the training rows before the throughput and saves each mode as
     it is measured: a timeout there (on a lent GPU) keeps both."""

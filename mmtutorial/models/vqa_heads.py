@@ -178,9 +178,10 @@ class FiLMHead(FusionHead):
 
 #: What a :class:`DistanceBiasedHop`'s ``u`` multiplies (its ``avoid`` argument).
 AVOID_MODES = ("weights", "peak", "radius")
-#: The width of ``avoid="radius"``'s kernel ``exp(-d^2 / r^2)`` in the image's [-1, 1]
-#: coordinates: about a Sort-of-CLEVR object's radius (5 px of 75 is 0.13). At the
-#: nearest another object can be (centres 11 px apart, 0.29) the kernel is 0.01.
+#: The width of ``avoid="radius"``'s kernel ``exp(-d^2 / r^2)`` in the regions' coordinates
+#: (the 5x5 grid's centres, 0 to 64 px, span [-1, 1]: one unit is 32 px): 4.5 px, about a
+#: Sort-of-CLEVR object's radius (5 px). Where the nearest other object can be (centres at
+#: least 11 px apart, 0.34) the kernel is 0.003.
 AVOID_RADIUS = 0.14
 #: Where :class:`DistanceBiasedHop` measures distances from: the region centres, or the
 #: centres moved by an offset each region predicts from its features.
