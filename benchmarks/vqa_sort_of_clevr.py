@@ -1108,7 +1108,16 @@ def _merge_and_write(path: Path, rows: list[dict], config: dict, args, device, s
         rows += measured
         throughput = next(r for r in measured if r["head"] == summary["best_head"])
         summary = finish_summary(rows, throughput, target_kind(device))
-    missed = [f"{key} = {v['value']} (target {v['target']})" for key, v in summary["targets"].items() if not v["met"]]
+    missed = [
+        f"{key} = {v['value']} (target {v['target']}"
+        + (
+            f"; heads not run: {', '.join(summary['heads_not_run'])})"
+            if key.startswith("worst_head") and summary.get("heads_not_run")
+            else ")"
+        )
+        for key, v in summary["targets"].items()
+        if not v["met"]
+    ]
     write = write_results(NAME, device, config, rows, summary, folder=args.out)
     print(json.dumps(summary, indent=2))
     print(f"wrote {write} in {time.perf_counter() - started:.0f}s")
