@@ -111,6 +111,9 @@ PRESETS = {
         "distance_bias_avoid": "weights",
         "distance_bias_heads": 1,
         "distance_positions": "centres",
+        # the hop's read-out cross_attention relates to every region: "last" (hop 2's) is what
+        # the committed CPU runs trained
+        "relate_hop": "last",
         # the average does not follow a one-epoch fall: largest late fall 0.005, not 0.065
         # (benchmarks/results/ablations/recipe-bias4-ema-24ep)
         "ema_decay": 0.995,
@@ -169,6 +172,7 @@ PRESETS = {
         # with seeds 8-9: exploratory/...-first-hop-delay-1-seeds-8-9, seed 8 lost w's sign)
         "distance_positions": "learned",
         "distance_bias_signs": "learned",
+        "relate_hop": "last",
         "distance_bias_exclude": 8.0,
         "hold_distance_bias": True,
         # without it, the relational questions' first epoch pulled the first hop off the named
@@ -282,8 +286,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--relate-hop",
         choices=("first", "last", "all"),
-        default="last",
-        help="whose read-out the cross_attention head compares with every region",
+        default=None,
+        help="whose read-out the cross_attention head compares with every region (VQAConfig.relate_hop; "
+        "default: the preset's)",
     )
     parser.add_argument(
         "--distance-bias",
@@ -502,7 +507,6 @@ def build_config(args, device: torch.device) -> dict:
         "preset": preset,
         **PRESETS[preset],
         "question_encoder": args.question_encoder,
-        "relate_hop": args.relate_hop,
         "distance_bias": args.distance_bias,
     }
     for key in (
@@ -532,6 +536,7 @@ def build_config(args, device: torch.device) -> dict:
         "max_curriculum_epochs",
         "num_objects",
         "relational_first_hop_delay",
+        "relate_hop",
     ):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
