@@ -55,7 +55,7 @@ from mmtutorial.cli import (  # noqa: E402
 )
 from mmtutorial.data import SortOfClevr  # noqa: E402
 from mmtutorial.data.sort_of_clevr import COLORS, QUESTION_TYPES  # noqa: E402
-from mmtutorial.models.vqa import ATTENTION_HEADS, HEADS, VQAConfig, VQAModel  # noqa: E402
+from mmtutorial.models.vqa import ATTENTION_HEADS, HEADS, RELATE_HOPS, VQAConfig, VQAModel  # noqa: E402
 from mmtutorial.models.vqa_diagnostics import distance_hop_statistics  # noqa: E402
 from mmtutorial.models.vqa_heads import AVOID_MODES, POSITION_MODES, SIGN_MODES, DistanceBiasedHop  # noqa: E402
 from mmtutorial.models.vqa_training import (  # noqa: E402
@@ -285,7 +285,7 @@ def parse_args(argv=None):
     parser.add_argument("--question-encoder", choices=("gru", "transformer", "minilm", "structured"), default="gru")
     parser.add_argument(
         "--relate-hop",
-        choices=("first", "last", "all"),
+        choices=RELATE_HOPS,
         default=None,
         help="whose read-out the cross_attention head compares with every region (VQAConfig.relate_hop; "
         "default: the preset's)",

@@ -156,6 +156,11 @@ def _cases(t):
             ["--distance-bias-exclude", "-1", "--checkpoint", f"{t}/x.pt"],
             "argument --distance-bias-exclude",
         ),
+        "train_vqa: relate-hop": (
+            train_vqa.main,
+            ["--relate-hop", "second", "--checkpoint", f"{t}/x.pt"],
+            "argument --relate-hop: invalid choice: 'second'",
+        ),
         "train_vqa: distance-bias-avoid": (
             train_vqa.main,
             ["--distance-bias-avoid", "max", "--checkpoint", f"{t}/x.pt"],

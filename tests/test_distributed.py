@@ -173,7 +173,7 @@ def test_the_distance_hop_options_reach_the_model(tmp_path):
     """The command line trains notebook 09's setting: the options land in the saved config."""
     checkpoint = tmp_path / "hop.pt"
     hop = ["--distance-bias-scale", "4", "--distance-positions", "learned", "--distance-bias-exclude", "8"]
-    hop += ["--distance-bias-avoid", "radius"]
+    hop += ["--distance-bias-avoid", "radius", "--relate-hop", "all"]
     waits = ["--hold-distance-bias", "--relational-first-hop-delay", "1"]
     assert train_main([*TINY, *hop, *waits, "--checkpoint", str(checkpoint)]) == 0
     _, info = load_vqa_checkpoint(checkpoint)
@@ -183,4 +183,4 @@ def test_the_distance_hop_options_reach_the_model(tmp_path):
         "learned",
         8.0,
     )
-    assert config["distance_bias_avoid"] == "radius"
+    assert (config["distance_bias_avoid"], config["relate_hop"]) == ("radius", "all")

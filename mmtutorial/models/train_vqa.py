@@ -31,7 +31,7 @@ from ..cli import ArgumentParser, fail, int_at_least, nonnegative_float, open_un
 from ..data import SortOfClevr
 from ..training import seed_everything
 from ..training.distributed import cleanup, exit_process, init_distributed
-from .vqa import HEADS, QUESTION_ENCODERS, VQAConfig, VQAModel, save_vqa_checkpoint
+from .vqa import HEADS, QUESTION_ENCODERS, RELATE_HOPS, VQAConfig, VQAModel, save_vqa_checkpoint
 from .vqa_heads import AVOID_MODES, POSITION_MODES
 from .vqa_training import evaluate_vqa, train_vqa
 
@@ -74,6 +74,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=nonnegative_float,
         default=None,
         help="keep hop 2 off hop 1's object: u <= -this",
+    )
+    parser.add_argument(
+        "--relate-hop",
+        choices=RELATE_HOPS,
+        default="last",
+        help="whose read-out cross_attention relates to every region: hop 1's, the last hop's, or all",
     )
     parser.add_argument(
         "--distance-bias-avoid",
@@ -150,6 +156,7 @@ def _train(args: argparse.Namespace) -> int:
             distance_bias_scale=args.distance_bias_scale,
             distance_positions=args.distance_positions,
             distance_bias_avoid=args.distance_bias_avoid,
+            relate_hop=args.relate_hop,
             distance_bias_exclude=args.distance_bias_exclude,
         )
         model = VQAModel(config)

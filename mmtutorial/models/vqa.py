@@ -80,6 +80,7 @@ __all__ = [
     "ATTENTION_HEADS",
     "IMAGE_ENCODERS",
     "QUESTION_ENCODERS",
+    "RELATE_HOPS",
     "VQAConfig",
     "VQAModel",
     "save_vqa_checkpoint",
@@ -91,6 +92,8 @@ IMAGE_ENCODERS = ("cnn", "resnet18")
 #: bool; :func:`~mmtutorial.models.vqa_training.train_vqa`'s ``relational_first_hop_delay``).
 FIRST_HOP_ROWS = "first_hop_rows"
 QUESTION_ENCODERS = ("gru", "transformer", "minilm", "structured")
+#: Whose read-out ``cross_attention`` relates to every region (``VQAConfig.relate_hop``).
+RELATE_HOPS = ("first", "last", "all")
 
 
 #: Fields added after checkpoints were first saved, with the value that reproduces how a
@@ -194,7 +197,7 @@ class VQAConfig:
             ("image_encoder", IMAGE_ENCODERS),
             ("question_encoder", QUESTION_ENCODERS),
             ("cnn_norm", ("batch", "group")),
-            ("relate_hop", ("first", "last", "all")),
+            ("relate_hop", RELATE_HOPS),
             ("distance_bias_avoid", AVOID_MODES),
             ("distance_positions", POSITION_MODES),
             ("distance_bias_signs", SIGN_MODES),
