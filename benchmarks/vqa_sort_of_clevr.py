@@ -467,7 +467,10 @@ def parse_args(argv=None):
         "each, on this kind of machine and with these flags) to the file in --out",
     )
     parser.add_argument("--worker", default=None, help=argparse_hidden())
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.merge and (args.summarize_only or args.throughput_only):
+        parser.error("argument --merge: not with --summarize-only or --throughput-only (each rewrites one file)")
+    return args
 
 
 def head_width(text: str) -> tuple[str, int]:

@@ -232,6 +232,11 @@ def _cases(t):
             ["--budget-seconds", "-1", "--out", f"{t}/b"],
             "argument --budget-seconds",
         ),
+        "benchmark vqa: merge and summarize": (
+            _benchmark("vqa_sort_of_clevr.py"),
+            ["--merge", f"{t}/a.json", "--summarize-only", "--out", f"{t}/b"],
+            "argument --merge: not with --summarize-only or --throughput-only",
+        ),
         "benchmark vqa: avoid mode": (
             _benchmark("vqa_sort_of_clevr.py"),
             ["--distance-bias-avoid", "max", "--out", f"{t}/b"],
