@@ -125,6 +125,16 @@ def test_cross_attention_can_relate_every_hop_side_by_side(splits):
         assert torch.equal(seen[0][:, 0, i * d : (i + 1) * d], hop.attended[:, 0])
 
 
+def _attend_by_distance_alone(hop, w: float, u: float) -> None:
+    """No content scores, and the same strengths ``w``, ``u`` (scale 1) for every question:
+    ``hop`` (one head) then weighs the regions by their distance to what the hop before found."""
+    with torch.no_grad():
+        hop.key.weight.zero_()
+        hop.key.bias.zero_()
+        hop.bias_scales.weight.zero_()
+        hop.bias_scales.bias.copy_(torch.tensor([w, u]))
+
+
 def test_a_distance_biased_hop_looks_near_or_far_from_what_the_hop_before_found():
     """With no content scores, w < 0 puts the weight on the region nearest to the previous
     hop's target (the target itself excluded by u < 0), and w > 0 on the furthest."""
@@ -135,17 +145,14 @@ def test_a_distance_biased_hop_looks_near_or_far_from_what_the_hop_before_found(
     centres = coordinate_grid(5, 5)
     previous = torch.zeros(1, 25)
     previous[0, 12] = 1.0  # the centre region was found
-    with torch.no_grad():
-        hop.key.weight.zero_()
-        hop.key.bias.zero_()
-        hop.bias_scales.weight.zero_()
-        for w, expected in ((-40.0, {7, 11, 13, 17}), (40.0, {0, 4, 20, 24})):
-            hop.bias_scales.bias.copy_(torch.tensor([w, -40.0]))
+    for w, expected in ((-40.0, {7, 11, 13, 17}), (40.0, {0, 4, 20, 24})):
+        _attend_by_distance_alone(hop, w, -40.0)
+        with torch.no_grad():
             hop(torch.randn(1, 8), torch.randn(1, 25, 8), torch.randn(1, 8), previous, centres)
-            weights = hop.weights[0, 0, 0]
-            assert set(weights.topk(len(expected)).indices.tolist()) == expected
-            assert weights.sum().item() == pytest.approx(1.0)
-            assert sorted(expected) == sorted(int(i) for i in torch.nonzero(weights > 0.2))
+        weights = hop.weights[0, 0, 0]
+        assert set(weights.topk(len(expected)).indices.tolist()) == expected
+        assert weights.sum().item() == pytest.approx(1.0)
+        assert sorted(expected) == sorted(int(i) for i in torch.nonzero(weights > 0.2))
 
 
 def test_avoid_peak_lets_the_hop_leave_an_object_spread_over_several_regions():
@@ -163,11 +170,7 @@ def test_avoid_peak_lets_the_hop_leave_an_object_spread_over_several_regions():
     on_object = {}
     for avoid in ("weights", "peak"):
         hop = DistanceBiasedHop(8, avoid=avoid)
-        with torch.no_grad():
-            hop.key.weight.zero_()
-            hop.key.bias.zero_()
-            hop.bias_scales.weight.zero_()
-            hop.bias_scales.bias.copy_(torch.tensor([-40.0, -8.0]))  # closest, and not the object found
+        _attend_by_distance_alone(hop, -40.0, -8.0)  # closest, and not the object found
         hop(torch.randn(1, 8), torch.randn(1, 100, 8), torch.randn(1, 8), previous, centres)
         on_object[avoid] = hop.weights[0, 0, 0, found].sum().item()
     assert on_object["weights"] > 0.5 and on_object["peak"] < 0.01, on_object  # most weight on itself, or none
@@ -191,11 +194,7 @@ def test_avoid_radius_keeps_a_near_hop_off_every_region_on_the_object_found():
     picked = {}
     for avoid in ("weights", "radius"):
         hop = DistanceBiasedHop(8, avoid=avoid)
-        with torch.no_grad():
-            hop.key.weight.zero_()
-            hop.key.bias.zero_()
-            hop.bias_scales.weight.zero_()
-            hop.bias_scales.bias.copy_(torch.tensor([-40.0, -20.0]))  # closest, and not the object found
+        _attend_by_distance_alone(hop, -40.0, -20.0)  # closest, and not the object found
         hop(torch.randn(1, 8), torch.randn(1, 5, 8), torch.randn(1, 8), previous, centres)
         picked[avoid] = hop.weights[0, 0, 0]
     assert picked["weights"][1:3].sum() > 0.9, picked  # back on the object found
@@ -292,12 +291,9 @@ def test_learned_positions_tell_apart_regions_the_grid_puts_at_one_distance():
     learned.load_state_dict(grid.state_dict(), strict=False)  # the same layers, plus the offset
     torch.testing.assert_close(learned(*inputs), grid(*inputs))
     torch.testing.assert_close(learned.region_positions[0], centres)
+    for hop in (grid, learned):
+        _attend_by_distance_alone(hop, -40.0, -40.0)  # closest, not the object found
     with torch.no_grad():
-        for hop in (grid, learned):
-            hop.key.weight.zero_()
-            hop.key.bias.zero_()
-            hop.bias_scales.weight.zero_()
-            hop.bias_scales.bias.copy_(torch.tensor([-40.0, -40.0]))  # closest, not the object found
         learned.offset.weight.zero_()
         learned.offset.weight[0, 0] = 1.0  # x offset = 0.5 tanh(feature 0)
     regions = torch.zeros(1, 25, 8)
