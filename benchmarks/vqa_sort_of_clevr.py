@@ -866,9 +866,12 @@ def previous_rows(path: Path, config: dict) -> list[dict]:
     or ``head_hidden`` entry added for one head leaves the other heads' rows valid); the
     settings only cross_attention reads (:data:`CROSS_ATTENTION_ONLY`) must match for its
     rows alone."""
-    if not path.exists():
-        return []
-    payload = json.loads(path.read_text())
+    return rows_trained_like(json.loads(path.read_text()), config) if path.exists() else []
+
+
+def rows_trained_like(payload: dict, config: dict) -> list[dict]:
+    """The rows of a results file's ``payload`` trained as ``config`` trains (what
+    :func:`previous_rows` keeps of the file it reads)."""
     earlier = payload.get("config", {})
 
     def training(values: dict, skipped: tuple[str, ...]) -> dict:
@@ -981,7 +984,7 @@ def rows_to_merge(files: list[str], config: dict, device) -> list[dict]:
                 f"this run is on {machine[0]} ({machine[1]}): rows from another machine do not merge"
             )
         training = [r for r in payload["results"] if r.get("measurement") == "training" and "error" not in r]
-        kept = [r for r in previous_rows(path, config) if r in training]
+        kept = [r for r in rows_trained_like(payload, config) if r in training]
         if len(kept) < len(training):
             raise ValueError(
                 f"--merge: {len(training) - len(kept)} of the {len(training)} rows of {file} were trained "
