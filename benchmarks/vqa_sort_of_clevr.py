@@ -27,6 +27,7 @@ best mean relational test accuracy; the summary keys ``best_*`` describe it over
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -103,6 +104,12 @@ PRESETS = {
         # a head's own MLP width (--head-hidden); concat at 512 traded relational accuracy
         # for non-relational (benchmarks/results/ablations/concat-512-wide)
         "head_hidden": {},
+        # dropout before a head's last layer (VQAConfig.dropout); a head's own value: --head-dropout
+        "dropout": 0.0,
+        "head_dropout": {},
+        # a head's own epochs (--head-epochs HEAD=C+E): curriculum and all-question epochs
+        "head_curriculum_epochs": {},
+        "head_epochs": {},
         "weight_decay": 0.0,
         "warmup_fraction": 0.1,
         # x4 with 24 relational epochs: every seed of 4 past 0.91 relational; at 1, one seed
@@ -161,6 +168,11 @@ PRESETS = {
         "lr": 2e-3,
         "head_lr": {"transformer": 5e-4},
         "head_hidden": {},
+        "dropout": 0.0,
+        "head_dropout": {},
+        # a head's own epochs (--head-epochs HEAD=C+E): curriculum and all-question epochs
+        "head_curriculum_epochs": {},
+        "head_epochs": {},
         "weight_decay": 0.0,
         "warmup_fraction": 0.1,
         "distance_bias_scale": 4.0,
@@ -262,6 +274,10 @@ CONFIG_ADDED_LATER = {
     "max_curriculum_epochs": None,
     "num_objects": 6,
     "relational_first_hop_delay": 0,
+    "dropout": 0.0,
+    "head_dropout": {},
+    "head_curriculum_epochs": {},
+    "head_epochs": {},
 }
 
 
@@ -432,6 +448,24 @@ def parse_args(argv=None):
         metavar="HEAD=WIDTH",
         help="a head's own MLP width instead of the preset's hidden, e.g. concat=512",
     )
+    parser.add_argument(
+        "--head-dropout",
+        nargs="+",
+        type=head_dropout,
+        default=None,
+        metavar="HEAD=P",
+        help="a head's own dropout before its last layer (VQAConfig.dropout) instead of the preset's, "
+        "e.g. concat=0.5 (the paper's CNN+MLP)",
+    )
+    parser.add_argument(
+        "--head-epochs",
+        nargs="+",
+        type=head_epochs,
+        default=None,
+        metavar="HEAD=C+E",
+        help="a head's own epochs instead of the preset's: C non-relational (curriculum) epochs, then E "
+        "on all questions, e.g. concat=30+20",
+    )
     parser.add_argument("--throughput-steps", type=positive_int, default=None)
     parser.add_argument(
         "--probe-hops",
@@ -482,6 +516,35 @@ def head_width(text: str) -> tuple[str, int]:
         return head, positive_int(width)
     except ArgumentTypeError:
         raise ArgumentTypeError(f"expected HEAD=WIDTH with WIDTH an int >= 1, got {text!r}") from None
+
+
+def head_dropout(text: str) -> tuple[str, float]:
+    """``"concat=0.5"`` -> ``("concat", 0.5)``: one head's dropout, for ``--head-dropout``."""
+    head, _, value = text.partition("=")
+    if head not in HEADS:
+        raise ArgumentTypeError(f"expected HEAD=P with HEAD one of {list(HEADS)}, got {text!r}")
+    try:
+        p = float(value)
+    except ValueError:
+        p = math.nan
+    if not 0.0 <= p < 1.0:
+        raise ArgumentTypeError(f"expected HEAD=P with P a number in [0, 1), got {text!r}")
+    return head, p
+
+
+def head_epochs(text: str) -> tuple[str, tuple[int, int]]:
+    """``"concat=30+20"`` -> ``("concat", (30, 20))``: one head's curriculum and all-question
+    epochs, for ``--head-epochs``."""
+    head, _, value = text.partition("=")
+    if head not in HEADS:
+        raise ArgumentTypeError(f"expected HEAD=C+E with HEAD one of {list(HEADS)}, got {text!r}")
+    curriculum, plus, epochs = value.partition("+")
+    try:
+        if not plus:
+            raise ArgumentTypeError
+        return head, (int_at_least(0)(curriculum), positive_int(epochs))
+    except ArgumentTypeError:
+        raise ArgumentTypeError(f"expected HEAD=C+E with C an int >= 0 and E an int >= 1, got {text!r}") from None
 
 
 NO_AVERAGE = "none"
@@ -549,6 +612,11 @@ def build_config(args, device: torch.device) -> dict:
         config["head_lr"] = {}  # one learning rate for every head, as asked
     if args.head_hidden:
         config["head_hidden"] = dict(args.head_hidden)
+    if args.head_dropout:
+        config["head_dropout"] = {**config["head_dropout"], **dict(args.head_dropout)}
+    for head, (curriculum, epochs) in args.head_epochs or ():
+        config["head_curriculum_epochs"] = {**config["head_curriculum_epochs"], head: curriculum}
+        config["head_epochs"] = {**config["head_epochs"], head: epochs}
     config["seed_offset"] = args.seed_offset
     check_adaptive_curriculum(config)
     if args.probe_hops:
@@ -581,6 +649,7 @@ def model_config(head: str, config: dict, train: SortOfClevr) -> VQAConfig:
         pad_id=getattr(train, "pad_token_id", 0),
         dim=config["dim"],
         hidden=hidden_width(head, config),
+        dropout=per_head(head, config, "head_dropout"),
         cnn_layers=config["cnn_layers"],
         cnn_merge=config["cnn_merge"],
         relate_hop=config["relate_hop"],
@@ -600,12 +669,20 @@ def new_model(head: str, config: dict, train: SortOfClevr) -> VQAModel:
 
 #: The settings a head can have its own value of: the config key of the per-head table ->
 #: the key of the value every other head uses.
-PER_HEAD = {"head_lr": "lr", "head_hidden": "hidden"}
+PER_HEAD = {
+    "head_lr": "lr",
+    "head_hidden": "hidden",
+    "head_dropout": "dropout",
+    "head_curriculum_epochs": "curriculum_epochs",
+    "head_epochs": "epochs",
+}
 
 
 def per_head(head: str, config: dict, table: str) -> float | int:
-    """``head``'s entry in ``config[table]`` (a :data:`PER_HEAD` key), else the shared value."""
-    return config.get(table, {}).get(head, config[PER_HEAD[table]])
+    """``head``'s entry in ``config[table]`` (a :data:`PER_HEAD` key), else the shared value
+    (a file from before the table existed: what it trained with, :func:`with_later_keys`)."""
+    config = with_later_keys(config)
+    return config[table].get(head, config[PER_HEAD[table]])
 
 
 def hidden_width(head: str, config: dict) -> int:
@@ -617,16 +694,18 @@ def check_adaptive_curriculum(config: dict) -> None:
     """Exit, naming the flags, if ``config``'s curriculum options do not fit together (before
     any run starts, not in every child process): train_vqa's own rules (longest_curriculum)."""
     config = with_later_keys(config)
-    try:
-        longest_curriculum(
-            config["curriculum_epochs"],
-            config["epochs"],
-            config["curriculum_until"],
-            config["max_curriculum_epochs"],
-            names={key: "--" + key.replace("_", "-") for key in CURRICULUM_OPTIONS},  # the flags
-        )
-    except ValueError as error:
-        fail(str(error))
+    # every head's epochs: the preset's, and those of heads with their own (--head-epochs)
+    for head in (None, *config["head_epochs"]):
+        try:
+            longest_curriculum(
+                config["curriculum_epochs"] if head is None else per_head(head, config, "head_curriculum_epochs"),
+                config["epochs"] if head is None else per_head(head, config, "head_epochs"),
+                config["curriculum_until"],
+                config["max_curriculum_epochs"],
+                names={key: "--" + key.replace("_", "-") for key in CURRICULUM_OPTIONS},  # the flags
+            )
+        except ValueError as error:
+            fail(str(error) if head is None else f"{head} (--head-epochs): {error}")
 
 
 def learning_rate(head: str, config: dict) -> float:
@@ -664,8 +743,8 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         splits["train"],
         splits["val"],
         images_per_batch=config["images_per_batch"],
-        epochs=config["epochs"],
-        curriculum_epochs=config["curriculum_epochs"],
+        epochs=per_head(head, config, "head_epochs"),
+        curriculum_epochs=per_head(head, config, "head_curriculum_epochs"),
         lr=learning_rate(head, config),
         weight_decay=config["weight_decay"],
         warmup_fraction=config["warmup_fraction"],
@@ -703,6 +782,7 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         "seed": seed,
         "lr": learning_rate(head, config),
         "hidden": hidden_width(head, config),
+        "dropout": per_head(head, config, "head_dropout"),
         "parameters": sum(p.numel() for p in model.parameters()),
         "epochs": len(history.epochs),
         "curriculum_epochs_run": history.column("phase").count("non-relational"),

@@ -280,6 +280,15 @@ def _cases(t):
                 ("head-hidden", "concat=0", "HEAD=WIDTH with WIDTH an int >= 1"),
                 ("head-hidden", "concat=wide", "HEAD=WIDTH with WIDTH an int >= 1"),
                 ("head-hidden", "mlp=512", f"HEAD=WIDTH with HEAD one of {list(HEADS)}"),
+                ("head-dropout", "concat=1", "HEAD=P with P a number in [0, 1)"),
+                ("head-dropout", "concat=-0.1", "HEAD=P with P a number in [0, 1)"),
+                ("head-dropout", "concat=nan", "HEAD=P with P a number in [0, 1)"),
+                ("head-dropout", "concat", "HEAD=P with P a number in [0, 1)"),
+                ("head-dropout", "mlp=0.5", f"HEAD=P with HEAD one of {list(HEADS)}"),
+                ("head-epochs", "concat=30", "HEAD=C+E with C an int >= 0 and E an int >= 1"),
+                ("head-epochs", "concat=30+0", "HEAD=C+E with C an int >= 0 and E an int >= 1"),
+                ("head-epochs", "concat=-1+5", "HEAD=C+E with C an int >= 0 and E an int >= 1"),
+                ("head-epochs", "mlp=3+2", f"HEAD=C+E with HEAD one of {list(HEADS)}"),
             )
         },
         "benchmark attention: length 0": (

@@ -281,6 +281,31 @@ def test_a_head_width_changed_drops_only_that_heads_earlier_rows(tmp_path):
     assert [r["head"] for r in bench.previous_rows(path, preset)] == ["concat", "film", "transformer"]
 
 
+def test_a_head_dropout_changed_drops_only_that_heads_earlier_rows(tmp_path):
+    """``--head-dropout concat=0.5`` gives concat's model that dropout (the others keep the
+    preset's); a file from before the option (no dropout keys: trained without dropout) keeps
+    every head's rows for a run without it and loses concat's for a run with it."""
+    import torch
+
+    bench = load_benchmark()
+    preset = bench.build_config(bench.parse_args(["--preset", "cpu"]), torch.device("cpu"))
+    config = bench.build_config(
+        bench.parse_args(["--preset", "cpu", "--head-dropout", "concat=0.5"]), torch.device("cpu")
+    )
+    assert bench.new_model("concat", config, TRAIN_SPLIT).config.dropout == 0.5
+    assert bench.new_model("film", config, TRAIN_SPLIT).config.dropout == preset["dropout"] == 0.0
+    assert bench.new_model("concat", preset, TRAIN_SPLIT).config.dropout == bench.per_head(
+        "concat", preset, "head_dropout"
+    )
+    earlier = {k: v for k, v in preset.items() if k not in ("dropout", "head_dropout")}
+    rows = [{"measurement": "training", "head": head, "seed": 0} for head in ("concat", "film")]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"config": earlier, "results": rows}))
+    assert [r["head"] for r in bench.previous_rows(path, config)] == ["film"]
+    without = {**preset, "head_dropout": {}}
+    assert [r["head"] for r in bench.previous_rows(path, without)] == ["concat", "film"]
+
+
 def cpu_configs(bench, *flag_sets: list[str]) -> list[dict]:
     """The benchmark's CPU-preset config for each set of extra command-line flags."""
     import torch
@@ -322,6 +347,27 @@ def options_passed_to_train_vqa(bench, monkeypatch, head: str, config: dict) -> 
     with pytest.raises(RuntimeError, match="stop after the call"):
         bench.train_head(head, 0, tiny, torch.device("cpu"))
     return seen
+
+
+def test_a_heads_own_epochs_reach_train_vqa_and_drop_only_that_heads_earlier_rows(monkeypatch, tmp_path):
+    """``--head-epochs concat=30+20`` trains concat for 30 curriculum and 20 all-question
+    epochs and every other head for the preset's; a file without it keeps the other heads'
+    rows only; a head whose own epochs do not fit the curriculum options is a one-line exit."""
+
+    bench = load_benchmark()
+    preset, own = cpu_configs(bench, [], ["--head-epochs", "concat=30+20"])
+    assert (own["head_curriculum_epochs"], own["head_epochs"]) == ({"concat": 30}, {"concat": 20})
+    concat = options_passed_to_train_vqa(bench, monkeypatch, "concat", own)
+    film = options_passed_to_train_vqa(bench, monkeypatch, "film", own)
+    assert (concat["curriculum_epochs"], concat["epochs"]) == (30, 20)
+    assert (film["curriculum_epochs"], film["epochs"]) == (preset["curriculum_epochs"], preset["epochs"])
+    rows = [{"measurement": "training", "head": head, "seed": 0} for head in ("concat", "film")]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"config": preset, "results": rows}))
+    assert [r["head"] for r in bench.previous_rows(path, own)] == ["film"]
+    with pytest.raises(SystemExit) as exit_info:  # --curriculum-until needs curriculum epochs
+        cpu_configs(bench, ["--curriculum-until", "0.9", "--head-epochs", "concat=0+5"])
+    assert exit_info.value.code == 2
 
 
 def test_the_distance_bias_scale_reaches_the_model_and_the_training_config(tmp_path):
