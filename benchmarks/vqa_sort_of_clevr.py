@@ -104,7 +104,8 @@ PRESETS = {
         # a head's own MLP width (--head-hidden); concat at 512 traded relational accuracy
         # for non-relational (benchmarks/results/ablations/concat-512-wide)
         "head_hidden": {},
-        # dropout before a head's last layer (VQAConfig.dropout); a head's own value: --head-dropout
+        # VQAConfig.dropout: before a head's last layer (and in its attention, where it has any);
+        # a head's own value: --head-dropout
         "dropout": 0.0,
         "head_dropout": {},
         # a head's own epochs (--head-epochs HEAD=C+E): curriculum and all-question epochs
@@ -454,8 +455,8 @@ def parse_args(argv=None):
         type=head_dropout,
         default=None,
         metavar="HEAD=P",
-        help="a head's own dropout before its last layer (VQAConfig.dropout) instead of the preset's, "
-        "e.g. concat=0.5 (the paper's CNN+MLP)",
+        help="a head's own dropout (VQAConfig.dropout: before its last layer, and in its attention) instead "
+        "of the preset's, e.g. concat=0.5 (the paper's CNN+MLP)",
     )
     parser.add_argument(
         "--head-epochs",
