@@ -409,8 +409,15 @@ def parse_args(argv=None):
     parser.add_argument("--seed-offset", type=int_at_least(0), default=0, help="first seed")
     parser.add_argument("--jobs", type=positive_int, default=None, help="runs (head, seed) at once")
     parser.add_argument("--run-timeout", type=positive_float, default=3600.0, help="seconds one run may take")
-    parser.add_argument("--epochs", type=positive_int, default=None, help="epochs on all questions")
-    parser.add_argument("--curriculum-epochs", type=int_at_least(0), default=None, help="non-relational epochs first")
+    parser.add_argument(
+        "--epochs", type=positive_int, default=None, help="epochs on all questions, every head's (replaces head_epochs)"
+    )
+    parser.add_argument(
+        "--curriculum-epochs",
+        type=int_at_least(0),
+        default=None,
+        help="non-relational epochs first, every head's (replaces head_curriculum_epochs)",
+    )
     parser.add_argument(
         "--curriculum-until",
         type=open_unit_float,
@@ -615,6 +622,9 @@ def build_config(args, device: torch.device) -> dict:
         config["head_hidden"] = dict(args.head_hidden)
     if args.head_dropout:
         config["head_dropout"] = {**config["head_dropout"], **dict(args.head_dropout)}
+    if args.epochs is not None or args.curriculum_epochs is not None:
+        # the epochs asked for, for every head (as --lr does for the rates); --head-epochs may follow
+        config["head_curriculum_epochs"], config["head_epochs"] = {}, {}
     for head, (curriculum, epochs) in args.head_epochs or ():
         config["head_curriculum_epochs"] = {**config["head_curriculum_epochs"], head: curriculum}
         config["head_epochs"] = {**config["head_epochs"], head: epochs}

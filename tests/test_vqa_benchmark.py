@@ -365,6 +365,22 @@ def test_a_heads_own_epochs_reach_train_vqa_and_drop_only_that_heads_earlier_row
     path = tmp_path / "results.json"
     path.write_text(json.dumps({"config": preset, "results": rows}))
     assert [r["head"] for r in bench.previous_rows(path, own)] == ["film"]
+    # --epochs or --curriculum-epochs asks for those epochs for every head, as --lr does for rates
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(bench.PRESETS, "cpu", {**bench.PRESETS["cpu"], "head_epochs": {"concat": 20}})
+        patch.setitem(bench.PRESETS["cpu"], "head_curriculum_epochs", {"concat": 30})
+        kept, asked, both = cpu_configs(
+            bench, [], ["--epochs", "1"], ["--curriculum-epochs", "1", "--head-epochs", "film=2+3"]
+        )
+    assert bench.per_head("concat", kept, "head_epochs") == 20
+    assert (
+        bench.per_head("concat", asked, "head_epochs"),
+        bench.per_head("concat", asked, "head_curriculum_epochs"),
+    ) == (
+        1,
+        asked["curriculum_epochs"],
+    )
+    assert (both["head_curriculum_epochs"], both["head_epochs"]) == ({"film": 2}, {"film": 3})
     with pytest.raises(SystemExit) as exit_info:  # --curriculum-until needs curriculum epochs
         cpu_configs(bench, ["--curriculum-until", "0.9", "--head-epochs", "concat=0+5"])
     assert exit_info.value.code == 2
