@@ -515,11 +515,18 @@ def parse_args(argv=None):
     return args
 
 
+def split_head_value(text: str, form: str) -> tuple[str, str]:
+    """``"concat=512"`` -> ``("concat", "512")`` for a ``HEAD=VALUE`` flag written ``form``
+    (e.g. ``"HEAD=WIDTH"``); a head name not in :data:`HEADS` is an ``ArgumentTypeError``."""
+    head, _, value = text.partition("=")
+    if head not in HEADS:
+        raise ArgumentTypeError(f"expected {form} with HEAD one of {list(HEADS)}, got {text!r}")
+    return head, value
+
+
 def head_width(text: str) -> tuple[str, int]:
     """``"concat=512"`` -> ``("concat", 512)``: one head's MLP width, for ``--head-hidden``."""
-    head, _, width = text.partition("=")
-    if head not in HEADS:
-        raise ArgumentTypeError(f"expected HEAD=WIDTH with HEAD one of {list(HEADS)}, got {text!r}")
+    head, width = split_head_value(text, "HEAD=WIDTH")
     try:
         return head, positive_int(width)
     except ArgumentTypeError:
@@ -528,9 +535,7 @@ def head_width(text: str) -> tuple[str, int]:
 
 def head_dropout(text: str) -> tuple[str, float]:
     """``"concat=0.5"`` -> ``("concat", 0.5)``: one head's dropout, for ``--head-dropout``."""
-    head, _, value = text.partition("=")
-    if head not in HEADS:
-        raise ArgumentTypeError(f"expected HEAD=P with HEAD one of {list(HEADS)}, got {text!r}")
+    head, value = split_head_value(text, "HEAD=P")
     try:
         p = float(value)
     except ValueError:
@@ -543,9 +548,7 @@ def head_dropout(text: str) -> tuple[str, float]:
 def head_epochs(text: str) -> tuple[str, tuple[int, int]]:
     """``"concat=30+20"`` -> ``("concat", (30, 20))``: one head's curriculum and all-question
     epochs, for ``--head-epochs``."""
-    head, _, value = text.partition("=")
-    if head not in HEADS:
-        raise ArgumentTypeError(f"expected HEAD=C+E with HEAD one of {list(HEADS)}, got {text!r}")
+    head, value = split_head_value(text, "HEAD=C+E")
     curriculum, plus, epochs = value.partition("+")
     try:
         if not plus:
