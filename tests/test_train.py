@@ -366,3 +366,21 @@ def test_bad_ema_decays_are_clear_errors(decay):
     model = Linear()
     with pytest.raises((ValueError, TypeError), match=f"ema_decay={decay!r}"):
         fit(model, loader(toy_data()), epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), ema_decay=decay)
+
+
+@pytest.mark.parametrize(("total_steps", "warmup_fraction"), [(10, 0.1), (4, 0.25), (20, 0.05)])
+def test_a_one_step_warm_up_rises_to_the_peak_and_decays_without_error(total_steps, warmup_fraction):
+    """OneCycleLR divides by zero when its warm-up is exactly one step; warmup_cosine does not."""
+    from mmtutorial.training.schedules import warmup_cosine
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = warmup_cosine(optimizer, total_steps, warmup_fraction=warmup_fraction)
+    lrs = []
+    for _ in range(total_steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(0.1 / 25), "the warm-up starts at lr / 25"
+    assert lrs[1] == max(lrs) > lrs[0], "one step later, the highest rate"
+    assert all(a > b for a, b in zip(lrs[1:], lrs[2:], strict=False)), "then it decays"
+    assert lrs[-1] == pytest.approx(0.1 * 0.01), "to final_fraction of the peak at the last step"

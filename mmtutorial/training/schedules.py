@@ -10,6 +10,7 @@ statistics over training data removes what lag is left.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from itertools import islice
 from typing import Any
@@ -42,6 +43,10 @@ def warmup_cosine(
     check_float("final_fraction", final_fraction, minimum=0.0, maximum=1.0, min_inclusive=False)
     peak = optimizer.param_groups[0]["lr"]
     start = 25.0  # OneCycleLR's default: warm-up starts at lr / 25
+    if warmup_fraction * total_steps == 1.0:
+        # OneCycleLR divides by zero on its first step when the warm-up is exactly one step
+        # (its phase then ends at step 0); a hair longer gives the same rates
+        warmup_fraction = math.nextafter(warmup_fraction, 1.0)
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=[g["lr"] for g in optimizer.param_groups],
