@@ -111,6 +111,10 @@ PRESETS = {
         # a head's own epochs (--head-epochs HEAD=C+E): curriculum and all-question epochs
         "head_curriculum_epochs": {},
         "head_epochs": {},
+        # the fusion head's own peak learning rate (train_vqa's head_lr), the encoders keeping
+        # the run's lr (--fusion-lr HEAD=LR); None: one rate for the whole model
+        "fusion_lr": None,
+        "head_fusion_lr": {},
         "weight_decay": 0.0,
         "warmup_fraction": 0.1,
         # x4 with 24 relational epochs: every seed of 4 past 0.91 relational; at 1, one seed
@@ -174,6 +178,10 @@ PRESETS = {
         # a head's own epochs (--head-epochs HEAD=C+E): curriculum and all-question epochs
         "head_curriculum_epochs": {},
         "head_epochs": {},
+        # the fusion head's own peak learning rate (train_vqa's head_lr), the encoders keeping
+        # the run's lr (--fusion-lr HEAD=LR); None: one rate for the whole model
+        "fusion_lr": None,
+        "head_fusion_lr": {},
         "weight_decay": 0.0,
         "warmup_fraction": 0.1,
         "distance_bias_scale": 4.0,
@@ -279,6 +287,8 @@ CONFIG_ADDED_LATER = {
     "head_dropout": {},
     "head_curriculum_epochs": {},
     "head_epochs": {},
+    "fusion_lr": None,
+    "head_fusion_lr": {},
 }
 
 
@@ -446,7 +456,20 @@ def parse_args(argv=None):
     )
     parser.add_argument("--images-per-batch", type=positive_int, default=None)
     parser.add_argument(
-        "--lr", type=positive_float, default=None, help="peak learning rate of every head (replaces head_lr)"
+        "--lr",
+        type=positive_float,
+        default=None,
+        help="peak learning rate of every head, every part of the model (replaces head_lr and head_fusion_lr; "
+        "--fusion-lr may follow)",
+    )
+    parser.add_argument(
+        "--fusion-lr",
+        nargs="+",
+        type=head_fusion_lr,
+        default=None,
+        metavar="HEAD=LR",
+        help="the fusion head's own peak learning rate in HEAD's runs (train_vqa's head_lr), its image and "
+        "question encoders keeping the run's rate, e.g. transformer=5e-4",
     )
     parser.add_argument(
         "--head-hidden",
@@ -558,6 +581,16 @@ def head_epochs(text: str) -> tuple[str, tuple[int, int]]:
         raise ArgumentTypeError(f"expected HEAD=C+E with C an int >= 0 and E an int >= 1, got {text!r}") from None
 
 
+def head_fusion_lr(text: str) -> tuple[str, float]:
+    """``"transformer=5e-4"`` -> ``("transformer", 0.0005)``: one head's fusion-head learning
+    rate, for ``--fusion-lr``."""
+    head, value = split_head_value(text, "HEAD=LR")
+    try:
+        return head, positive_float(value)
+    except ArgumentTypeError:
+        raise ArgumentTypeError(f"expected HEAD=LR with LR a positive finite number, got {text!r}") from None
+
+
 NO_AVERAGE = "none"
 
 
@@ -620,7 +653,9 @@ def build_config(args, device: torch.device) -> dict:
     if args.ema_decay is not None:
         config["ema_decay"] = None if args.ema_decay == NO_AVERAGE else args.ema_decay
     if args.lr is not None:
-        config["head_lr"] = {}  # one learning rate for every head, as asked
+        config["head_lr"], config["head_fusion_lr"] = {}, {}  # one learning rate for every head, as asked
+    if args.fusion_lr:
+        config["head_fusion_lr"] = {**config["head_fusion_lr"], **dict(args.fusion_lr)}
     if args.head_hidden:
         config["head_hidden"] = dict(args.head_hidden)
     if args.head_dropout:
@@ -689,6 +724,7 @@ PER_HEAD = {
     "head_dropout": "dropout",
     "head_curriculum_epochs": "curriculum_epochs",
     "head_epochs": "epochs",
+    "head_fusion_lr": "fusion_lr",
 }
 
 
@@ -760,6 +796,7 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         epochs=per_head(head, config, "head_epochs"),
         curriculum_epochs=per_head(head, config, "head_curriculum_epochs"),
         lr=learning_rate(head, config),
+        head_lr=per_head(head, config, "head_fusion_lr"),
         weight_decay=config["weight_decay"],
         warmup_fraction=config["warmup_fraction"],
         ema_decay=config["ema_decay"],
@@ -795,6 +832,7 @@ def train_head(head: str, seed: int, config: dict, device: torch.device) -> dict
         "head": head,
         "seed": seed,
         "lr": learning_rate(head, config),
+        "fusion_lr": per_head(head, config, "head_fusion_lr"),
         "hidden": hidden_width(head, config),
         "dropout": per_head(head, config, "head_dropout"),
         "parameters": sum(p.numel() for p in model.parameters()),

@@ -289,6 +289,10 @@ def _cases(t):
                 ("head-epochs", "concat=30+0", "HEAD=C+E with C an int >= 0 and E an int >= 1"),
                 ("head-epochs", "concat=-1+5", "HEAD=C+E with C an int >= 0 and E an int >= 1"),
                 ("head-epochs", "mlp=3+2", f"HEAD=C+E with HEAD one of {list(HEADS)}"),
+                ("fusion-lr", "transformer=0", "HEAD=LR with LR a positive finite number"),
+                ("fusion-lr", "transformer=inf", "HEAD=LR with LR a positive finite number"),
+                ("fusion-lr", "transformer", "HEAD=LR with LR a positive finite number"),
+                ("fusion-lr", "mlp=5e-4", f"HEAD=LR with HEAD one of {list(HEADS)}"),
             )
         },
         "benchmark attention: length 0": (

@@ -306,6 +306,31 @@ def test_a_head_dropout_changed_drops_only_that_heads_earlier_rows(tmp_path):
     assert [r["head"] for r in bench.previous_rows(path, without)] == ["concat", "film"]
 
 
+def test_a_heads_fusion_lr_reaches_train_vqa_and_drops_only_that_heads_earlier_rows(monkeypatch, tmp_path):
+    """``--fusion-lr transformer=5e-4`` trains the transformer's fusion head at 5e-4 and its
+    encoders at the run's rate (train_vqa's ``head_lr``); the other heads train one rate for the
+    whole model; a file from before the option keeps their rows only; ``--lr`` clears the
+    preset's entries as it clears ``head_lr``."""
+
+    bench = load_benchmark()
+    preset, own = cpu_configs(bench, [], ["--lr", "2e-3", "--fusion-lr", "transformer=5e-4"])
+    assert preset["head_fusion_lr"] == {} and own["head_fusion_lr"] == {"transformer": 5e-4}
+    transformer = options_passed_to_train_vqa(bench, monkeypatch, "transformer", own)
+    film = options_passed_to_train_vqa(bench, monkeypatch, "film", own)
+    assert (transformer["lr"], transformer["head_lr"]) == (2e-3, 5e-4)
+    assert (film["lr"], film["head_lr"]) == (2e-3, None)
+    earlier = {k: v for k, v in own.items() if k not in ("fusion_lr", "head_fusion_lr")}
+    rows = [{"measurement": "training", "head": head, "seed": 0} for head in ("film", "transformer")]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"config": earlier, "results": rows}))
+    assert [r["head"] for r in bench.previous_rows(path, own)] == ["film"]
+    assert [r["head"] for r in bench.previous_rows(path, {**own, "head_fusion_lr": {}})] == ["film", "transformer"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(bench.PRESETS, "cpu", {**bench.PRESETS["cpu"], "head_fusion_lr": {"transformer": 1e-4}})
+        kept, cleared = cpu_configs(bench, [], ["--lr", "1e-3"])
+    assert kept["head_fusion_lr"] == {"transformer": 1e-4} and cleared["head_fusion_lr"] == {}
+
+
 def cpu_configs(bench, *flag_sets: list[str]) -> list[dict]:
     """The benchmark's CPU-preset config for each set of extra command-line flags."""
     import torch

@@ -17,6 +17,7 @@ from mmtutorial.models.vqa_training import (
     curriculum_switch_epoch,
     evaluate_vqa,
     longest_curriculum,
+    make_adamw,
     train_vqa,
 )
 from mmtutorial.training import History, seed_everything
@@ -156,12 +157,51 @@ def test_batchnorm_statistics_are_recomputed_from_the_training_batches(data):
         ({"curriculum_epochs": -1}, "curriculum_epochs=-1"),
         ({"epochs": 0}, "epochs=0"),
         ({"ema_decay": 1.0}, "ema_decay=1.0"),
+        ({"head_lr": 0.0}, "head_lr must be positive or None, got 0.0"),
     ],
 )
 def test_bad_recipe_values_are_clear_errors(data, overrides, message):
     train, val = data
     with pytest.raises(ValueError, match=message):
         train_vqa(_model(train), train, val, progress=False, **overrides)
+
+
+def test_the_head_trains_at_its_own_learning_rate_and_the_encoders_at_lr(data):
+    """With a near-zero ``head_lr`` the fusion head's weights stay where they started while the
+    encoders train; with ``head_lr == lr`` training is exactly that of one learning rate."""
+    train, val = data
+    options = {"images_per_batch": 8, "epochs": 2, "lr": 3e-3, "keep_best": False, "progress": False}
+    seed_everything(0)
+    frozen_head = _model(train)
+    start = {name: p.detach().clone() for name, p in frozen_head.named_parameters()}
+    train_vqa(frozen_head, train, val, head_lr=1e-12, generator=seed_everything(0), **options)
+    moved = {name: (p - start[name]).abs().max().item() for name, p in frozen_head.named_parameters()}
+    assert max(v for name, v in moved.items() if name.startswith("head.")) < 1e-9
+    assert max(v for name, v in moved.items() if name.startswith("image_encoder.")) > 1e-4
+
+    runs = []
+    for head_lr in (None, 3e-3):
+        seed_everything(0)
+        model = _model(train)
+        train_vqa(model, train, val, head_lr=head_lr, generator=seed_everything(0), **options)
+        runs.append(model.state_dict())
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_make_adamw_gives_the_head_its_own_rate_and_names_bad_values(data):
+    train, _ = data
+    model = _model(train)
+    optimizer = make_adamw(model, lr=2e-3, head_lr=5e-4)
+    head = {id(p) for p in model.head.parameters()}
+    for group in optimizer.param_groups:
+        in_head = {id(p) in head for p in group["params"]}
+        assert len(in_head) == 1  # a group is all head or all encoders
+        assert group["lr"] == (5e-4 if in_head.pop() else 2e-3)
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
+    with pytest.raises(ValueError, match="head_lr=0.001 needs a model with a .head module"):
+        make_adamw(torch.nn.Linear(3, 2), head_lr=1e-3)
+    with pytest.raises(ValueError, match="head_lr must be positive or None, got -1.0"):
+        make_adamw(model, head_lr=-1.0)
 
 
 def test_keeping_the_best_epoch_needs_a_validation_split(data):
