@@ -136,6 +136,11 @@ def _cases(t):
             "argument --lr: expected a positive finite number, got '-1'",
         ),
         "train_vqa: lr nan": (train_vqa.main, ["--lr", "nan", "--checkpoint", f"{t}/x.pt"], "got 'nan'"),
+        "train_vqa: head-lr 0": (
+            train_vqa.main,
+            ["--head-lr", "0", "--checkpoint", f"{t}/x.pt"],
+            "argument --head-lr: expected a positive finite number, got '0'",
+        ),
         "train_vqa: ema-decay 1": (
             train_vqa.main,
             ["--ema-decay", "1", "--checkpoint", f"{t}/x.pt"],

@@ -184,3 +184,21 @@ def test_the_distance_hop_options_reach_the_model(tmp_path):
         8.0,
     )
     assert (config["distance_bias_avoid"], config["relate_hop"]) == ("radius", "all")
+
+
+def test_the_training_cli_passes_the_heads_own_learning_rate(monkeypatch, tmp_path):
+    """``--head-lr`` reaches train_vqa as ``head_lr`` (the encoders keep ``--lr``); by default
+    it is None: one rate for the whole model."""
+    import mmtutorial.models.train_vqa as cli
+
+    seen = []
+
+    def train_vqa(model, train, val, **options):
+        seen.append((options["lr"], options["head_lr"]))
+        raise RuntimeError("stop after the call")
+
+    monkeypatch.setattr(cli, "train_vqa", train_vqa)
+    for extra in (["--head-lr", "5e-4"], []):
+        with pytest.raises(RuntimeError, match="stop after the call"):
+            train_main([*TINY, "--head", "transformer", "--lr", "2e-3", *extra, "--checkpoint", str(tmp_path / "x.pt")])
+    assert seen == [(2e-3, 5e-4), (2e-3, None)]
