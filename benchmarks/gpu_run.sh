@@ -12,8 +12,8 @@
 #
 # First, in the same lease (a machine stays warm 30 s after a call): PROBE=1 trains the 18 runs
 # for one curriculum epoch and one on all questions (about 1.5 minutes) and prints each run's
-# seconds per epoch while all share the GPU. With t the slowest second epoch, the 20 epochs
-# take about 20 t: up to 240 s, run this as it is; up to 320 s, with VQA_BUDGET=330
+# seconds per epoch while all share the GPU, and the slowest run's time for its preset epochs
+# (each head's curriculum and all-question epochs, from these two): up to 240 s, run this as it is; up to 320 s, with VQA_BUDGET=330
 # SKIP_ATTENTION=1; beyond, also with VQA_ARGS="--heads cross_attention film relation" (9
 # runs, so each gets more of the GPU) and say which heads are still owed.
 set -u
@@ -31,13 +31,23 @@ if [ -n "${PROBE:-}" ]; then
     cp "$OUT"/probe/*.json "$OUT"/ 2>/dev/null
     python3 - "$OUT"/probe/*.json <<'PY'
 import json, sys
-second = []  # each finished run's epoch on all questions
+sys.path.insert(0, "benchmarks")
+from vqa_sort_of_clevr import PRESETS, per_head  # each head's epochs under the GPU preset
+
+preset = PRESETS["gpu"]
+estimates = []  # each finished run: its curriculum epochs x its first epoch + the others x its second
 for r in json.load(open(sys.argv[1]))["results"]:
     seconds = [c["seconds"] for c in r.get("val_curve", [])]  # cumulative
     epochs = [b - a for a, b in zip([0] + seconds, seconds)]
-    second += epochs[1:2]
     print(r["head"], r["seed"], r.get("error", ""), "epoch seconds:", [round(e, 1) for e in epochs])
-print(f"slowest epoch on all questions: {max(second):.1f} s; 20 epochs: about {20 * max(second):.0f} s" if second else "no run finished")
+    if len(epochs) == 2:
+        c, e = per_head(r["head"], preset, "head_curriculum_epochs"), per_head(r["head"], preset, "head_epochs")
+        estimates.append((c * epochs[0] + e * epochs[1], r["head"], c, e))
+if estimates:
+    total, head, c, e = max(estimates)
+    print(f"slowest run: {head}, {c} + {e} epochs in about {total:.0f} s")
+else:
+    print("no run finished")
 PY
     exit 0
 fi

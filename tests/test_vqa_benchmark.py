@@ -650,22 +650,33 @@ def test_the_summary_reports_the_fastest_configuration_measured():
 
 def test_the_gpu_preset_builds_every_head_and_trains_the_cpu_recipe():
     """The GPU preset (never run in CI) builds a model of every head, passes the curriculum
-    checks, and trains the recipe of the CPU ablation it cites at the paper's data size."""
+    checks, and trains the recipe of the CPU runs it cites at the paper's data size: the
+    cross-attention ablation's, with the per-head settings (concat's width and epochs, the
+    Transformer's fusion-head rate) of the CPU runs that measured them."""
     import torch
 
     bench = load_benchmark()
     config = bench.build_config(bench.parse_args(["--preset", "gpu"]), torch.device("cuda"))
     for head in HEADS:
         bench.model_config(head, config, TRAIN_SPLIT)
-    ablation = (
-        ROOT / "benchmarks/results/ablations/n-train-9000-10+10ep-exclude-8-hold-learned-positions-first-hop-delay-1"
-    )
-    (path,) = ablation.glob("vqa_sort_of_clevr-*.json")
-    cpu = bench.training_config(json.loads(path.read_text())["config"])
     gpu = bench.training_config(config)
-    differ = {k for k in cpu.keys() | gpu.keys() if cpu.get(k) != gpu.get(k)}
-    assert differ == {"preset", "n_train"}, differ
     assert gpu["n_train"] == 9800
+    results = ROOT / "benchmarks/results"
+    ablation = results / "ablations/n-train-9000-10+10ep-exclude-8-hold-learned-positions-first-hop-delay-1"
+    per_head_runs = results / "exploratory/transformer-encoders-2e-3-head-5e-4-intel-xeon"
+    cpu = {}
+    for name, folder in (("ablation", ablation), ("per head", per_head_runs)):
+        (path,) = folder.glob("vqa_sort_of_clevr-*.json")
+        cpu[name] = bench.training_config(json.loads(path.read_text())["config"])
+    differ = {k for k in cpu["per head"].keys() | gpu.keys() if cpu["per head"].get(k) != gpu.get(k)}
+    assert differ == {"preset", "n_train"}, differ
+    differ = {k for k in cpu["ablation"].keys() | gpu.keys() if cpu["ablation"].get(k) != gpu.get(k)}
+    assert differ - set(bench.PER_HEAD) == {"preset", "n_train"}, differ
+    # cross-attention itself trains exactly as in the ablation: no per-head entry names it
+    for table in bench.PER_HEAD:
+        assert bench.per_head("cross_attention", gpu, table) == bench.per_head(
+            "cross_attention", cpu["ablation"], table
+        )
 
 
 def test_throughput_hands_over_the_row_so_far_before_each_later_mode(monkeypatch):
