@@ -571,7 +571,7 @@ def test_seconds_to_accuracy_reads_the_first_epoch_that_reaches_the_threshold():
 def test_make_adamw_is_fused_and_rejects_bad_input():
     model = torch.nn.Linear(3, 2)
     assert make_adamw(model).defaults["fused"] is True
-    with pytest.raises(ValueError, match="lr must be positive"):
+    with pytest.raises(ValueError, match="lr=0.0: expected a finite number > 0"):
         make_adamw(model, lr=0.0)
     with pytest.raises(ValueError, match="no trainable parameters"):
         make_adamw(model.requires_grad_(False))

@@ -733,6 +733,15 @@ def test_targets_are_judged_by_the_numbers():
     assert under["worst_head_nonrelational_acc_mean"]["met"] is False and under["best_relational_acc_min"]["met"]
     best_under = bench.check_targets({**seeded, "cross_attention_seeds": 2}, "cpu")
     assert not any(v["met"] for v in best_under.values())
+    # the reason the exit line gives is the rule the verdicts apply
+    assert bench.target_blockers({**seeded, "relation_seeds": 1}, "best_relational_acc_min") == ""
+    assert bench.target_blockers(
+        {**seeded, "relation_seeds": 1, "heads_not_run": ["film"]}, "worst_head_nonrelational_acc_mean"
+    ) == ("heads not run: film; under 3 seeds: relation")
+    assert (
+        bench.target_blockers({**seeded, "cross_attention_seeds": 2}, "max_late_val_drop")
+        == "under 3 seeds: cross_attention"
+    )
     assert set(bench.check_targets({}, "gpu")) >= {"best_relational_acc_mean", "train_samples_per_s_fastest"}
 
 

@@ -157,7 +157,7 @@ def test_batchnorm_statistics_are_recomputed_from_the_training_batches(data):
         ({"curriculum_epochs": -1}, "curriculum_epochs=-1"),
         ({"epochs": 0}, "epochs=0"),
         ({"ema_decay": 1.0}, "ema_decay=1.0"),
-        ({"head_lr": 0.0}, "head_lr must be positive or None, got 0.0"),
+        ({"head_lr": 0.0}, "head_lr=0.0: expected a finite number > 0"),
     ],
 )
 def test_bad_recipe_values_are_clear_errors(data, overrides, message):
@@ -200,7 +200,7 @@ def test_make_adamw_gives_the_head_its_own_rate_and_names_bad_values(data):
     assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
     with pytest.raises(ValueError, match="head_lr=0.001 needs a model with a .head module"):
         make_adamw(torch.nn.Linear(3, 2), head_lr=1e-3)
-    with pytest.raises(ValueError, match="head_lr must be positive or None, got -1.0"):
+    with pytest.raises(ValueError, match="head_lr=-1.0: expected a finite number > 0"):
         make_adamw(model, head_lr=-1.0)
 
 

@@ -58,11 +58,9 @@ def make_adamw(
 
         optimizer = make_adamw(model, lr=2e-3, head_lr=5e-4)  # encoders 2e-3, head 5e-4
     """
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
+    lr = check_float("lr", lr, minimum=0, min_inclusive=False)
     if head_lr is not None:
-        if not head_lr > 0:
-            raise ValueError(f"head_lr must be positive or None, got {head_lr!r}")
+        head_lr = check_float("head_lr", head_lr, minimum=0, min_inclusive=False)
         if not isinstance(getattr(model, "head", None), nn.Module):
             raise ValueError(
                 f"head_lr={head_lr!r} needs a model with a .head module (a VQAModel); got {type(model).__name__}"
