@@ -245,6 +245,7 @@ def test_a_head_learning_rate_changed_drops_only_that_heads_earlier_rows(tmp_pat
     import torch
 
     bench = load_benchmark()
+    bench.PRESETS["cpu"] = {**bench.PRESETS["cpu"], "head_lr": {"transformer": 5e-4}}  # a preset with one
     config = bench.build_config(bench.parse_args(["--preset", "cpu"]), torch.device("cpu"))
     assert bench.learning_rate("transformer", config) == config["head_lr"]["transformer"] != config["lr"]
     assert bench.learning_rate("film", config) == config["lr"]
@@ -265,8 +266,9 @@ def test_a_head_width_changed_drops_only_that_heads_earlier_rows(tmp_path):
     import torch
 
     bench = load_benchmark()
-    preset = bench.build_config(bench.parse_args(["--preset", "cpu"]), torch.device("cpu"))
-    assert preset["head_hidden"] == {} and bench.hidden_width("concat", preset) == preset["hidden"]
+    # the preset's own concat width aside: every head at the shared width
+    preset = {**bench.build_config(bench.parse_args(["--preset", "cpu"]), torch.device("cpu")), "head_hidden": {}}
+    assert bench.hidden_width("concat", preset) == preset["hidden"]
     args = bench.parse_args(["--preset", "cpu", "--head-hidden", "concat=512"])
     config = bench.build_config(args, torch.device("cpu"))
     assert bench.hidden_width("concat", config) == config["head_hidden"]["concat"] == 512 != config["hidden"]
@@ -312,7 +314,7 @@ def test_a_heads_fusion_lr_reaches_train_vqa_and_drops_only_that_heads_earlier_r
     whole model; a file from before the option keeps their rows only; ``--lr`` clears the
     preset's entries as it clears ``head_lr``."""
 
-    bench = load_benchmark()
+    bench = preset_before_the_options(load_benchmark())
     preset, own = cpu_configs(bench, [], ["--lr", "2e-3", "--fusion-lr", "transformer=5e-4"])
     assert preset["head_fusion_lr"] == {} and own["head_fusion_lr"] == {"transformer": 5e-4}
     transformer = options_passed_to_train_vqa(bench, monkeypatch, "transformer", own)
@@ -329,6 +331,28 @@ def test_a_heads_fusion_lr_reaches_train_vqa_and_drops_only_that_heads_earlier_r
         patch.setitem(bench.PRESETS, "cpu", {**bench.PRESETS["cpu"], "head_fusion_lr": {"transformer": 1e-4}})
         kept, cleared = cpu_configs(bench, [], ["--lr", "1e-3"])
     assert kept["head_fusion_lr"] == {"transformer": 1e-4} and cleared["head_fusion_lr"] == {}
+
+
+#: The options whose tests compare a run with the option against one without it, and whose
+#: values the CPU preset now sets.
+OPTIONS_THE_PRESET_SETS = (
+    "head_hidden",
+    "head_curriculum_epochs",
+    "head_epochs",
+    "head_fusion_lr",
+    "distance_positions",
+    "distance_bias_exclude",
+    "hold_distance_bias",
+    "relational_first_hop_delay",
+)
+
+
+def preset_before_the_options(bench):
+    """``bench`` (a fresh module) with its CPU preset's :data:`OPTIONS_THE_PRESET_SETS` at the
+    values files from before each option trained with (``CONFIG_ADDED_LATER``), so that a
+    test can switch one on against a preset without it."""
+    bench.PRESETS["cpu"] = {**bench.PRESETS["cpu"], **{k: bench.CONFIG_ADDED_LATER[k] for k in OPTIONS_THE_PRESET_SETS}}
+    return bench
 
 
 def cpu_configs(bench, *flag_sets: list[str]) -> list[dict]:
@@ -379,7 +403,7 @@ def test_a_heads_own_epochs_reach_train_vqa_and_drop_only_that_heads_earlier_row
     epochs and every other head for the preset's; a file without it keeps the other heads'
     rows only; a head whose own epochs do not fit the curriculum options is a one-line exit."""
 
-    bench = load_benchmark()
+    bench = preset_before_the_options(load_benchmark())
     preset, own = cpu_configs(bench, [], ["--head-epochs", "concat=30+20"])
     assert (own["head_curriculum_epochs"], own["head_epochs"]) == ({"concat": 30}, {"concat": 20})
     concat = options_passed_to_train_vqa(bench, monkeypatch, "concat", own)
@@ -477,7 +501,7 @@ def test_the_cnn_merge_reaches_the_model_and_the_training_config(tmp_path):
 def test_a_distance_hop_option_reaches_the_model_and_the_training_config(tmp_path, flag, value, key, attribute, built):
     """Each flag of cross_attention's biased hop builds the hop with it (the preset keeps the
     value of before), and a file from before the option merges only into a run without it."""
-    bench = load_benchmark()
+    bench = preset_before_the_options(load_benchmark())
     preset, changed = cpu_configs(bench, [], [flag, value])
     hops = [bench.new_model("cross_attention", c, TRAIN_SPLIT).head.biased_hops[0] for c in (preset, changed)]
     assert [getattr(hop, attribute) for hop in hops] == built
@@ -528,7 +552,7 @@ def test_holding_the_distance_bias_reaches_training_and_the_training_config(tmp_
     """``--hold-distance-bias`` and ``--hold-biased-hop`` reach ``train_vqa`` for a head with a
     distance-biased hop (the others have nothing to hold); a file from before the option
     trained the hop on the curriculum, so its rows merge only into a run that does."""
-    bench = load_benchmark()
+    bench = preset_before_the_options(load_benchmark())
     preset, held = cpu_configs(bench, [], ["--" + key.replace("_", "-")])
     assert (preset.get(key, False), held[key]) == (False, True)
     assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, key, preset, held)
@@ -538,23 +562,23 @@ def test_holding_the_distance_bias_reaches_training_and_the_training_config(tmp_
 def test_an_adaptive_curriculum_reaches_training_and_the_training_config(tmp_path, monkeypatch):
     """``--curriculum-until`` and ``--max-curriculum-epochs`` reach ``train_vqa`` for every head;
     a file from before them trained a fixed curriculum, so its rows merge only into one that does."""
-    bench = load_benchmark()
-    preset, adaptive = cpu_configs(bench, [], ["--curriculum-until", "0.98", "--max-curriculum-epochs", "25"])
+    bench = preset_before_the_options(load_benchmark())
+    preset, adaptive = cpu_configs(bench, [], ["--curriculum-until", "0.98", "--max-curriculum-epochs", "15"])
     assert (preset.get("curriculum_until"), adaptive["curriculum_until"], adaptive["max_curriculum_epochs"]) == (
         None,
         0.98,
-        25,
+        15,
     )
     assert_rows_from_before_the_option_merge_only_without_it(bench, tmp_path, "curriculum_until", preset, adaptive)
     passed = options_passed_to_train_vqa(bench, monkeypatch, "concat", adaptive)
-    assert (passed["curriculum_until"], passed["max_curriculum_epochs"]) == (0.98, 25)
+    assert (passed["curriculum_until"], passed["max_curriculum_epochs"]) == (0.98, 15)
 
 
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--max-curriculum-epochs", "25"], "--max-curriculum-epochs=25 bounds --curriculum-until's extension"),
-        (["--curriculum-until", "0.98", "--max-curriculum-epochs", "19"], "--max-curriculum-epochs=19: expected from"),
+        (["--max-curriculum-epochs", "15"], "--max-curriculum-epochs=15 bounds --curriculum-until's extension"),
+        (["--curriculum-until", "0.98", "--max-curriculum-epochs", "9"], "--max-curriculum-epochs=9: expected from"),
         (["--curriculum-until", "0.98", "--curriculum-epochs", "0"], "needs --curriculum-epochs >= 1, got 0"),
         (["--curriculum-until", "1.5"], "expected a number strictly between 0 and 1, got '1.5'"),
     ],
@@ -562,7 +586,7 @@ def test_an_adaptive_curriculum_reaches_training_and_the_training_config(tmp_pat
 def test_bad_adaptive_curriculum_flags_are_one_line_errors(capsys, flags, message):
     import torch
 
-    bench = load_benchmark()
+    bench = preset_before_the_options(load_benchmark())
     with pytest.raises(SystemExit):
         bench.build_config(bench.parse_args(["--preset", "cpu", *flags]), torch.device("cpu"))
     err = capsys.readouterr().err
@@ -648,34 +672,38 @@ def test_the_summary_reports_the_fastest_configuration_measured():
     assert bench.summarize([], None)["train_samples_per_s_fastest"] is None
 
 
-def test_the_gpu_preset_builds_every_head_and_trains_the_cpu_recipe():
-    """The GPU preset (never run in CI) builds a model of every head, passes the curriculum
-    checks, and trains the recipe of the CPU runs it cites at the paper's data size: the
-    cross-attention ablation's, with the per-head settings (concat's width and epochs, the
-    Transformer's fusion-head rate) of the CPU runs that measured them."""
+def test_the_presets_train_the_recipe_of_the_runs_they_cite():
+    """The CPU preset trains exactly as the committed CPU file and the runs it was merged from
+    (the Transformer's split-rate runs; the cross-attention ablation, but for the per-head
+    settings of the other heads); the GPU preset (never run in CI) trains the same recipe at
+    the paper's data size and builds a model of every head."""
     import torch
 
     bench = load_benchmark()
+    cpu = bench.training_config(bench.build_config(bench.parse_args(["--preset", "cpu"]), torch.device("cpu")))
     config = bench.build_config(bench.parse_args(["--preset", "gpu"]), torch.device("cuda"))
     for head in HEADS:
         bench.model_config(head, config, TRAIN_SPLIT)
     gpu = bench.training_config(config)
-    assert gpu["n_train"] == 9800
+
+    def differ(a: dict, b: dict) -> set:
+        return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+
+    assert differ(cpu, gpu) == {"preset", "n_train"} and gpu["n_train"] == 9800
     results = ROOT / "benchmarks/results"
-    ablation = results / "ablations/n-train-9000-10+10ep-exclude-8-hold-learned-positions-first-hop-delay-1"
+    committed = results / "vqa_sort_of_clevr-cpu-2core.json"
     per_head_runs = results / "exploratory/transformer-encoders-2e-3-head-5e-4-intel-xeon"
-    cpu = {}
-    for name, folder in (("ablation", ablation), ("per head", per_head_runs)):
-        (path,) = folder.glob("vqa_sort_of_clevr-*.json")
-        cpu[name] = bench.training_config(json.loads(path.read_text())["config"])
-    differ = {k for k in cpu["per head"].keys() | gpu.keys() if cpu["per head"].get(k) != gpu.get(k)}
-    assert differ == {"preset", "n_train"}, differ
-    differ = {k for k in cpu["ablation"].keys() | gpu.keys() if cpu["ablation"].get(k) != gpu.get(k)}
-    assert differ - set(bench.PER_HEAD) == {"preset", "n_train"}, differ
+    ablation = results / "ablations/n-train-9000-10+10ep-exclude-8-hold-learned-positions-first-hop-delay-1"
+    (per_head_file,), (ablation_file,) = per_head_runs.glob("vqa_sort_of_clevr-*.json"), ablation.glob("*.json")
+    runs = {
+        p: bench.training_config(json.loads(p.read_text())["config"]) for p in (committed, per_head_file, ablation_file)
+    }
+    assert differ(runs[committed], cpu) == set() and differ(runs[per_head_file], cpu) == set()
+    assert differ(runs[ablation_file], cpu) <= set(bench.PER_HEAD)
     # cross-attention itself trains exactly as in the ablation: no per-head entry names it
     for table in bench.PER_HEAD:
-        assert bench.per_head("cross_attention", gpu, table) == bench.per_head(
-            "cross_attention", cpu["ablation"], table
+        assert bench.per_head("cross_attention", cpu, table) == bench.per_head(
+            "cross_attention", runs[ablation_file], table
         )
 
 
@@ -842,9 +870,9 @@ def test_the_relational_first_hop_delay_reaches_training_and_the_training_config
     distance-biased hop (the others have no such first hop: 0); a file from before the option
     let the relational questions train the first hop at once, so its rows merge only into a
     run without a delay."""
-    bench = load_benchmark()
+    bench = preset_before_the_options(load_benchmark())
     preset, delayed = cpu_configs(bench, [], ["--relational-first-hop-delay", "2"])
-    assert ("relational_first_hop_delay" in preset, delayed["relational_first_hop_delay"]) == (False, 2)
+    assert (preset["relational_first_hop_delay"], delayed["relational_first_hop_delay"]) == (0, 2)
     assert_rows_from_before_the_option_merge_only_without_it(
         bench, tmp_path, "relational_first_hop_delay", {**preset, "relational_first_hop_delay": 0}, delayed
     )
@@ -857,7 +885,7 @@ def test_settings_only_cross_attention_reads_leave_every_other_head_as_it_was(mo
     and gets the same training options; cross_attention does not."""
     import torch
 
-    bench = load_benchmark()
+    bench = preset_before_the_options(load_benchmark())
     (preset,) = cpu_configs(bench, [])
     changed = {
         **preset,
