@@ -89,7 +89,8 @@ _CPU_PRESET = {
     # every head for 3 seeds met every CPU target on a 2-core Intel Xeon (the best head,
     # cross-attention, 0.995 / 0.941 mean, every head's non-relational mean >= 0.9; the committed
     # file, merged from benchmarks/results/exploratory/candidate-cpu-preset-9000-concat-256-30+20-
-    # intel-xeon and transformer-encoders-2e-3-head-5e-4-intel-xeon). The preset before it
+    # intel-xeon, transformer-encoders-2e-3-head-5e-4-intel-xeon and a relation run of seed 1,
+    # README's *The CPU preset*). The preset before it
     # (3,000 images, 20 + 24 epochs, the grid's centres) met two of the four targets:
     # benchmarks/results/previous/cpu-20+24ep-bias4-ema
     "n_train": 9000,
@@ -104,8 +105,8 @@ _CPU_PRESET = {
     "cnn_merge": 1,
     "images_per_batch": 16,
     "lr": 2e-3,
-    # a head's own peak rate for the whole model (--head-lr HEAD=LR): none now, the
-    # Transformer's rate is its fusion head's alone (head_fusion_lr below)
+    # a head's own peak rate for the whole model: none now (the 3,000-image preset gave the
+    # Transformer 5e-4 here); its rate is now its fusion head's alone (head_fusion_lr below)
     "head_lr": {},
     # a head's own MLP width (--head-hidden): concat (the paper's CNN+MLP) at 256 with 30 + 20
     # epochs, 0.9075 +- 0.021 non-relational over 3 seeds, against about 0.62-0.68 at 64
