@@ -481,7 +481,7 @@ def parse_args(argv=None):
         type=head_width,
         default=None,
         metavar="HEAD=WIDTH",
-        help="a head's own MLP width instead of the preset's hidden, e.g. concat=512",
+        help="a head's own MLP width instead of the preset's hidden, e.g. concat=512 (other heads keep the preset's)",
     )
     parser.add_argument(
         "--head-dropout",
@@ -660,8 +660,8 @@ def build_config(args, device: torch.device) -> dict:
         config["head_lr"], config["head_fusion_lr"] = {}, {}  # one learning rate for every head, as asked
     if args.fusion_lr:
         config["head_fusion_lr"] = {**config["head_fusion_lr"], **dict(args.fusion_lr)}
-    if args.head_hidden:
-        config["head_hidden"] = dict(args.head_hidden)
+    if args.head_hidden:  # added to the preset's table, as --head-dropout and --fusion-lr are
+        config["head_hidden"] = {**config["head_hidden"], **dict(args.head_hidden)}
     if args.head_dropout:
         config["head_dropout"] = {**config["head_dropout"], **dict(args.head_dropout)}
     if args.epochs is not None or args.curriculum_epochs is not None:

@@ -281,6 +281,9 @@ def test_a_head_width_changed_drops_only_that_heads_earlier_rows(tmp_path):
     path.write_text(json.dumps({"config": earlier, "results": rows}))
     assert [r["head"] for r in bench.previous_rows(path, config)] == ["film", "transformer"]
     assert [r["head"] for r in bench.previous_rows(path, preset)] == ["concat", "film", "transformer"]
+    # a width for one head leaves the preset's own widths for the others
+    (added,) = cpu_configs(bench, ["--head-hidden", "film=128"])
+    assert added["head_hidden"] == {**bench.PRESETS["cpu"]["head_hidden"], "film": 128}
 
 
 def test_a_head_dropout_changed_drops_only_that_heads_earlier_rows(tmp_path):
