@@ -234,10 +234,12 @@ def target_blockers(summary: dict, key: str) -> str:
     every = key == "worst_head_nonrelational_acc_mean"
     not_run = (summary.get("heads_not_run") or []) if every else []
     under = few if every else [h for h in few if h == summary.get("best_head")]
-    return "; ".join(
-        [f"heads not run: {', '.join(not_run)}"] * bool(not_run)
-        + [f"under {TARGET_SEEDS} seeds: {', '.join(under)}"] * bool(under)
-    )
+    reasons = []
+    if not_run:
+        reasons.append(f"heads not run: {', '.join(not_run)}")
+    if under:
+        reasons.append(f"under {TARGET_SEEDS} seeds: {', '.join(under)}")
+    return "; ".join(reasons)
 
 
 def check_targets(summary: dict, kind: str) -> dict:

@@ -877,7 +877,7 @@ def test_the_relational_first_hop_delay_reaches_training_and_the_training_config
     preset, delayed = cpu_configs(bench, [], ["--relational-first-hop-delay", "2"])
     assert (preset["relational_first_hop_delay"], delayed["relational_first_hop_delay"]) == (0, 2)
     assert_rows_from_before_the_option_merge_only_without_it(
-        bench, tmp_path, "relational_first_hop_delay", {**preset, "relational_first_hop_delay": 0}, delayed
+        bench, tmp_path, "relational_first_hop_delay", preset, delayed
     )
     assert options_passed_to_train_vqa(bench, monkeypatch, head, delayed)["relational_first_hop_delay"] == passed
 
